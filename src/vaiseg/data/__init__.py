@@ -1,0 +1,1 @@
+"""Data (§3): ISPRS archives, synthetic ISPRS-like scenes, normalised rasters."""

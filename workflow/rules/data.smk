@@ -1,0 +1,1 @@
+# data stage: rules are added by the issue that builds this stage.

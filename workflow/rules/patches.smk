@@ -1,0 +1,1 @@
+# patches stage: rules are added by the issue that builds this stage.
