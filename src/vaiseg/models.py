@@ -1,0 +1,365 @@
+"""The three CNNs of the paper: patch-based (PB, §4.1) and pixel-to-pixel FCN (§4.2).
+
+Tensors are float32, channels first. Inputs are the 5-band standardised rasters of the
+data stage (IR, R, G, DSM, nDSM); outputs are *logits* (softmax is applied in the loss,
+and by the inference code).
+
+- :class:`PatchCNN` (§4.1): (N, 5, 65, 65) -> (N, 5) logits, the class of the centre pixel.
+  Five outputs = classes 0..4 (impervious, building, low vegetation, tree, car): the paper's
+  PB has a "5-way softmax", so clutter is never a PB training centre and PB never predicts
+  clutter; in the fusion (§4.4) its 5 probabilities simply enter as 5 features.
+- :class:`DensePatchCNN` (§4.1 "fully convolutional classification", Sermanet et al.): the
+  same weights with FC layers as convolutions, (N, 5, H+64, W+64) -> (N, 5, H, W).
+- :class:`FCN` (§4.2, Fig. 2): (N, 5, H, W) -> (N, 6, H, W) logits, H and W multiples of 16.
+
+The inference networks (:class:`DensePatchCNN`, :class:`FCN`) split into ``trunk`` (every
+deterministic layer before the first dropout) and ``head`` (the dropout layers and what
+follows), so Monte-Carlo dropout (§4.3) computes the trunk once and samples only the head.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_path
+from .classes import NAMES
+from .errors import DataError
+
+#: PB patch side (§4.1) and the context the dense PB needs on each side of a pixel
+PB_PATCH = 65
+PB_PAD = PB_PATCH // 2  # 32
+#: spatial side of PB's last feature map for a 65x65 input: 65 - 4 * (4 + 2) = 41
+PB_FEATURE = PB_PATCH - 4 * (4 + 2)
+#: total down-sampling of the FCN encoder: first conv stride 2, then 3 max-pools of 2
+FCN_STRIDE = 16
+
+FORMAT = "vaiseg-model/1"
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count ``channels * width`` rounded, at least 1 (the config's width multiplier)."""
+    return max(1, int(round(channels * width)))
+
+
+def parameter_count(net: nn.Module) -> int:
+    """Number of trainable parameters (weights, biases, BatchNorm scale/shift)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def _he_init(module: nn.Module) -> None:
+    """He et al. (2015) initialisation (§4.1, §4.2): normal, fan-in, ReLU gain; zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
+    """(channels, channels, k, k) bilinear up-sampling filter (Long et al., FCN), channel c -> c."""
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    og = np.ogrid[:kernel_size, :kernel_size]
+    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+    weight = np.zeros((channels, channels, kernel_size, kernel_size), dtype=np.float32)
+    weight[range(channels), range(channels)] = filt
+    return torch.from_numpy(weight)
+
+
+class _InferenceMixin:
+    """``forward = head(trunk(x))`` and access to the dropout layers (MC dropout, §4.3)."""
+
+    head: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+    def dropout_modules(self) -> list[nn.Dropout]:
+        """The ``nn.Dropout`` layers (all in ``head``): MC code sets only these to train mode."""
+        return [m for m in self.modules() if isinstance(m, nn.Dropout)]
+
+
+def _pb_features(in_channels: int, widths: list[int]) -> nn.Sequential:
+    """§4.1: four 5x5 convs (stride 1, no padding), each -> ReLU -> BatchNorm -> 3x3 max-pool
+    stride 1 (no padding). Every block shrinks the map by 6 px: 65 -> 41."""
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for c in widths:
+        layers += [
+            nn.Conv2d(c_in, c, kernel_size=5, stride=1, padding=0),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(c),
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=0),
+        ]
+        c_in = c
+    return nn.Sequential(*layers)
+
+
+class PatchCNN(nn.Module):
+    """Patch-based CNN (§4.1): classify the centre pixel of a 65x65x5 patch.
+
+    features: 4 x [conv 5x5 (32, 64, 96, 128 kernels x ``width``) -> ReLU -> BN ->
+    max-pool 3x3 stride 1] -> (N, 128w, 41, 41); classifier: FC 128w -> ReLU -> dropout ->
+    FC 128w -> ReLU -> dropout -> FC ``n_classes`` (softmax in the loss). The paper says the
+    two FC layers of 128 neurons "are followed by dropout layers with a 50% drop
+    probability" and are followed by the 5-way softmax; the ReLU after each FC layer is the
+    usual choice (the paper does not name it). The FC widths scale with ``width`` too.
+    He initialisation.
+
+    Input (N, in_channels, 65, 65) float32 -> logits (N, n_classes) float32.
+    """
+
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
+        super().__init__()
+        self.width = float(width)
+        self.dropout = float(dropout)
+        self.n_classes = int(n_classes)
+        self.in_channels = int(in_channels)
+        self.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
+        self.fc_width = scaled(128, width)
+        self.features = _pb_features(in_channels, self.widths)
+        self.fc1 = nn.Linear(self.widths[-1] * PB_FEATURE * PB_FEATURE, self.fc_width)
+        self.fc2 = nn.Linear(self.fc_width, self.fc_width)
+        self.fc3 = nn.Linear(self.fc_width, self.n_classes)
+        self.drop1 = nn.Dropout(self.dropout)
+        self.drop2 = nn.Dropout(self.dropout)
+        self.relu = nn.ReLU(inplace=True)
+        _he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (PB_PATCH, PB_PATCH):
+            raise ValueError(f"PatchCNN expects (N, C, 65, 65) patches, got {tuple(x.shape)}")
+        f = torch.flatten(self.features(x), 1)
+        f = self.drop1(self.relu(self.fc1(f)))
+        f = self.drop2(self.relu(self.fc2(f)))
+        return self.fc3(f)
+
+    def settings(self) -> dict:
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+
+    def to_dense(self) -> "DensePatchCNN":
+        """The fully convolutional version with copied weights (§4.1, Sermanet et al.).
+
+        FC1 becomes a 41x41 convolution (its weight is FC1's reshaped to (out, C, 41, 41):
+        ``torch.flatten`` orders features channel, row, column, exactly the conv's layout),
+        FC2 and FC3 become 1x1 convolutions. The result is in the same train/eval mode and
+        on the same device as ``self``.
+        """
+        dense = DensePatchCNN(**self.settings()).to(next(self.parameters()).device)
+        dense.features.load_state_dict(self.features.state_dict())
+        with torch.no_grad():
+            for fc, conv in ((self.fc1, dense.fc1), (self.fc2, dense.fc2), (self.fc3, dense.fc3)):
+                conv.weight.copy_(fc.weight.reshape(conv.weight.shape))
+                conv.bias.copy_(fc.bias)
+        dense.train(self.training)
+        return dense
+
+
+class DensePatchCNN(_InferenceMixin, nn.Module):
+    """PB with its FC layers as convolutions: a whole tile in one pass (§4.1).
+
+    Input (N, in_channels, H + 64, W + 64) float32 (the caller adds ``pad`` = 32 px of
+    context on each side) -> logits (N, n_classes, H, W): at every pixel (i, j) the logits
+    :class:`PatchCNN` gives for the 65x65 patch ``x[:, :, i:i+65, j:j+65]`` (stride 1
+    everywhere, so no up-sampling is needed).
+
+    trunk: the 4 conv blocks + FC1-as-41x41-conv + ReLU -> (N, 128w, H, W);
+    head: dropout -> FC2 (1x1) -> ReLU -> dropout -> FC3 (1x1). ``halo`` = 0: every output
+    pixel depends only on its padded 65x65 window, so tiles padded by 32 px stitch exactly.
+    """
+
+    pad = PB_PAD
+    multiple = 1
+    halo = 0
+
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
+        super().__init__()
+        self.width = float(width)
+        self.dropout = float(dropout)
+        self.n_classes = int(n_classes)
+        self.in_channels = int(in_channels)
+        self.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
+        self.fc_width = scaled(128, width)
+        self.features = _pb_features(in_channels, self.widths)
+        self.fc1 = nn.Conv2d(self.widths[-1], self.fc_width, kernel_size=PB_FEATURE)
+        self.head = nn.Sequential(
+            nn.Dropout(self.dropout),
+            nn.Conv2d(self.fc_width, self.fc_width, kernel_size=1),  # FC2
+            nn.ReLU(inplace=True),
+            nn.Dropout(self.dropout),
+            nn.Conv2d(self.fc_width, self.n_classes, kernel_size=1),  # FC3
+        )
+        _he_init(self)
+
+    @property
+    def fc2(self) -> nn.Conv2d:
+        return self.head[1]
+
+    @property
+    def fc3(self) -> nn.Conv2d:
+        return self.head[4]
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H+64, W+64) -> (N, 128w, H, W) features before the first dropout."""
+        return torch.relu(self.fc1(self.features(x)))
+
+    def settings(self) -> dict:
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+
+
+class FCN(_InferenceMixin, nn.Module):
+    """Pixel-to-pixel FCN (§4.2, Fig. 2).
+
+    Encoder: 4 sets of two 3x3 convs (padding 1), each conv -> ReLU -> BatchNorm (the
+    paper's order); widths 64, 128, 256, 512 x ``width`` (the paper does not state them;
+    VGG-like widths follow its "inspired by Simonyan and Zisserman"); stride 1 except the
+    very first conv (stride 2); 2x2 max-pool stride 2 between the sets -> (N, 512w, H/16, W/16).
+    Head: dropout(p) on the encoder output (the paper does not say where the FCN's dropout
+    sits; placing it after the last deterministic layer lets MC dropout share the encoder
+    across samples, §4.3) -> 1x1 conv, one kernel per class -> learned fractional-strided
+    convolution (ConvTranspose2d, kernel 32, stride 16, padding 8, initialised bilinear)
+    back to H x W. He initialisation elsewhere. Softmax in the loss.
+
+    Input (N, in_channels, H, W) float32 with H, W multiples of 16 -> logits (N, n_classes, H, W).
+
+    ``halo`` = 64 px: the receptive field of an output pixel is 149 px wide (encoder 133 px,
+    plus the 2-tap up-sampling), i.e. +-74 px; with 64 px of real context on each side only
+    the outermost ring of the field (where the weights are small and the training patches
+    themselves were zero-padded) differs, and 64 is a multiple of 16 so tile grids stay
+    aligned with the stride-16 lattice. ``pad`` = 0, ``multiple`` = 16.
+    """
+
+    pad = 0
+    multiple = FCN_STRIDE
+    halo = 64
+
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 6, in_channels: int = 5):
+        super().__init__()
+        self.width = float(width)
+        self.dropout = float(dropout)
+        self.n_classes = int(n_classes)
+        self.in_channels = int(in_channels)
+        self.widths = [scaled(c, width) for c in (64, 128, 256, 512)]
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for s, c in enumerate(self.widths):
+            if s > 0:
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            for k in range(2):
+                stride = 2 if (s == 0 and k == 0) else 1
+                layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
+                c_in = c
+        self.encoder = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Dropout(self.dropout),
+            nn.Conv2d(c_in, self.n_classes, kernel_size=1),  # class scores
+            nn.ConvTranspose2d(  # fractional-strided convolution, x16
+                self.n_classes, self.n_classes, kernel_size=2 * FCN_STRIDE, stride=FCN_STRIDE, padding=FCN_STRIDE // 2
+            ),
+        )
+        _he_init(self)
+        with torch.no_grad():
+            self.upsample.weight.copy_(bilinear_kernel(self.n_classes, 2 * FCN_STRIDE))
+            nn.init.zeros_(self.upsample.bias)
+
+    @property
+    def score(self) -> nn.Conv2d:
+        return self.head[1]
+
+    @property
+    def upsample(self) -> nn.ConvTranspose2d:
+        return self.head[2]
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, 512w, H/16, W/16) encoder features (before the dropout)."""
+        if x.shape[-1] % FCN_STRIDE or x.shape[-2] % FCN_STRIDE:
+            raise ValueError(f"FCN input height and width must be multiples of 16, got {tuple(x.shape)}")
+        return self.encoder(x)
+
+    def settings(self) -> dict:
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+
+
+ARCHITECTURES = {"PatchCNN": PatchCNN, "DensePatchCNN": DensePatchCNN, "FCN": FCN}
+
+
+def default_classes(n_classes: int) -> list[dict]:
+    """Output index -> class: PB's 5 outputs are classes 0..4, the FCN's 6 are 0..5."""
+    return [{"index": i, "name": NAMES[i]} for i in range(n_classes)]
+
+
+def save_model(path: str | Path, net: nn.Module, meta: dict) -> None:
+    """Write ``net`` and ``meta`` to ``path`` (model.pt), atomically.
+
+    The file is a dict: ``format``, ``arch`` ({class, width, dropout, n_classes,
+    in_channels}), ``state_dict`` (CPU tensors) and ``meta`` (JSON-able: e.g. ``model``
+    name, ``classes`` [{index, name}] — filled in from ``n_classes`` when absent —
+    ``stats`` path of the normalisation statistics, ``training`` info). ``meta`` must be
+    JSON-serialisable so that loading works with ``torch.load(weights_only=True)``.
+    """
+    name = type(net).__name__
+    if name not in ARCHITECTURES:
+        raise TypeError(f"save_model: unsupported network {name}")
+    meta = json.loads(json.dumps(meta, default=str))
+    meta.setdefault("classes", default_classes(net.n_classes))
+    obj = {
+        "format": FORMAT,
+        "arch": {"class": name, **net.settings()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "meta": meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Load a model.pt -> (inference network in eval mode on ``device``, meta dict).
+
+    A saved :class:`PatchCNN` comes back converted to :class:`DensePatchCNN`. Raises
+    DataError naming the file when it is missing, unreadable or not a vaiseg model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "model file not found (run the train rule first)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt / truncated / foreign pickle
+        raise DataError(path, f"cannot read model file ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise DataError(path, f"not a vaiseg model file (expected format {FORMAT!r})")
+    arch = dict(obj["arch"])
+    cls = ARCHITECTURES.get(arch.pop("class"))
+    if cls is None:
+        raise DataError(path, f"unknown architecture {obj['arch'].get('class')!r}")
+    net = cls(**arch)
+    try:
+        net.load_state_dict(obj["state_dict"])
+    except RuntimeError as e:
+        raise DataError(path, f"weights do not match the architecture settings ({e})") from e
+    if isinstance(net, PatchCNN):
+        net = net.to_dense()
+    return net.to(device).eval(), obj["meta"]
+
+
+def receptive_field(net: nn.Module) -> int:
+    """Side in pixels of the receptive field of one output pixel (for documentation/tests)."""
+    if isinstance(net, (PatchCNN, DensePatchCNN)):
+        return PB_PATCH
+    rf, jump = 1, 1
+    for m in net.encoder:
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            s = m.stride if isinstance(m.stride, int) else m.stride[0]
+            rf += (k - 1) * jump
+            jump *= s
+    # the up-sampling kernel (32, stride 16) mixes ceil(32 / 16) = 2 coarse positions per axis
+    return rf + (math.ceil(2 * FCN_STRIDE / FCN_STRIDE) - 1) * jump
