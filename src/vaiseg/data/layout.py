@@ -48,6 +48,7 @@ NDSM_MEMBER = "dsm_09cm_matching_area{area}_normalized.tif"
 PATTERNS = {
     ("top", "top"): re.compile(r"(?:^|/)top/top_mosaic_09cm_area(\d+)\.tif$"),
     ("top", "dsm"): re.compile(r"(?:^|/)dsm_09cm_matching_area(\d+)\.tif$"),
+    ("top", "gt"): re.compile(r"(?:^|/)gts_for_participants/top_mosaic_09cm_area(\d+)\.tif$"),
     ("gt", "gt"): re.compile(r"(?:^|/)top_mosaic_09cm_area(\d+)\.tif$"),
     ("gt_eroded", "gt_eroded"): re.compile(r"(?:^|/)top_mosaic_09cm_area(\d+)_noBoundary\.tif$"),
     ("ndsm", "ndsm"): re.compile(r"(?:^|/)dsm_09cm_matching_area(\d+)_normalized\.(?:tif|jpg)$"),
