@@ -1,0 +1,450 @@
+"""Training patches for the two CNN families (§4.1, §4.2), as index arrays.
+
+Nothing here materialises pixels on disk: at Vaihingen scale the FCN set with its 8
+augmentations would be tens of GB in float32. The extraction rules write *index* arrays
+(``results/patches/pb.npz``, ``fcn.npz``); the datasets cut patches on the fly from
+memory-mapped ``.npy`` copies of the normalised rasters (:func:`ensure_cache`).
+
+PB index (§4.1), one row per patch, 65x65 centred on (row, col):
+  ``area`` int16, ``row``/``col`` int32 centre pixel, ``label`` uint8 (0..4),
+  ``angle`` float32 degrees (0 = not rotated), ``group`` int32 (car id, -1 for other
+  classes; the rotated copies of a car share its id), ``val`` bool (held out).
+FCN index (§4.2), one row per patch x transform, size x size with top-left (row, col):
+  ``area`` int16, ``row``/``col`` int32, ``transform`` uint8 0..7 (dihedral group,
+  :func:`dihedral`), ``val`` bool. Every epoch iterates over every training row, i.e.
+  every patch in all 8 transforms.
+
+Choices where the paper is silent (documented here and in the README):
+- PB never samples clutter: the paper's PB has a 5-way softmax (classes 0..4). Centres
+  come from the *eroded* GT, so ignored boundary pixels are never centres.
+- Cars are 8-connected components of the car class in the full GT; the centred patch of
+  a car is at the component's non-ignored car pixel closest to its centroid (components
+  that erosion removes entirely are skipped and counted).
+- Class balance: every class gets ``T = max(per_class, n_cars * (1 + car_rotations))``
+  patches; cars are all centred once, each with ``car_rotations`` rotated copies at
+  uniform random angles, then extra rotated copies (cycling over the cars) up to T.
+  The other classes are drawn uniformly over their (non-ignored) pixels of all training
+  areas, without replacement when there are enough pixels.
+- Rotated copies: a 93x93 window (>= 65 * sqrt 2) is rotated about its centre pixel
+  (bilinear for the image, nearest for labels) and the centre 65x65 is kept, so there are
+  no empty corners; the centre pixel stays the centre.
+- Windows that cross the raster edge are filled by reflection (``numpy.pad`` mode
+  "reflect"), the same rule the PB inference uses for its 32-px border.
+- The FCN grid has stride ``size * (1 - overlap)`` with the last row/column of patches
+  aligned to the raster edge so every pixel is covered.
+- Validation for the per-epoch history: a seeded fraction (``val_fraction``) of the
+  patches is held out, grouped so that no car's rotated copies and no FCN position's
+  transforms straddle train and validation. It only monitors training (no model
+  selection). FCN validation uses the identity transform of the held-out positions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from .atomic import atomic_path
+from .classes import CAR, CLUTTER, IGNORE
+from .errors import DataError
+from .raster import read_raster
+
+log = logging.getLogger(__name__)
+
+PB_SIZE = 65
+PB_CLASSES = (0, 1, 2, 3, 4)  # clutter (5) is not a PB class (5-way softmax, §4.1)
+#: side of the window rotated for rotated car copies: ceil(65 * sqrt(2)) rounded up to odd
+ROT_WINDOW = 93
+N_TRANSFORMS = 8
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
+    """Indices reflected into [0, n) like ``numpy.pad(mode="reflect")`` (edge not repeated)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def cut_window(array: np.ndarray, row0: int, col0: int, size: int) -> np.ndarray:
+    """(..., size, size) window of a (..., H, W) array with top-left (row0, col0).
+
+    Inside the raster it is a plain slice (cheap on a memory map); pixels outside are
+    filled by reflection.
+    """
+    h, w = array.shape[-2:]
+    if row0 >= 0 and col0 >= 0 and row0 + size <= h and col0 + size <= w:
+        return np.asarray(array[..., row0 : row0 + size, col0 : col0 + size])
+    rows = reflect_index(np.arange(row0, row0 + size), h)
+    cols = reflect_index(np.arange(col0, col0 + size), w)
+    return np.asarray(array[..., rows, :][..., cols])
+
+
+def dihedral(array: np.ndarray, t: int) -> np.ndarray:
+    """Transform ``t`` in 0..7 of the dihedral group on the last two axes (§4.2).
+
+    t = 4 * flip + k: optional left-right flip, then k counter-clockwise 90° rotations.
+    t = 0 is the identity; the 8 values give all flips and 90° rotations of a square.
+    """
+    if not 0 <= t < N_TRANSFORMS:
+        raise ValueError(f"transform must be in 0..7, got {t}")
+    if t >= 4:
+        array = array[..., ::-1]
+    return np.ascontiguousarray(np.rot90(array, k=t % 4, axes=(-2, -1)))
+
+
+def cut_pb_patch(image: np.ndarray, labels: np.ndarray | None, row: int, col: int, angle: float = 0.0):
+    """PB patch centred on (row, col), optionally rotated by ``angle`` degrees (§4.1).
+
+    image (C, H, W) float32 -> (C, 65, 65) float32; labels (H, W) -> (65, 65) uint8 or
+    None. A rotated patch is cut from a 93x93 window rotated about its centre pixel and
+    cropped, so no corner is empty.
+    """
+    half = PB_SIZE // 2
+    if angle == 0:
+        img = cut_window(image, row - half, col - half, PB_SIZE).astype(np.float32, copy=False)
+        lab = None if labels is None else cut_window(labels, row - half, col - half, PB_SIZE)
+        return img, lab
+    r = ROT_WINDOW // 2
+    big = cut_window(image, row - r, col - r, ROT_WINDOW).astype(np.float32)
+    rot = ndimage.rotate(big, angle, axes=(-1, -2), reshape=False, order=1, mode="reflect")
+    crop = slice(r - half, r + half + 1)
+    img = np.ascontiguousarray(rot[..., crop, crop])
+    lab = None
+    if labels is not None:
+        bl = cut_window(labels, row - r, col - r, ROT_WINDOW)
+        lab = np.ascontiguousarray(ndimage.rotate(bl, angle, axes=(-1, -2), reshape=False, order=0, mode="reflect")[crop, crop])
+    return img, lab
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+def _read_labels(path: Path) -> np.ndarray:
+    data, _ = read_raster(path)
+    if data.ndim != 3 or data.shape[0] != 1 or data.dtype != np.uint8:
+        raise DataError(path, f"expected a 1-band uint8 label raster, got {data.shape} {data.dtype}")
+    lab = data[0]
+    bad = (lab > CLUTTER) & (lab != IGNORE)
+    if bad.any():
+        raise DataError(path, f"label values must be 0..5 or 255, found {sorted(np.unique(lab[bad]).tolist())[:5]}")
+    return lab
+
+
+def car_centres(full: np.ndarray, eroded: np.ndarray) -> tuple[np.ndarray, int]:
+    """Centre pixel of every car (§4.1) -> ((n, 2) int rows/cols, number skipped).
+
+    A car is an 8-connected component of class CAR in the full GT ``full`` (H, W); its
+    centre is the component pixel that is a (non-ignored) car pixel in ``eroded`` and
+    closest to the component centroid. Components without such a pixel are skipped.
+    """
+    comp, n = ndimage.label(full == CAR, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.int64), 0
+    valid = (comp > 0) & (eroded == CAR)
+    rr, cc = np.nonzero(comp > 0)
+    ids = comp[rr, cc]
+    cnt = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    cy = np.bincount(ids, weights=rr, minlength=n + 1) / np.maximum(cnt, 1)
+    cx = np.bincount(ids, weights=cc, minlength=n + 1) / np.maximum(cnt, 1)
+    vr, vc = np.nonzero(valid)
+    vid = comp[vr, vc]
+    d2 = (vr - cy[vid]) ** 2 + (vc - cx[vid]) ** 2
+    order = np.lexsort((d2, vid))  # by component, then by distance
+    first = np.unique(vid[order], return_index=True)[1]
+    best = order[first]
+    centres = np.stack([vr[best], vc[best]], axis=1)
+    return centres, n - len(best)
+
+
+def sample_pb(
+    areas: list[int],
+    full_labels: list[np.ndarray],
+    eroded_labels: list[np.ndarray],
+    per_class: int,
+    car_rotations: int,
+    seed: int,
+    val_fraction: float = 0.1,
+    label_paths: list | None = None,
+) -> dict[str, np.ndarray]:
+    """The PB training set of §4.1 as an index (see the module docstring for the columns).
+
+    ``full_labels`` / ``eroded_labels``: per area (H, W) uint8 GT (0..5; eroded also 255).
+    Raises DataError when a PB class has no pixel in the training areas.
+    """
+    rng = np.random.default_rng(seed)
+    # cars: one centred patch each, then rotated copies
+    cars = []
+    skipped = 0
+    for a, full, ero in zip(areas, full_labels, eroded_labels):
+        c, s = car_centres(full, ero)
+        skipped += s
+        cars += [(a, int(r), int(q)) for r, q in c]
+    if skipped:
+        log.warning("PB sampler: %d car components vanish in the eroded GT and are skipped", skipped)
+    n_cars = len(cars)
+    where = label_paths if label_paths else areas
+    if n_cars == 0:
+        raise DataError(where[0] if label_paths else None, f"no car in the training areas {areas}: PB needs car centres")
+    total = max(per_class, n_cars * (1 + car_rotations))
+    car_idx = np.concatenate([np.arange(n_cars), np.tile(np.arange(n_cars), car_rotations)])
+    extra = total - len(car_idx)
+    car_idx = np.concatenate([car_idx, np.arange(extra) % n_cars])
+    angles = np.zeros(total, dtype=np.float32)
+    angles[n_cars:] = rng.uniform(0.0, 360.0, size=total - n_cars).astype(np.float32)
+    angles[n_cars:][angles[n_cars:] == 0] = 180.0  # a "rotated" copy is never the identity
+    car_arr = np.array(cars, dtype=np.int64)[car_idx]
+    cols = {
+        "area": [car_arr[:, 0]],
+        "row": [car_arr[:, 1]],
+        "col": [car_arr[:, 2]],
+        "label": [np.full(total, CAR)],
+        "angle": [angles],
+        "group": [car_idx.astype(np.int64)],
+    }
+    # other classes: uniform over their non-ignored pixels in all training areas
+    for c in PB_CLASSES:
+        if c == CAR:
+            continue
+        flat = [np.flatnonzero(ero == c) for ero in eroded_labels]
+        sizes = np.array([len(f) for f in flat])
+        n_pix = int(sizes.sum())
+        if n_pix == 0:
+            raise DataError(where[0] if label_paths else None, f"class {c} has no pixel in the training areas {areas}")
+        pick = rng.choice(n_pix, size=total, replace=n_pix < total)
+        pick.sort()
+        which = np.searchsorted(np.cumsum(sizes), pick, side="right")
+        offs = pick - np.concatenate([[0], np.cumsum(sizes)])[which]
+        a_rows, a_cols, a_ids = [], [], []
+        for k in np.unique(which):
+            sel = which == k
+            r, q = np.unravel_index(flat[k][offs[sel]], eroded_labels[k].shape)
+            a_rows.append(r)
+            a_cols.append(q)
+            a_ids.append(np.full(sel.sum(), areas[k]))
+        cols["area"].append(np.concatenate(a_ids))
+        cols["row"].append(np.concatenate(a_rows))
+        cols["col"].append(np.concatenate(a_cols))
+        cols["label"].append(np.full(total, c))
+        cols["angle"].append(np.zeros(total, dtype=np.float32))
+        cols["group"].append(np.full(total, -1))
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    # held-out validation: whole cars (with their rotations), other patches individually
+    n = len(out["label"])
+    val = rng.random(n) < val_fraction
+    car_val = rng.random(n_cars) < val_fraction
+    is_car = out["group"] >= 0
+    val[is_car] = car_val[out["group"][is_car]]
+    out["val"] = val
+    return {
+        "area": out["area"].astype(np.int16),
+        "row": out["row"].astype(np.int32),
+        "col": out["col"].astype(np.int32),
+        "label": out["label"].astype(np.uint8),
+        "angle": out["angle"].astype(np.float32),
+        "group": out["group"].astype(np.int32),
+        "val": out["val"].astype(bool),
+    }
+
+
+def fcn_grid(length: int, size: int, overlap: float) -> np.ndarray:
+    """Patch start offsets along one axis: stride ``size * (1 - overlap)``, last one at
+    ``length - size`` so the axis is covered. Raises ValueError if ``length < size``."""
+    if length < size:
+        raise ValueError(f"raster side {length} is smaller than the FCN patch {size}")
+    stride = max(1, int(round(size * (1 - overlap))))
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return np.array(starts, dtype=np.int64)
+
+
+def index_fcn(
+    areas: list[int], shapes: list[tuple[int, int]], size: int, overlap: float, seed: int, val_fraction: float = 0.1
+) -> dict[str, np.ndarray]:
+    """The FCN training set of §4.2 as an index: every ``size`` x ``size`` patch at
+    ``overlap`` over each area (H, W) = ``shapes[i]``, each in all 8 transforms."""
+    rng = np.random.default_rng(seed)
+    pos = []
+    for a, (h, w) in zip(areas, shapes):
+        rr, cc = np.meshgrid(fcn_grid(h, size, overlap), fcn_grid(w, size, overlap), indexing="ij")
+        pos.append(np.stack([np.full(rr.size, a), rr.ravel(), cc.ravel()], axis=1))
+    pos = np.concatenate(pos)
+    val_pos = rng.random(len(pos)) < val_fraction
+    rep = np.repeat(np.arange(len(pos)), N_TRANSFORMS)
+    return {
+        "area": pos[rep, 0].astype(np.int16),
+        "row": pos[rep, 1].astype(np.int32),
+        "col": pos[rep, 2].astype(np.int32),
+        "transform": np.tile(np.arange(N_TRANSFORMS), len(pos)).astype(np.uint8),
+        "val": val_pos[rep],
+    }
+
+
+def _area_path(data_dir: Path, area: int, name: str) -> Path:
+    p = Path(data_dir) / str(area) / name
+    if not p.is_file():
+        raise DataError(p, "missing (run the normalize rule first)")
+    return p
+
+
+def extract_pb(
+    data_dir: str | Path,
+    areas: list[int],
+    out: str | Path,
+    *,
+    per_class: int,
+    car_rotations: int,
+    seed: int,
+    val_fraction: float = 0.1,
+) -> dict:
+    """Rule ``extract_patches_pb``: sample the PB index from the training areas' GT and
+    write it to ``out`` (npz, atomically). Returns a summary (counts per class, cars)."""
+    data_dir = Path(data_dir)
+    fulls, erodeds, paths = [], [], []
+    for a in areas:
+        fp, ep = _area_path(data_dir, a, "labels.tif"), _area_path(data_dir, a, "labels_eroded.tif")
+        f, e = _read_labels(fp), _read_labels(ep)
+        if f.shape != e.shape:
+            raise DataError(ep, f"shape {e.shape} differs from labels.tif {f.shape}")
+        fulls.append(f)
+        erodeds.append(e)
+        paths.append(ep)
+    idx = sample_pb(list(areas), fulls, erodeds, per_class, car_rotations, seed, val_fraction, paths)
+    meta = {"size": PB_SIZE, "areas": np.array(areas, dtype=np.int16), "seed": seed}
+    _save_npz(out, idx, meta)
+    counts = np.bincount(idx["label"], minlength=len(PB_CLASSES)).tolist()
+    summary = {"patches": len(idx["label"]), "per_class": counts, "cars": int((idx["angle"] == 0)[idx["group"] >= 0].sum()), "val": int(idx["val"].sum())}
+    log.info("PB index: %s", summary)
+    return summary
+
+
+def extract_fcn(
+    data_dir: str | Path, areas: list[int], out: str | Path, *, size: int, overlap: float, seed: int, val_fraction: float = 0.1
+) -> dict:
+    """Rule ``extract_patches_fcn``: the FCN index over the training areas -> ``out`` (npz)."""
+    from .raster import raster_shape
+
+    shapes = []
+    for a in areas:
+        p = _area_path(Path(data_dir), a, "image.tif")
+        _, h, w = raster_shape(p)
+        if h < size or w < size:
+            raise DataError(p, f"raster {h}x{w} is smaller than the FCN patch size {size}")
+        shapes.append((h, w))
+    idx = index_fcn(list(areas), shapes, size, overlap, seed, val_fraction)
+    _save_npz(out, idx, {"size": size, "areas": np.array(areas, dtype=np.int16), "seed": seed})
+    summary = {"rows": len(idx["area"]), "positions": len(idx["area"]) // N_TRANSFORMS, "val_positions": int(idx["val"].sum()) // N_TRANSFORMS}
+    log.info("FCN index: %s", summary)
+    return summary
+
+
+def _save_npz(out, idx: dict, meta: dict) -> None:
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **idx, **{f"meta_{k}": v for k, v in meta.items()})
+
+
+def load_index(path: str | Path, kind: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a pb.npz / fcn.npz -> (columns, meta). DataError when it is not one."""
+    need = {"pb": ("area", "row", "col", "label", "angle", "group", "val"), "fcn": ("area", "row", "col", "transform", "val")}[kind]
+    try:
+        with np.load(path) as z:
+            cols = {k: z[k] for k in z.files if not k.startswith("meta_")}
+            meta = {k[5:]: z[k] for k in z.files if k.startswith("meta_")}
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot read patch index ({e})") from e
+    missing = [k for k in need if k not in cols]
+    if missing:
+        raise DataError(path, f"not a {kind} patch index: missing {missing}")
+    return cols, meta
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def ensure_cache(data_dir: str | Path, cache_dir: str | Path, area: int, name: str) -> np.ndarray:
+    """Memory-mapped (bands, H, W) copy of ``data_dir/{area}/{name}.tif``.
+
+    The raster is converted once to ``cache_dir/{area}/{name}.npy`` (atomically; redone
+    when the .tif is newer) and opened with ``np.load(mmap_mode="r")``.
+    """
+    src = _area_path(Path(data_dir), area, f"{name}.tif")
+    dst = Path(cache_dir) / str(area) / f"{name}.npy"
+    if not dst.is_file() or dst.stat().st_mtime < src.stat().st_mtime:
+        data, _ = read_raster(src)
+        with atomic_path(dst) as tmp:
+            np.save(tmp, np.ascontiguousarray(data))
+    return np.load(dst, mmap_mode="r")
+
+
+class PBPatches(Dataset):
+    """PB patches of an index (§4.1): item -> (image (5, 65, 65) float32, label int64 0..4).
+
+    ``split``: "train" (rows not held out), "val" or "all".
+    """
+
+    def __init__(self, index: dict[str, np.ndarray], data_dir, cache_dir, split: str = "train"):
+        sel = _split(index["val"], split)
+        self.area = index["area"][sel]
+        self.row = index["row"][sel]
+        self.col = index["col"][sel]
+        self.label = index["label"][sel]
+        self.angle = index["angle"][sel]
+        self.images = {int(a): ensure_cache(data_dir, cache_dir, int(a), "image") for a in np.unique(self.area)}
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i):
+        img, _ = cut_pb_patch(self.images[int(self.area[i])], None, int(self.row[i]), int(self.col[i]), float(self.angle[i]))
+        return torch.from_numpy(img), torch.tensor(int(self.label[i]), dtype=torch.int64)
+
+
+class FCNPatches(Dataset):
+    """FCN patches of an index (§4.2): item -> (image (5, S, S) float32, labels (S, S)
+    int64 with 255 = ignored), both under the row's dihedral transform.
+
+    ``labels``: "labels" (full GT) or "labels_eroded". ``split``: "train" (every held-in
+    patch x 8 transforms), "val" (held-out positions, identity transform only) or "all".
+    """
+
+    def __init__(self, index: dict[str, np.ndarray], size: int, data_dir, cache_dir, split: str = "train", labels: str = "labels"):
+        sel = _split(index["val"], split)
+        if split == "val":
+            sel &= index["transform"] == 0
+        self.size = int(size)
+        self.area = index["area"][sel]
+        self.row = index["row"][sel]
+        self.col = index["col"][sel]
+        self.transform = index["transform"][sel]
+        areas = [int(a) for a in np.unique(self.area)]
+        self.images = {a: ensure_cache(data_dir, cache_dir, a, "image") for a in areas}
+        self.labels = {a: ensure_cache(data_dir, cache_dir, a, labels) for a in areas}
+
+    def __len__(self) -> int:
+        return len(self.area)
+
+    def __getitem__(self, i):
+        a, r, c, t = int(self.area[i]), int(self.row[i]), int(self.col[i]), int(self.transform[i])
+        img = dihedral(cut_window(self.images[a], r, c, self.size), t).astype(np.float32, copy=False)
+        lab = dihedral(cut_window(self.labels[a][0], r, c, self.size), t)
+        return torch.from_numpy(img), torch.from_numpy(lab.astype(np.int64))
+
+
+def _split(val: np.ndarray, split: str) -> np.ndarray:
+    if split == "train":
+        return ~val
+    if split == "val":
+        return val.copy()
+    if split == "all":
+        return np.ones_like(val)
+    raise ValueError(f"split must be train, val or all, got {split!r}")

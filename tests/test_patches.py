@@ -1,0 +1,197 @@
+"""Patch extraction (§4.1, §4.2): PB sampler properties, FCN index (50 % overlap, 8
+transforms applied identically to image and labels), memory-mapped datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from vaiseg.classes import CAR, IGNORE
+from vaiseg.errors import DataError
+from vaiseg.patches import (
+    FCNPatches,
+    PBPatches,
+    car_centres,
+    cut_pb_patch,
+    cut_window,
+    dihedral,
+    extract_fcn,
+    extract_pb,
+    fcn_grid,
+    load_index,
+    sample_pb,
+)
+from vaiseg.raster import write_raster
+
+
+def make_labels(h=160, w=176, seed=0):
+    """Hand-made scene: 4 horizontal bands of classes 0..3, clutter blob, 6 cars (one at the
+    image edge, one L-shaped), eroded GT = boundaries (3 px) set to IGNORE."""
+    rng = np.random.default_rng(seed)
+    full = np.zeros((h, w), np.uint8)
+    full[h // 4 : h // 2] = 1
+    full[h // 2 : 3 * h // 4] = 2
+    full[3 * h // 4 :] = 3
+    full[5:20, 100:130] = 5
+    cars = [(10, 10), (60, 40), (100, 120), (130, 60), (0, 150)]
+    for r, c in cars:
+        full[r : r + 12, c : c + 20] = CAR
+    full[30:50, 60:68] = CAR  # L-shaped car
+    full[42:50, 60:80] = CAR
+    edges = ndimage.grey_dilation(full, size=3) != ndimage.grey_erosion(full, size=3)
+    eroded = full.copy()
+    eroded[ndimage.binary_dilation(edges, iterations=2)] = IGNORE
+    image = rng.normal(size=(5, h, w)).astype(np.float32)
+    image[0] += full  # some signal
+    return image, full, eroded
+
+
+def write_area(data_dir, area, image, full, eroded):
+    d = data_dir / str(area)
+    write_raster(d / "image.tif", image)
+    write_raster(d / "labels.tif", full)
+    write_raster(d / "labels_eroded.tif", eroded)
+
+
+def test_car_centres_every_car_is_centred_on_a_car_pixel():
+    _, full, eroded = make_labels()
+    centres, skipped = car_centres(full, eroded)
+    assert skipped == 0 and len(centres) == 6
+    comp, n = ndimage.label(full == CAR, structure=np.ones((3, 3)))
+    assert sorted(comp[centres[:, 0], centres[:, 1]].tolist()) == list(range(1, n + 1))
+    assert (eroded[centres[:, 0], centres[:, 1]] == CAR).all()
+
+
+def test_pb_sampler_properties():
+    _, full, eroded = make_labels()
+    _, full2, eroded2 = make_labels(seed=1)
+    idx = sample_pb([1, 3], [full, full2], [eroded, eroded2], per_class=50, car_rotations=3, seed=0)
+    counts = np.bincount(idx["label"], minlength=6)
+    # equal counts per class, T = max(50, 12 cars * (1 + 3)) = 50; clutter never sampled
+    assert counts.tolist() == [50, 50, 50, 50, 50, 0]
+    # no ignored centre, every centre has its patch's label in the eroded GT
+    lab = {1: eroded, 3: eroded2}
+    for a, r, c, l in zip(idx["area"], idx["row"], idx["col"], idx["label"]):
+        assert lab[int(a)][r, c] == l != IGNORE
+    car = idx["label"] == CAR
+    # every car has an unrotated centred patch; the others are rotated copies
+    unrot = car & (idx["angle"] == 0)
+    assert unrot.sum() == 12
+    assert len(set(zip(idx["area"][unrot], idx["row"][unrot], idx["col"][unrot]))) == 12
+    assert (np.bincount(idx["group"][car]) >= 4).all()  # each car + >= 3 rotations
+    assert (idx["angle"][~car] == 0).all()
+    # rotated copies of a car are all held in or all held out
+    for g in np.unique(idx["group"][car]):
+        assert len(set(idx["val"][idx["group"] == g])) == 1
+    # more cars than per_class: every car still present and counts still balanced
+    idx2 = sample_pb([1], [full], [eroded], per_class=5, car_rotations=2, seed=0)
+    assert np.bincount(idx2["label"]).tolist() == [18] * 5
+
+
+def test_rotated_car_patches_keep_the_car_at_the_centre():
+    image, full, eroded = make_labels()
+    centres, _ = car_centres(full, eroded)
+    for r, c in centres:
+        for angle in (0.0, 33.0, 90.0, 217.5):
+            img, lab = cut_pb_patch(image, full, int(r), int(c), angle)
+            assert img.shape == (5, 65, 65) and img.dtype == np.float32 and lab.shape == (65, 65)
+            assert lab[32, 32] == CAR
+            assert np.isfinite(img).all()
+    # 90 degrees = exact np.rot90 of the unrotated patch (no empty corners)
+    r, c = map(int, centres[1])
+    p0, l0 = cut_pb_patch(image, full, r, c, 0.0)
+    p90, l90 = cut_pb_patch(image, full, r, c, 90.0)
+    assert np.array_equal(l90, np.rot90(l0)) or np.array_equal(l90, np.rot90(l0, -1))
+    assert np.allclose(p90, np.rot90(p0, axes=(1, 2)), atol=1e-5) or np.allclose(p90, np.rot90(p0, -1, axes=(1, 2)), atol=1e-5)
+
+
+def test_cut_window_reflects_at_edges():
+    a = np.arange(5 * 6).reshape(1, 5, 6)
+    w = cut_window(a, -2, -1, 4)
+    ref = np.pad(a, ((0, 0), (2, 2), (1, 1)), mode="reflect")[:, 0:4, 0:4]
+    assert np.array_equal(w, ref)
+    assert np.array_equal(cut_window(a, 1, 2, 3), a[:, 1:4, 2:5])
+
+
+def test_fcn_grid_half_overlap_and_coverage():
+    g = fcn_grid(448, 128, 0.5)
+    assert g.tolist() == [0, 64, 128, 192, 256, 320]
+    assert np.all(np.diff(g) == 64)  # 50 % overlap
+    g = fcn_grid(300, 128, 0.5)
+    assert g[-1] == 300 - 128 and g.tolist()[:3] == [0, 64, 128]
+    with pytest.raises(ValueError):
+        fcn_grid(100, 128, 0.5)
+
+
+def test_dihedral_group():
+    x = np.arange(16).reshape(4, 4)
+    outs = [dihedral(x, t) for t in range(8)]
+    assert np.array_equal(outs[0], x)
+    assert len({o.tobytes() for o in outs}) == 8  # all 8 distinct
+    assert np.array_equal(outs[4], x[:, ::-1]) and np.array_equal(outs[1], np.rot90(x))
+
+
+def test_extract_and_datasets(tmp_path):
+    data = tmp_path / "data"
+    image, full, eroded = make_labels(h=160, w=176)
+    write_area(data, 1, image, full, eroded)
+    write_area(data, 3, *make_labels(h=144, w=160, seed=1))
+
+    s = extract_pb(data, [1, 3], tmp_path / "pb.npz", per_class=30, car_rotations=2, seed=0, val_fraction=0.2)
+    assert s["per_class"] == [36] * 5 and s["cars"] == 12
+    idx, meta = load_index(tmp_path / "pb.npz", "pb")
+    ds = PBPatches(idx, data, tmp_path / "cache", split="train")
+    dv = PBPatches(idx, data, tmp_path / "cache", split="val")
+    assert len(ds) + len(dv) == 180 and len(dv) > 0
+    x, y = ds[0]
+    assert x.shape == (5, 65, 65) and x.dtype.is_floating_point and 0 <= int(y) <= 4
+    assert (tmp_path / "cache" / "1" / "image.npy").is_file()
+    # an unrotated patch equals the raster window
+    k = int(np.flatnonzero((~idx["val"]) & (idx["angle"] == 0) & (idx["area"] == 1))[0])
+    j = int(np.flatnonzero(~idx["val"])[: k + 1].size - 1)
+    r, c = int(idx["row"][k]), int(idx["col"][k])
+    assert np.array_equal(ds[j][0].numpy(), cut_window(image, r - 32, c - 32, 65))
+
+    s = extract_fcn(data, [1, 3], tmp_path / "fcn.npz", size=64, overlap=0.5, seed=0, val_fraction=0.25)
+    fidx, fmeta = load_index(tmp_path / "fcn.npz", "fcn")
+    assert int(fmeta["size"]) == 64
+    # area 1 (160 x 176): rows 0,32,64,96, cols 0,32,64,96,112 (last = 176 - 64): 4 x 5;
+    # area 3 (144 x 160): rows 0,32,64,80 (last = 144 - 64), cols 0,32,64,96: 4 x 4
+    assert s["positions"] == 4 * 5 + 4 * 4 and s["rows"] == 8 * s["positions"]
+    for pos in range(s["positions"]):
+        assert sorted(fidx["transform"][pos * 8 : pos * 8 + 8].tolist()) == list(range(8))
+        assert len(set(fidx["val"][pos * 8 : pos * 8 + 8])) == 1
+    ftrain = FCNPatches(fidx, 64, data, tmp_path / "cache", split="train")
+    fval = FCNPatches(fidx, 64, data, tmp_path / "cache", split="val")
+    assert len(ftrain) == 8 * (s["positions"] - s["val_positions"]) and len(fval) == s["val_positions"]
+    # the 8 transforms are applied identically to image and labels: band 0 carries
+    # (noise + label); recover the label from an untransformed window and compare
+    for i in range(8):
+        x, y = ftrain[i]
+        a, r, c, t = (int(v[i]) for v in (ftrain.area, ftrain.row, ftrain.col, ftrain.transform))
+        src_img = image if a == 1 else make_labels(h=144, w=160, seed=1)[0]
+        src_lab = full if a == 1 else make_labels(h=144, w=160, seed=1)[1]
+        assert t == i % 8
+        assert np.array_equal(x.numpy(), dihedral(src_img[:, r : r + 64, c : c + 64], t))
+        assert np.array_equal(y.numpy(), dihedral(src_lab[r : r + 64, c : c + 64], t).astype(np.int64))
+        # image and label move together: the label-driven signal aligns pixel by pixel
+        assert np.array_equal(np.argwhere(y.numpy() == CAR), np.argwhere(dihedral(src_lab[r : r + 64, c : c + 64] == CAR, t)))
+
+
+def test_extract_errors(tmp_path):
+    with pytest.raises(DataError, match="labels.tif"):
+        extract_pb(tmp_path, [1], tmp_path / "pb.npz", per_class=5, car_rotations=1, seed=0)
+    image, full, eroded = make_labels()
+    full[full == CAR] = 0
+    eroded[eroded == CAR] = 0
+    write_area(tmp_path, 1, image, full, eroded)
+    with pytest.raises(DataError, match="no car"):
+        extract_pb(tmp_path, [1], tmp_path / "pb.npz", per_class=5, car_rotations=1, seed=0)
+    assert not (tmp_path / "pb.npz").exists()
+    with pytest.raises(DataError, match="smaller than the FCN patch"):
+        extract_fcn(tmp_path, [1], tmp_path / "fcn.npz", size=256, overlap=0.5, seed=0)
+    bad = tmp_path / "x.npz"
+    np.savez(bad, area=np.zeros(3))
+    with pytest.raises(DataError, match="missing"):
+        load_index(bad, "fcn")
