@@ -1,0 +1,250 @@
+"""Map figures (Figs. 3-6) and training-history plots.
+
+For one validation area (``report.figure_area``; area 30 in the paper): the IRRG image,
+the ground truth, every model's prediction in ISPRS colours (Figs. 3-5), every CNN's
+uncertainty map scaled to [0, 1] (dark blue = low, light = high; matplotlib's
+``cividis``) and the FCN's predictions thresholded at 97.5/95/90 % accuracy with the
+rejected pixels black (Fig. 6).
+
+Choices where the paper is silent:
+- IRRG display: bands IR, R, G of the standardised image, each stretched linearly
+  between its 2nd and 98th percentile over the area (no de-standardisation needed).
+- Uncertainty scaling: the same validation-set min-max normalisation as the
+  accuracy-vs-uncertainty curve (``uncertainty_summary.json``), so the colours and the
+  thresholds of Fig. 6 mean the same thing in every figure.
+- Fig. 6 thresholds: the validation-set thresholds at which OA reaches each target
+  *with* boundary pixels (``uncertainty_coverage.csv``, column ``threshold``; the
+  paper's headline 64.85/75.81/94.06 %). A target no threshold reaches is drawn all
+  black and labelled "not reached".
+- If the requested area is not a validation area, the first validation area is used
+  and the log and the figure title say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..classes import CLASSES, index_to_rgb
+from ..errors import DataError
+from ..raster import read_raster
+from .uncertainty import TARGETS, check_same_shape, data_path, prediction_path, read_band
+
+log = logging.getLogger(__name__)
+UNCERTAINTY_CMAP = "cividis"
+THRESHOLD_MODEL = "FCN"
+
+
+def choose_figure_area(requested: int, val_areas) -> tuple[int, str | None]:
+    """(area to draw, note or None): ``requested`` when it is a validation area, else the
+    first validation area with a note saying so."""
+    val_areas = list(val_areas)
+    if int(requested) in val_areas:
+        return int(requested), None
+    area = int(val_areas[0])
+    return area, f"report.figure_area {requested} is not a validation area; showing validation area {area} instead"
+
+
+def _safe(model: str) -> str:
+    return model.replace("+", "_plus_")
+
+
+def figure_files(out_dir: str | Path, area: int, models, cnns, targets=TARGETS) -> dict[str, str]:
+    """Every PNG :func:`map_figures` writes, name -> path (for the Snakemake rule)."""
+    d = Path(out_dir)
+    files = {"composite": d / f"maps_area{area}.png", "irrg": d / f"area{area}_irrg.png", "gt": d / f"area{area}_gt.png"}
+    for m in models:
+        files[f"pred_{m}"] = d / f"area{area}_pred_{_safe(m)}.png"
+    for m in cnns:
+        files[f"uncertainty_{m}"] = d / f"area{area}_uncertainty_{_safe(m)}.png"
+    for t in targets:
+        files[f"threshold_{t:g}"] = d / f"area{area}_{THRESHOLD_MODEL}_acc{t:g}.png"
+    return {k: str(v) for k, v in files.items()}
+
+
+def irrg(image: np.ndarray, lo: float = 2.0, hi: float = 98.0) -> np.ndarray:
+    """(>=3, H, W) image with bands IR, R, G first -> (H, W, 3) uint8, each band
+    stretched between its ``lo`` and ``hi`` percentiles (non-finite pixels black)."""
+    if image.ndim != 3 or image.shape[0] < 3:
+        raise ValueError(f"expected (bands>=3, H, W), got {image.shape}")
+    out = np.zeros(image.shape[1:] + (3,), np.uint8)
+    for i in range(3):
+        b = image[i].astype(np.float64)
+        f = b[np.isfinite(b)]
+        if f.size == 0:
+            continue
+        p0, p1 = np.percentile(f, [lo, hi])
+        s = np.clip((b - p0) / (p1 - p0) if p1 > p0 else np.zeros_like(b), 0, 1)
+        out[..., i] = np.where(np.isfinite(b), np.round(255 * s), 0).astype(np.uint8)
+    return out
+
+
+def thresholded(labels: np.ndarray, u_norm: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W, 3) uint8 ISPRS colours of ``labels`` where ``u_norm <= threshold``, black
+    elsewhere (Fig. 6); all black for a NaN threshold."""
+    rgb = index_to_rgb(labels)
+    keep = (u_norm <= threshold) if np.isfinite(threshold) else np.zeros(labels.shape, bool)
+    rgb[~keep] = 0
+    return rgb
+
+
+def _save_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, rgb, format="png")
+
+
+def _save_scalar(path: str | Path, x: np.ndarray) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, x, cmap=UNCERTAINTY_CMAP, vmin=0.0, vmax=1.0, format="png")
+
+
+def map_figures(
+    area: int,
+    models,
+    cnns,
+    pred_dir: str | Path,
+    data_dir: str | Path,
+    summary: dict,
+    coverage_csv: str | Path,
+    files: dict[str, str],
+    *,
+    note: str | None = None,
+    targets=TARGETS,
+) -> None:
+    """Write the individual maps and the composite of ``area`` to ``files`` (from
+    :func:`figure_files`). ``summary``: model -> {u_min, u_max} (validation-set
+    normalisation); ``coverage_csv``: thresholds per model and target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if note:
+        log.warning(note)
+    ip, gp = data_path(data_dir, area, "image"), data_path(data_dir, area, "labels")
+    image, _ = read_raster(ip)
+    gt = read_band(gp)
+    shapes = {ip: image, gp: gt}
+    preds, uncs = {}, {}
+    for m in models:
+        p = prediction_path(pred_dir, m, area, "labels")
+        preds[m] = read_band(p)
+        shapes[p] = preds[m]
+    for m in cnns:
+        p = prediction_path(pred_dir, m, area, "uncertainty")
+        if m not in summary:
+            raise DataError(p, f"no normalisation range for {m} in the uncertainty summary")
+        u = read_band(p, np.float64)
+        shapes[p] = u
+        lo, hi = summary[m]["u_min"], summary[m]["u_max"]
+        un = np.clip((u - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(u)
+        uncs[m] = np.where(np.isfinite(u), un, 1.0)
+    check_same_shape(shapes)
+    cov = pd.read_csv(coverage_csv)
+
+    img = irrg(image)
+    _save_rgb(files["irrg"], img)
+    _save_rgb(files["gt"], index_to_rgb(gt))
+    for m in models:
+        _save_rgb(files[f"pred_{m}"], index_to_rgb(preds[m]))
+    for m in cnns:
+        _save_scalar(files[f"uncertainty_{m}"], uncs[m])
+    thr_maps = []
+    for t in targets:
+        row = cov[(cov["model"] == THRESHOLD_MODEL) & np.isclose(cov["target_overall_acc"], t)]
+        thr = float(row["threshold"].iloc[0]) if len(row) else math.nan
+        rgb = thresholded(preds[THRESHOLD_MODEL], uncs[THRESHOLD_MODEL], thr)
+        kept = float((uncs[THRESHOLD_MODEL] <= thr).mean()) if np.isfinite(thr) else math.nan
+        _save_rgb(files[f"threshold_{t:g}"], rgb)
+        thr_maps.append((t, thr, kept, rgb))
+
+    # composite: row 0 image + GT + legend; row 1 CNN predictions; row 2 CNN uncertainty;
+    # row 3 fusions; row 4 FCN thresholded at the target accuracies
+    fusions = [m for m in models if m not in cnns]
+    ncol = max(4, len(cnns), len(fusions), len(targets))
+    h, w = gt.shape
+    cell = 3.2
+    fig, axes = plt.subplots(5, ncol, figsize=(ncol * cell, 5 * cell * h / w + 1.0), squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.axis("off")
+
+    def show(ax, x, title, **kw):
+        ax.imshow(x, interpolation="nearest", **kw)
+        ax.set_title(title, fontsize=9)
+
+    show(axes[0, 0], img, f"IRRG, area {area}")
+    show(axes[0, 1], index_to_rgb(gt), "ground truth")
+    handles = [Patch(facecolor=np.array(c.color) / 255, edgecolor="k", label=c.name) for c in CLASSES]
+    handles.append(Patch(facecolor="k", label="rejected (Fig. 6)"))
+    axes[0, 2].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+    for j, m in enumerate(cnns):
+        show(axes[1, j], index_to_rgb(preds[m]), f"{m} prediction")
+        im = axes[2, j].imshow(uncs[m], cmap=UNCERTAINTY_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        axes[2, j].set_title(f"{m} uncertainty [0, 1]", fontsize=9)
+    if cnns:
+        fig.colorbar(im, ax=list(axes[2, : len(cnns)]), fraction=0.03, label="normalised uncertainty")
+    for j, m in enumerate(fusions):
+        show(axes[3, j], index_to_rgb(preds[m]), f"{m} (SVM fusion)")
+    for j, (t, thr, kept, rgb) in enumerate(thr_maps):
+        label = f"{THRESHOLD_MODEL} @ {t:g} % OA: " + (f"u <= {thr:.3f}, {100 * kept:.1f} % kept" if np.isfinite(thr) else "not reached")
+        show(axes[4, j], rgb, label)
+    title = f"Maps of validation area {area} (Figs. 3-6)"
+    if note:
+        title += f"\n{note}"
+    fig.suptitle(title, fontsize=11)
+    with atomic_path(files["composite"]) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> None:
+    """Training curves of one model from its ``history.csv`` (one row per epoch).
+
+    x axis: the ``epoch`` column if present, else the row number (1-based). Left panel:
+    every numeric column whose name contains ``loss``; right panel: every column whose
+    name contains ``acc``, ``f1`` or ``iou`` (other columns, e.g. lr or time, are not
+    drawn). DataError when the file is missing, empty or has no loss/accuracy column.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        df = pd.read_csv(history_csv)
+    except FileNotFoundError as e:
+        raise DataError(history_csv, "training history not found (run the train rule)") from e
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+        raise DataError(history_csv, f"cannot read training history ({e})") from e
+    if df.empty:
+        raise DataError(history_csv, "training history has no rows")
+    x = df["epoch"] if "epoch" in df.columns else pd.Series(np.arange(1, len(df) + 1), name="epoch")
+    num = [c for c in df.columns if c != "epoch" and pd.api.types.is_numeric_dtype(df[c])]
+    losses = [c for c in num if "loss" in c.lower()]
+    scores = [c for c in num if any(k in c.lower() for k in ("acc", "f1", "iou")) and c not in losses]
+    if not losses and not scores:
+        raise DataError(history_csv, f"no loss/accuracy column among {list(df.columns)}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, cols, ylabel in ((axes[0], losses, "loss"), (axes[1], scores, "score")):
+        for c in cols:
+            ax.plot(x, df[c], marker="o", ms=3, label=c)
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        if cols:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{model}: training history")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
