@@ -1,1 +1,148 @@
-# data stage: rules are added by the issue that builds this stage.
+# Data stage (§3): archives -> extracted members -> train-only statistics -> normalised rasters.
+# Both sources share one code path: synthetic scenes are written as ISPRS archives first.
+
+from vaiseg.data.layout import ARCHIVES, REQUIRED_ARCHIVES
+
+SYNTHETIC_DIR = "resources/synthetic"
+ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
+
+
+def data_archive_keys():
+    """Archives the extraction needs: top, gt, gt_eroded, plus ndsm when configured
+    (isprs) or generated (synthetic writes all four)."""
+    if SOURCE == "synthetic":
+        return tuple(ARCHIVES)
+    nd = ISPRS_ARCHIVES.get("ndsm") or {}
+    return REQUIRED_ARCHIVES + (("ndsm",) if nd.get("path") or nd.get("url") else ())
+
+
+def fetch_archive_input(wildcards):
+    # synthetic: the generator's archives; isprs: the configured path/url is a param,
+    # so a missing source gives vaiseg's DataError (how to get the data), not a
+    # snakemake MissingInputException
+    if SOURCE == "synthetic":
+        return {"md5": rules.synthesize_archives.output.md5}
+    return {}
+
+
+rule synthesize_archives:
+    output:
+        md5=f"{SYNTHETIC_DIR}/md5.json",
+        frequencies=f"{SYNTHETIC_DIR}/class_frequencies.csv",
+        **{key: f"{SYNTHETIC_DIR}/{name}" for key, name in ARCHIVES.items()},
+    params:
+        areas=AREAS,
+        height=config["data"]["synthetic"]["height"],
+        width=config["data"]["synthetic"]["width"],
+        seed=config["data"]["synthetic"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/synthesize_archives/synthesize_archives.log",
+    benchmark:
+        "results/benchmarks/synthesize_archives/synthesize_archives.tsv"
+    message:
+        "Synthesizing Vaihingen-like scenes of areas {params.areas} as ISPRS archives"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/synthesize_archives.py"
+
+
+rule fetch_archive:
+    input:
+        unpack(fetch_archive_input),
+    output:
+        archive="resources/archives/{key}.zip",
+    params:
+        source=SOURCE,
+        archives=ISPRS_ARCHIVES,
+        synthetic_dir=SYNTHETIC_DIR,
+    wildcard_constraints:
+        key="|".join(ARCHIVES),
+    threads: 1
+    resources:
+        mem_mb=500,
+    log:
+        "logs/fetch_archive/{key}.log",
+    benchmark:
+        "results/benchmarks/fetch_archive/{key}.tsv"
+    message:
+        "Fetching archive {wildcards.key} ({params.source}) with md5 check"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/fetch_archive.py"
+
+
+rule extract_archives:
+    input:
+        **{key: f"resources/archives/{key}.zip" for key in data_archive_keys()},
+    output:
+        manifest="resources/extracted/manifest.json",
+    params:
+        areas=AREAS,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/extract_archives/extract_archives.log",
+    benchmark:
+        "results/benchmarks/extract_archives/extract_archives.tsv"
+    message:
+        "Extracting TOP, DSM and ground truth of areas {params.areas}"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/extract_archives.py"
+
+
+rule normalize_stats:
+    input:
+        manifest=rules.extract_archives.output.manifest,
+    output:
+        stats="results/data/stats.json",
+    params:
+        train_areas=TRAIN_AREAS,
+        max_nodata_fraction=config["data"]["max_nodata_fraction"],
+        ndsm=config["data"]["ndsm"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/normalize_stats/normalize_stats.log",
+    benchmark:
+        "results/benchmarks/normalize_stats/normalize_stats.tsv"
+    message:
+        "Per-band mean/std over the training areas {params.train_areas}"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/normalize_stats.py"
+
+
+rule normalize:
+    input:
+        manifest=rules.extract_archives.output.manifest,
+        stats=rules.normalize_stats.output.stats,
+    output:
+        image="results/data/{area}/image.tif",
+        labels="results/data/{area}/labels.tif",
+        labels_eroded="results/data/{area}/labels_eroded.tif",
+    params:
+        max_nodata_fraction=config["data"]["max_nodata_fraction"],
+        ndsm=config["data"]["ndsm"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/normalize/{area}.log",
+    benchmark:
+        "results/benchmarks/normalize/{area}.tsv"
+    message:
+        "Normalising area {wildcards.area}: 5-band image (IR, R, G, DSM, nDSM) and labels"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/normalize.py"
