@@ -4,6 +4,9 @@
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/patches.smk"
@@ -12,9 +15,12 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/fuse.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:
     default_target: True
     input:
         contract_outputs(),
+        "results/provenance.json",
+        "results/benchmarks/rules.csv",

@@ -1,0 +1,133 @@
+"""vaiseg.provenance: benchmark table and provenance record on tiny hand-made inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import zipfile
+
+import pandas as pd
+import pytest
+import torch
+
+from vaiseg.errors import DataError
+from vaiseg.models import PatchCNN, save_model
+from vaiseg.provenance import (
+    BENCHMARK_COLUMNS,
+    benchmarks_table,
+    collect_provenance,
+    read_benchmark,
+    write_benchmarks_table,
+    write_provenance,
+)
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def bench(path, *rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "".join(f"{s}\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t0\t0.1\n" for s, rss in rows))
+    return path
+
+
+def test_read_benchmark_rule_and_wildcards(tmp_path):
+    root = tmp_path / "results" / "benchmarks"
+    r = read_benchmark(bench(root / "mc_infer" / "FCN" / "11.tsv", (2.5, 120.25)), root)
+    assert r == {"rule": "mc_infer", "wildcards": "FCN/11", "seconds": 2.5, "max_rss_mb": 120.25}
+    r = read_benchmark(bench(root / "normalize_stats" / "normalize_stats.tsv", (1.0, 5.0)), root)
+    assert r["rule"] == "normalize_stats" and r["wildcards"] == ""
+
+
+def test_repeats_mean_seconds_max_rss_and_na(tmp_path):
+    root = tmp_path / "b"
+    r = read_benchmark(bench(root / "train_pb" / "PB.tsv", (1.0, 100.0), (3.0, 300.0)), root)
+    assert r["seconds"] == 2.0 and r["max_rss_mb"] == 300.0
+    r = read_benchmark(bench(root / "fetch_archive" / "top.tsv", (0.5, "NA")), root)
+    assert r["seconds"] == 0.5 and math.isnan(r["max_rss_mb"])
+
+
+def test_write_table_sorted_and_complete(tmp_path):
+    root = tmp_path / "results" / "benchmarks"
+    bench(root / "normalize" / "3.tsv", (2.0, 50.0))
+    bench(root / "normalize" / "1.tsv", (1.0, 40.0))
+    bench(root / "extract_archives" / "extract_archives.tsv", (0.1234567, 10.04))
+    (root / "normalize" / ".1.tsv.part.tsv").write_text("garbage")  # a temporary file: skipped
+    out = tmp_path / "rules.csv"
+    write_benchmarks_table(root, out)
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns) == list(BENCHMARK_COLUMNS)
+    assert list(zip(df["rule"], df["wildcards"].astype(str))) == [
+        ("extract_archives", ""), ("normalize", "1"), ("normalize", "3")]
+    assert df["seconds"].tolist() == [0.123, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("text", ["", "a\tb\n1\t2\n", HEADER])
+def test_bad_benchmark_is_a_data_error(tmp_path, text):
+    root = tmp_path / "b"
+    p = root / "rule" / "x.tsv"
+    p.parent.mkdir(parents=True)
+    p.write_text(text)
+    with pytest.raises(DataError, match="x.tsv"):
+        read_benchmark(p, root)
+
+
+def test_no_benchmarks_no_output(tmp_path):
+    (tmp_path / "b").mkdir()
+    with pytest.raises(DataError, match="no benchmark files"):
+        write_benchmarks_table(tmp_path / "b", tmp_path / "rules.csv")
+    assert not (tmp_path / "rules.csv").exists()
+
+
+def test_benchmark_outside_root_rejected(tmp_path):
+    p = bench(tmp_path / "elsewhere" / "r" / "x.tsv", (1, 1))
+    with pytest.raises(DataError, match="not below"):
+        benchmarks_table([p], tmp_path / "b")
+
+
+def tiny_model(path, device="cpu"):
+    net = PatchCNN(width=0.125)
+    save_model(path, net, {"model": "PB", "training": {"device": device, "epochs_done": 1, "seconds": 0.5}})
+    return path
+
+
+def tiny_zip(path, payload: bytes):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("a.txt", payload)
+    return path
+
+
+def test_provenance_record(tmp_path, repo_root):
+    models = {"PB": tiny_model(tmp_path / "pb.pt", "cuda:0"), "FCN": tiny_model(tmp_path / "fcn.pt")}
+    archives = {"top": tiny_zip(tmp_path / "top.zip", b"one"), "gt": tiny_zip(tmp_path / "gt.zip", b"two")}
+    config = {"seed": 3, "data": {"source": "synthetic", "synthetic": {"height": 64}}}
+    out = tmp_path / "provenance.json"
+    write_provenance(out, config, models, archives, repo_root)
+    rec = json.loads(out.read_text())
+    assert rec["config"] == config
+    assert rec["training"]["PB"]["device"] == "cuda:0" and rec["training"]["FCN"]["device"] == "cpu"
+    want = hashlib.md5((tmp_path / "top.zip").read_bytes()).hexdigest()
+    assert rec["data"]["source"] == "synthetic"
+    assert rec["data"]["archives"]["top"]["md5"] == want
+    assert rec["data"]["archives"]["gt"]["md5"] != want
+    assert rec["packages"]["torch"] == torch.__version__
+    assert rec["packages"]["vaiseg"] is not None
+    assert rec["git"]["commit"] == "unknown" or len(rec["git"]["commit"]) == 40
+
+
+def test_provenance_without_git(tmp_path):
+    rec = collect_provenance({"data": {"source": "isprs", "isprs": {"archives": {"top": {"path": "x.zip"}}}}},
+                             {}, {}, tmp_path)
+    assert rec["git"] == {"commit": "unknown", "dirty": None}
+    assert rec["data"]["configured"] == {"top": {"path": "x.zip"}}
+
+
+def test_model_without_device_is_a_data_error(tmp_path):
+    p = tmp_path / "m.pt"
+    save_model(p, PatchCNN(width=0.125), {"model": "PB"})
+    with pytest.raises(DataError, match="training.device"):
+        collect_provenance({"data": {"source": "synthetic"}}, {"PB": p}, {}, tmp_path)
+    with pytest.raises(DataError, match="cannot read"):
+        (tmp_path / "bad.pt").write_bytes(b"not a model")
+        collect_provenance({"data": {"source": "synthetic"}}, {"PB": tmp_path / "bad.pt"}, {}, tmp_path)
+    assert not (tmp_path / "provenance.json").exists()

@@ -1,0 +1,62 @@
+# Provenance and benchmarks: bookkeeping over the finished run (no paper section).
+# Both are local rules (seconds of work): on SLURM they run on the submitting node.
+
+localrules:
+    benchmarks_table,
+    provenance,
+
+
+rule provenance:
+    input:
+        models=expand("results/models/{cnn}/model.pt", cnn=MODELS),
+        archives=expand("resources/archives/{key}.zip", key=data_archive_keys()),
+    output:
+        provenance="results/provenance.json",
+    params:
+        config=config,
+        models=list(MODELS),
+        keys=list(data_archive_keys()),
+        repo=workflow.basedir,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/provenance/provenance.log",
+    benchmark:
+        "results/benchmarks/provenance/provenance.tsv"
+    message:
+        "Recording package versions, git commit, config, training devices and archive md5s"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule benchmarks_table:
+    # runs after everything else: its inputs are the final outputs of the run, then it
+    # reads every results/benchmarks/**/*.tsv written so far (its own is not included)
+    input:
+        done=contract_outputs(),
+        provenance=rules.provenance.output.provenance,
+    output:
+        table=report(
+            "results/benchmarks/rules.csv",
+            caption="../report/benchmarks.rst",
+            category="Provenance",
+            labels={"table": "per-rule time and memory"},
+        ),
+    params:
+        root="results/benchmarks",
+    threads: 1
+    resources:
+        mem_mb=500,
+    log:
+        "logs/benchmarks_table/benchmarks_table.log",
+    benchmark:
+        "results/benchmarks/benchmarks_table/benchmarks_table.tsv"
+    message:
+        "Aggregating every rule's benchmark into results/benchmarks/rules.csv"
+    conda:
+        "../../envs/geo.yaml"
+    script:
+        "../scripts/benchmarks_table.py"
