@@ -178,3 +178,18 @@ def test_paper_dir_missing(tmp_path):
     with pytest.raises(DataError, match="paper_dir"):
         build_paper_diff([], tmp_path / "nowhere", tmp_path / "d.md", tmp_path / "d.csv", source="isprs")
     assert not (tmp_path / "d.md").exists() and not (tmp_path / "d.csv").exists()
+
+
+def test_build_tables_both(tmp_path):
+    from vaiseg.config import ALL_MODELS
+    from vaiseg.reporting.tables import build_tables
+
+    m = {k: write_metrics(tmp_path / f"{k}.json", CM) for k in ALL_MODELS}
+    out = {f"{t}_{e}": tmp_path / f"{t}.{e}" for t in ("table1", "table2") for e in ("csv", "md", "tex")}
+    out |= {f"{t}_extended": tmp_path / f"{t}_extended.csv" for t in ("table1", "table2")}
+    frames = build_tables(m, out)
+    assert list(frames["table2"]["method"]) == ["PB+FCN", "PB+FCN-MFB", "FCN+FCN-MFB", "ALL"]
+    assert all(p.is_file() for p in out.values())
+    del m["ALL"]
+    with pytest.raises(DataError, match="ALL"):
+        build_tables(m, {k: tmp_path / "again" / p.name for k, p in out.items()})

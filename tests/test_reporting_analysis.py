@@ -182,10 +182,11 @@ def make_results(root, seed=0):
 def results(tmp_path_factory, repo_root):
     root = tmp_path_factory.mktemp("results")
     data, pred = make_results(root)
-    paper = repo_root.parent / "shared" / "paper" / "uncertainty_coverage.csv"
-    if not paper.is_file():
-        paper = root / "uncertainty_coverage.csv"
-        paper.write_text("model,target_overall_acc,pixels_classified_pct,pixels_classified_pct_ignoring_boundaries\n"
+    paper = repo_root.parent / "shared" / "paper"
+    if not (paper / "uncertainty_coverage.csv").is_file():
+        paper = root / "paper"
+        paper.mkdir()
+        (paper / "uncertainty_coverage.csv").write_text("model,target_overall_acc,pixels_classified_pct,pixels_classified_pct_ignoring_boundaries\n"
                          "FCN,97.5,64.85,67.65\nFCN,95.0,75.81,78.27\nFCN,90.0,94.06,94.97\n")
     fig = root / "figures"
     out = dict(curve=fig / "accuracy_vs_uncertainty.csv", png=fig / "accuracy_vs_uncertainty.png",
@@ -230,11 +231,20 @@ def test_uncertainty_shape_mismatch(tmp_path, results):
 
 
 def _paper(results):
-    root = results[0]
-    p = root / "paper_cov.csv"
+    p = results[0] / "paper_empty"
     if not p.exists():
-        p.write_text("model,target_overall_acc,pixels_classified_pct,pixels_classified_pct_ignoring_boundaries\n")
+        p.mkdir()
+        (p / "uncertainty_coverage.csv").write_text(
+            "model,target_overall_acc,pixels_classified_pct,pixels_classified_pct_ignoring_boundaries\n")
     return p
+
+
+def test_uncertainty_paper_dir_missing(tmp_path, results):
+    _, data, pred, _ = results
+    with pytest.raises(DataError, match="paper_dir"):
+        uncertainty_analysis(["FCN"], list(AREAS), pred, data, tmp_path / "nowhere", tmp_path / "c.csv",
+                             tmp_path / "c.png", tmp_path / "v.csv", tmp_path / "s.json")
+    assert not list(tmp_path.iterdir())
 
 
 def test_calibration_files(results, tmp_path):
@@ -255,8 +265,8 @@ def test_figures(results, tmp_path):
     area, note = choose_figure_area(30, AREAS)
     assert area == 30 and note is None
     files = figure_files(tmp_path, area, models, list(MODELS))
-    summary = json.loads(out["summary"].read_text())
-    map_figures(area, models, list(MODELS), pred, data, summary, out["coverage"], files)
+    map_figures(area, models, list(MODELS), pred, data, out["summary"], out["coverage"], files)
+    assert all(k.isidentifier() for k in files)
     assert len(files) == 3 + len(models) + len(MODELS) + 3
     for p in files.values():
         b = open(p, "rb").read()

@@ -22,6 +22,7 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -54,16 +55,21 @@ def _safe(model: str) -> str:
     return model.replace("+", "_plus_")
 
 
+def _key(kind: str, name) -> str:
+    """A Python-identifier key (Snakemake named output) for one map."""
+    return f"{kind}_{_safe(str(name)).replace('-', '_').replace('.', '_')}"
+
+
 def figure_files(out_dir: str | Path, area: int, models, cnns, targets=TARGETS) -> dict[str, str]:
     """Every PNG :func:`map_figures` writes, name -> path (for the Snakemake rule)."""
     d = Path(out_dir)
     files = {"composite": d / f"maps_area{area}.png", "irrg": d / f"area{area}_irrg.png", "gt": d / f"area{area}_gt.png"}
     for m in models:
-        files[f"pred_{m}"] = d / f"area{area}_pred_{_safe(m)}.png"
+        files[_key("pred", m)] = d / f"area{area}_pred_{_safe(m)}.png"
     for m in cnns:
-        files[f"uncertainty_{m}"] = d / f"area{area}_uncertainty_{_safe(m)}.png"
+        files[_key("uncertainty", m)] = d / f"area{area}_uncertainty_{_safe(m)}.png"
     for t in targets:
-        files[f"threshold_{t:g}"] = d / f"area{area}_{THRESHOLD_MODEL}_acc{t:g}.png"
+        files[_key("threshold", f"{t:g}")] = d / f"area{area}_{THRESHOLD_MODEL}_acc{t:g}.png"
     return {k: str(v) for k, v in files.items()}
 
 
@@ -113,7 +119,7 @@ def map_figures(
     cnns,
     pred_dir: str | Path,
     data_dir: str | Path,
-    summary: dict,
+    summary_json: str | Path,
     coverage_csv: str | Path,
     files: dict[str, str],
     *,
@@ -121,8 +127,10 @@ def map_figures(
     targets=TARGETS,
 ) -> None:
     """Write the individual maps and the composite of ``area`` to ``files`` (from
-    :func:`figure_files`). ``summary``: model -> {u_min, u_max} (validation-set
-    normalisation); ``coverage_csv``: thresholds per model and target."""
+    :func:`figure_files`). ``summary_json``: model -> {u_min, u_max} (validation-set
+    normalisation, from the uncertainty analysis); ``coverage_csv``: thresholds per
+    model and target (``uncertainty_coverage.csv``). ``note`` (area fallback) goes to
+    the log and the composite's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,6 +139,7 @@ def map_figures(
 
     if note:
         log.warning(note)
+    summary = json.loads(Path(summary_json).read_text())
     ip, gp = data_path(data_dir, area, "image"), data_path(data_dir, area, "labels")
     image, _ = read_raster(ip)
     gt = read_band(gp)
@@ -156,16 +165,16 @@ def map_figures(
     _save_rgb(files["irrg"], img)
     _save_rgb(files["gt"], index_to_rgb(gt))
     for m in models:
-        _save_rgb(files[f"pred_{m}"], index_to_rgb(preds[m]))
+        _save_rgb(files[_key("pred", m)], index_to_rgb(preds[m]))
     for m in cnns:
-        _save_scalar(files[f"uncertainty_{m}"], uncs[m])
+        _save_scalar(files[_key("uncertainty", m)], uncs[m])
     thr_maps = []
     for t in targets:
         row = cov[(cov["model"] == THRESHOLD_MODEL) & np.isclose(cov["target_overall_acc"], t)]
         thr = float(row["threshold"].iloc[0]) if len(row) else math.nan
         rgb = thresholded(preds[THRESHOLD_MODEL], uncs[THRESHOLD_MODEL], thr)
         kept = float((uncs[THRESHOLD_MODEL] <= thr).mean()) if np.isfinite(thr) else math.nan
-        _save_rgb(files[f"threshold_{t:g}"], rgb)
+        _save_rgb(files[_key("threshold", f"{t:g}")], rgb)
         thr_maps.append((t, thr, kept, rgb))
 
     # composite: row 0 image + GT + legend; row 1 CNN predictions; row 2 CNN uncertainty;
@@ -191,7 +200,10 @@ def map_figures(
         show(axes[1, j], index_to_rgb(preds[m]), f"{m} prediction")
         im = axes[2, j].imshow(uncs[m], cmap=UNCERTAINTY_CMAP, vmin=0, vmax=1, interpolation="nearest")
         axes[2, j].set_title(f"{m} uncertainty [0, 1]", fontsize=9)
-    if cnns:
+    if cnns and len(cnns) < ncol:
+        cax = axes[2, len(cnns)].inset_axes([0.05, 0.05, 0.08, 0.9])
+        fig.colorbar(im, cax=cax, label="normalised uncertainty")
+    elif cnns:
         fig.colorbar(im, ax=list(axes[2, : len(cnns)]), fraction=0.03, label="normalised uncertainty")
     for j, m in enumerate(fusions):
         show(axes[3, j], index_to_rgb(preds[m]), f"{m} (SVM fusion)")

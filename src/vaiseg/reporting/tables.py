@@ -198,3 +198,26 @@ def build_table(
     write_text(out_tex, to_latex(df, caption, f"tab:{name}"))
     write_csv(pd.DataFrame(ext), out_extended)
     return df
+
+
+def build_tables(metrics: dict[str, str | Path], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
+    """Tables 1 and 2 from the metrics JSONs of all models (method -> path; the CNNs
+    of Table 1 and the fusions of Table 2 must all be present).
+
+    ``out`` keys: ``table1_csv, table1_md, table1_tex, table1_extended`` and the same
+    for ``table2``. Returns {"table1": frame, "table2": frame}.
+    """
+    frames = {}
+    for name, methods, caption in (
+        ("table1", TABLE1_METHODS, "Table 1: single CNNs on the validation areas (%, eroded GT)."),
+        ("table2", TABLE2_METHODS, "Table 2: SVM fusions on the validation areas (%, eroded GT)."),
+    ):
+        missing = [m for m in methods if m not in metrics]
+        if missing:
+            raise DataError(None, f"{name}: no metrics for {missing}")
+        frames[name] = build_table(
+            {m: metrics[m] for m in methods},
+            out[f"{name}_csv"], out[f"{name}_md"], out[f"{name}_tex"], out[f"{name}_extended"],
+            name=name, caption=caption,
+        )
+    return frames

@@ -281,7 +281,7 @@ def uncertainty_analysis(
     areas: list,
     pred_dir: str | Path,
     data_dir: str | Path,
-    paper_coverage_csv: str | Path,
+    paper_dir: str | Path,
     out_curve_csv: str | Path,
     out_curve_png: str | Path,
     out_coverage_csv: str | Path,
@@ -294,12 +294,15 @@ def uncertainty_analysis(
 
     Writes the curve (``model,threshold,kept_fraction,overall_acc``; fractions), its
     plot, the coverage table (percent; the paper's numbers beside ours, NaN for models
-    the paper does not report) and a JSON summary per model (normalisation range, mean
+    the paper does not report; read from ``paper_dir``/uncertainty_coverage.csv, a
+    DataError when it is missing) and a JSON summary per model (normalisation range, mean
     normalised uncertainty of correct and misclassified pixels). Returns (curve, coverage).
     """
     if n_thresholds < 101:
         raise ValueError("n_thresholds must be >= 101")
-    paper = read_paper_coverage(paper_coverage_csv)
+    from .paper_diff import PAPER_COVERAGE, paper_file
+
+    paper = read_paper_coverage(paper_file(paper_dir, PAPER_COVERAGE))
     curves, covs, summary = [], [], {}
     for model in models:
         h = model_histogram(model, areas, pred_dir, data_dir, n_thresholds)
