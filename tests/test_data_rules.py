@@ -1,0 +1,105 @@
+"""The data stage's Snakemake rules: dry-run DAG shape and a tiny real run (§3).
+
+Runs happen in a temporary working directory (``--directory``) so the repository's
+results/ and resources/ are never touched; the whole DAG's dry run lives with the
+end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fake_isprs import write_fake_archives
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+TINY = ROOT / "tests" / "data_stage_config.yaml"
+
+
+def data_targets(areas) -> list[str]:
+    return [f"results/data/{a}/{f}.tif" for a in areas for f in ("image", "labels", "labels_eroded")]
+
+
+def data_snakefile(workdir: Path) -> Path:
+    """A Snakefile with the project's config and only the data stage (common.smk +
+    data.smk, the files the real Snakefile includes), so this stage is tested on its own."""
+    path = workdir / "Snakefile.data"
+    path.write_text(
+        f'configfile: "{ROOT / "config.yaml"}"\n\n'
+        f'include: "{ROOT / "workflow/rules/common.smk"}"\n'
+        f'include: "{ROOT / "workflow/rules/data.smk"}"\n'
+    )
+    return path
+
+
+def snakemake(workdir: Path, configfile: Path, targets, *extra) -> subprocess.CompletedProcess:
+    cmd = [str(SNAKEMAKE), "-s", str(data_snakefile(workdir)), "--directory", str(workdir), "--configfile",
+           str(configfile), "--cores", "1", *extra, *targets]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=300)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    table = stdout[stdout.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def test_dry_run_synthetic(tmp_path):
+    res = snakemake(tmp_path, TINY, data_targets((1, 3, 11)), "-n")
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert job_counts(res.stdout) == {
+        "synthesize_archives": 1, "fetch_archive": 4, "extract_archives": 1, "normalize_stats": 1, "normalize": 3,
+    }
+    assert not (tmp_path / "results").exists()
+
+
+def _isprs_config(tmp_path, archives: dict) -> Path:
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["data"]["source"] = "isprs"
+    cfg["data"]["isprs"] = {"archives": archives}
+    path = tmp_path / "isprs.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_dry_run_isprs_without_ndsm(tmp_path):
+    cfg = _isprs_config(tmp_path, {k: {"path": f"/nowhere/{k}.zip"} for k in ("top", "gt", "gt_eroded")})
+    res = snakemake(tmp_path, cfg, data_targets((1, 3, 11)), "-n")
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout)
+    assert counts["fetch_archive"] == 3 and "synthesize_archives" not in counts
+
+
+@pytest.mark.slow
+def test_real_run_on_fake_isprs_archives(tmp_path):
+    paths = write_fake_archives(tmp_path / "download", areas=(1, 3, 11), with_ndsm=True)
+    md5s = json.loads((tmp_path / "download" / "md5.json").read_text())
+    cfg = _isprs_config(tmp_path, {k: {"path": str(p), "md5": md5s[k]} for k, p in paths.items()})
+    work = tmp_path / "work"
+    work.mkdir()
+    res = snakemake(work, cfg, data_targets((1, 3, 11)))
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = json.loads((work / "results/data/stats.json").read_text())
+    assert stats["areas"] == [1, 3] and stats["ndsm"] == "supplied"
+    assert all((work / t).is_file() for t in data_targets((1, 3, 11)))
+    assert "car" in (work / "logs/normalize/11.log").read_text()
+
+
+@pytest.mark.slow
+def test_missing_archive_source_fails_with_instructions(tmp_path):
+    paths = write_fake_archives(tmp_path / "download", areas=(1, 3, 11))
+    cfg = _isprs_config(tmp_path, {"top": {"path": str(paths["top"])}, "gt": {"path": str(paths["gt"])},
+                                   "gt_eroded": {"path": None, "url": None}})
+    work = tmp_path / "work"
+    work.mkdir()
+    res = snakemake(work, cfg, ["resources/archives/gt_eroded.zip"])
+    assert res.returncode != 0
+    log = (work / "logs/fetch_archive/gt_eroded.log").read_text() + res.stderr
+    assert "data.isprs.archives.gt_eroded.path" in log and "isprs.org" in log
+    assert not (work / "resources/archives/gt_eroded.zip").exists()
