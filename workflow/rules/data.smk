@@ -7,22 +7,18 @@ SYNTHETIC_DIR = "resources/synthetic"
 ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
 
 
-def data_archive_keys():
-    """Archives the extraction needs: top, gt, gt_eroded, plus ndsm when configured
-    (isprs) or generated (synthetic writes all four)."""
-    if SOURCE == "synthetic":
-        return tuple(ARCHIVES)
-    nd = ISPRS_ARCHIVES.get("ndsm") or {}
-    return REQUIRED_ARCHIVES + (("ndsm",) if nd.get("path") or nd.get("url") else ())
-
-
-def fetch_archive_input(wildcards):
-    # synthetic: the generator's archives; isprs: the configured path/url is a param,
-    # so a missing source gives vaiseg's DataError (how to get the data), not a
-    # snakemake MissingInputException
-    if SOURCE == "synthetic":
-        return {"md5": rules.synthesize_archives.output.md5}
-    return {}
+# archives the extraction needs: top, gt, gt_eroded, plus ndsm when configured (isprs)
+# or generated (the synthetic generator writes all four)
+_NDSM = ISPRS_ARCHIVES.get("ndsm") or {}
+DATA_ARCHIVE_KEYS = (
+    tuple(ARCHIVES)
+    if SOURCE == "synthetic"
+    else REQUIRED_ARCHIVES + (("ndsm",) if _NDSM.get("path") or _NDSM.get("url") else ())
+)
+# synthetic: fetch from the generator's folder (md5s from its md5.json); isprs: the
+# configured path/url is a param, so a missing source gives vaiseg's DataError (how to
+# get the data) instead of a snakemake MissingInputException
+FETCH_INPUT = {"md5": f"{SYNTHETIC_DIR}/md5.json"} if SOURCE == "synthetic" else {}
 
 
 rule synthesize_archives:
@@ -52,13 +48,12 @@ rule synthesize_archives:
 
 rule fetch_archive:
     input:
-        unpack(fetch_archive_input),
+        **FETCH_INPUT,
     output:
         archive="resources/archives/{key}.zip",
     params:
         source=SOURCE,
         archives=ISPRS_ARCHIVES,
-        synthetic_dir=SYNTHETIC_DIR,
     wildcard_constraints:
         key="|".join(ARCHIVES),
     threads: 1
@@ -78,7 +73,7 @@ rule fetch_archive:
 
 rule extract_archives:
     input:
-        **{key: f"resources/archives/{key}.zip" for key in data_archive_keys()},
+        **{key: f"resources/archives/{key}.zip" for key in DATA_ARCHIVE_KEYS},
     output:
         manifest="resources/extracted/manifest.json",
     params:

@@ -1,6 +1,7 @@
 """Rule fetch_archive: one archive from a local path / URL (isprs) or the synthetic folder, md5-checked."""
 
 import logging
+from pathlib import Path
 
 from vaiseg.data.archives import obtain_archive
 
@@ -11,5 +12,6 @@ obtain_archive(
     snakemake.output.archive,
     source=snakemake.params.source,
     archives=snakemake.params.archives,
-    synthetic_dir=snakemake.params.synthetic_dir,
+    # synthetic: the generator's folder, next to its md5.json (the rule's only input)
+    synthetic_dir=Path(snakemake.input.md5).parent if snakemake.params.source == "synthetic" else None,
 )
