@@ -1,1 +1,198 @@
-# report stage: rules are added by the issue that builds this stage.
+# Report stage (§5): Tables 1-2, the paper diff, the uncertainty analysis (Figs. 6-7),
+# calibration (beyond the paper), the maps (Figs. 3-6) and training-history plots.
+# The science lives in vaiseg.reporting; scripts are thin adapters.
+
+from vaiseg.reporting.figures import choose_figure_area, figure_files
+
+REPORT = config["report"]
+PAPER_DIR = REPORT["paper_dir"]
+# area 30 on real data; the first validation area when the configured one is not one
+FIGURE_AREA, FIGURE_NOTE = choose_figure_area(REPORT["figure_area"], VAL_AREAS)
+FIGURE_FILES = figure_files("results/figures", FIGURE_AREA, ALL_MODELS, MODELS)
+PRED_DIR = "results/predictions"
+DATA_DIR = "results/data"
+
+
+def report_extras():
+    """Report outputs beyond the output contract (built by the default target too)."""
+    return (
+        list(rules.tables.output)
+        + list(rules.uncertainty_curve.output)
+        + list(rules.calibration.output)
+        + list(rules.figures.output)
+        + expand("results/figures/history_{cnn}.png", cnn=MODELS)
+    )
+
+
+rule tables:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=ALL_MODELS),
+    output:
+        table1_csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        table1_md="results/tables/table1.md",
+        table1_tex="results/tables/table1.tex",
+        table1_extended=report("results/tables/table1_extended.csv", caption="../report/table_extended.rst", category="Tables"),
+        table2_csv=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
+        table2_md="results/tables/table2.md",
+        table2_tex="results/tables/table2.tex",
+        table2_extended=report("results/tables/table2_extended.csv", caption="../report/table_extended.rst", category="Tables"),
+    params:
+        models=list(ALL_MODELS),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/tables/tables.log",
+    benchmark:
+        "results/benchmarks/tables/tables.tsv"
+    message:
+        "Writing Tables 1-2 (csv, md, tex) from the pooled confusion matrices"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule uncertainty_curve:
+    input:
+        uncertainty=expand(f"{PRED_DIR}/{{cnn}}/{{area}}/uncertainty.tif", cnn=MODELS, area=VAL_AREAS),
+        labels=expand(f"{PRED_DIR}/{{cnn}}/{{area}}/labels.tif", cnn=MODELS, area=VAL_AREAS),
+        eroded=expand(f"{DATA_DIR}/{{area}}/labels_eroded.tif", area=VAL_AREAS),
+        full=expand(f"{DATA_DIR}/{{area}}/labels.tif", area=VAL_AREAS),
+    output:
+        curve=report("results/figures/accuracy_vs_uncertainty.csv", caption="../report/uncertainty_curve.rst", category="Uncertainty"),
+        plot=report("results/figures/accuracy_vs_uncertainty.png", caption="../report/uncertainty_curve.rst", category="Uncertainty"),
+        coverage=report("results/figures/uncertainty_coverage.csv", caption="../report/uncertainty_coverage.rst", category="Uncertainty"),
+        summary="results/figures/uncertainty_summary.json",
+    params:
+        models=list(MODELS),
+        areas=list(VAL_AREAS),
+        pred_dir=PRED_DIR,
+        data_dir=DATA_DIR,
+        paper_dir=PAPER_DIR,
+        thresholds=REPORT["thresholds"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/uncertainty_curve/uncertainty_curve.log",
+    benchmark:
+        "results/benchmarks/uncertainty_curve/uncertainty_curve.tsv"
+    message:
+        "Accuracy vs. normalised uncertainty threshold and coverage at 97.5/95/90 % OA (Figs. 6-7)"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/uncertainty_curve.py"
+
+
+rule calibration:
+    input:
+        probs=expand(f"{PRED_DIR}/{{cnn}}/{{area}}/probs.tif", cnn=MODELS, area=VAL_AREAS),
+        probs_deterministic=expand(f"{PRED_DIR}/{{cnn}}/{{area}}/probs_deterministic.tif", cnn=MODELS, area=VAL_AREAS),
+        eroded=expand(f"{DATA_DIR}/{{area}}/labels_eroded.tif", area=VAL_AREAS),
+    output:
+        metrics=report("results/figures/calibration.csv", caption="../report/calibration.rst", category="Calibration"),
+        bins="results/figures/calibration_bins.csv",
+        plot=report("results/figures/calibration.png", caption="../report/calibration.rst", category="Calibration"),
+    params:
+        models=list(MODELS),
+        areas=list(VAL_AREAS),
+        pred_dir=PRED_DIR,
+        data_dir=DATA_DIR,
+        bins=REPORT["calibration_bins"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/calibration/calibration.log",
+    benchmark:
+        "results/benchmarks/calibration/calibration.tsv"
+    message:
+        "Expected calibration error and reliability diagrams: MC mean vs. deterministic pass"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/calibration.py"
+
+
+rule figures:
+    input:
+        image=f"{DATA_DIR}/{FIGURE_AREA}/image.tif",
+        labels=f"{DATA_DIR}/{FIGURE_AREA}/labels.tif",
+        predictions=expand(f"{PRED_DIR}/{{model}}/{FIGURE_AREA}/labels.tif", model=ALL_MODELS),
+        uncertainty=expand(f"{PRED_DIR}/{{cnn}}/{FIGURE_AREA}/uncertainty.tif", cnn=MODELS),
+        summary=rules.uncertainty_curve.output.summary,
+        coverage=rules.uncertainty_curve.output.coverage,
+    output:
+        **{
+            key: report(path, caption="../report/maps.rst", category="Maps (Figs. 3-6)")
+            for key, path in FIGURE_FILES.items()
+        },
+    params:
+        area=FIGURE_AREA,
+        note=FIGURE_NOTE,
+        models=list(ALL_MODELS),
+        cnns=list(MODELS),
+        pred_dir=PRED_DIR,
+        data_dir=DATA_DIR,
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/figures/figures.log",
+    benchmark:
+        "results/benchmarks/figures/figures.tsv"
+    message:
+        "Maps of validation area {params.area}: IRRG, GT, predictions, uncertainty, FCN thresholded (Figs. 3-6)"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule history_plots:
+    input:
+        history="results/models/{cnn}/history.csv",
+    output:
+        plot=report("results/figures/history_{cnn}.png", caption="../report/history.rst", category="Training"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/history_plots/{cnn}.log",
+    benchmark:
+        "results/benchmarks/history_plots/{cnn}.tsv"
+    message:
+        "Plotting the training history of {wildcards.cnn}"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/history_plots.py"
+
+
+rule paper_diff:
+    input:
+        table1=rules.tables.output.table1_csv,
+        table2=rules.tables.output.table2_csv,
+        curve=rules.uncertainty_curve.output.curve,
+        summary=rules.uncertainty_curve.output.summary,
+    output:
+        md=report("results/paper_diff.md", caption="../report/paper_diff.rst", category="Paper diff"),
+        csv=report("results/paper_diff.csv", caption="../report/paper_diff.rst", category="Paper diff"),
+    params:
+        paper_dir=PAPER_DIR,
+        source=SOURCE,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/paper_diff/paper_diff.log",
+    benchmark:
+        "results/benchmarks/paper_diff/paper_diff.tsv"
+    message:
+        "Comparing every table cell with the paper ({params.source} data)"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/paper_diff.py"

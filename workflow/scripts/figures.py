@@ -1,0 +1,19 @@
+"""Rule figures: maps of one validation area (IRRG, GT, predictions, uncertainty, Fig. 6 thresholds)."""
+
+import logging
+
+from vaiseg.reporting.figures import map_figures
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+map_figures(
+    snakemake.params.area,
+    snakemake.params.models,
+    snakemake.params.cnns,
+    snakemake.params.pred_dir,
+    snakemake.params.data_dir,
+    snakemake.input.summary,
+    snakemake.input.coverage,
+    {key: path for key, path in snakemake.output.items()},
+    note=snakemake.params.note,
+)
