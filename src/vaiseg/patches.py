@@ -110,7 +110,7 @@ def cut_pb_patch(image: np.ndarray, labels: np.ndarray | None, row: int, col: in
     """
     half = PB_SIZE // 2
     if angle == 0:
-        img = cut_window(image, row - half, col - half, PB_SIZE).astype(np.float32, copy=False)
+        img = np.array(cut_window(image, row - half, col - half, PB_SIZE), dtype=np.float32)
         lab = None if labels is None else cut_window(labels, row - half, col - half, PB_SIZE)
         return img, lab
     r = ROT_WINDOW // 2
@@ -435,7 +435,7 @@ class FCNPatches(Dataset):
 
     def __getitem__(self, i):
         a, r, c, t = int(self.area[i]), int(self.row[i]), int(self.col[i]), int(self.transform[i])
-        img = dihedral(cut_window(self.images[a], r, c, self.size), t).astype(np.float32, copy=False)
+        img = np.array(dihedral(cut_window(self.images[a], r, c, self.size), t), dtype=np.float32)
         lab = dihedral(cut_window(self.labels[a][0], r, c, self.size), t)
         return torch.from_numpy(img), torch.from_numpy(lab.astype(np.int64))
 

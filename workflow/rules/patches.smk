@@ -1,1 +1,61 @@
-# patches stage: rules are added by the issue that builds this stage.
+# Patch extraction (§4.1, §4.2): index arrays (area, row, col, ...), not pixels; the
+# training datasets cut the patches from memory-mapped copies of the rasters.
+
+PATCH_CONFIG = config["patches"]
+# the label raster the FCNs train on (and MFB counts): full GT or eroded GT
+FCN_LABELS = "labels_eroded" if PATCH_CONFIG["fcn"].get("labels", "full") == "eroded" else "labels"
+
+
+rule extract_patches_pb:
+    input:
+        labels=expand("results/data/{area}/labels.tif", area=TRAIN_AREAS),
+        eroded=expand("results/data/{area}/labels_eroded.tif", area=TRAIN_AREAS),
+    output:
+        index="results/patches/pb.npz",
+    params:
+        data_dir="results/data",
+        areas=list(TRAIN_AREAS),
+        per_class=PATCH_CONFIG["pb"]["per_class"],
+        car_rotations=PATCH_CONFIG["pb"]["car_rotations"],
+        val_fraction=PATCH_CONFIG.get("val_fraction", 0.1),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/extract_patches_pb/extract_patches_pb.log",
+    benchmark:
+        "results/benchmarks/extract_patches_pb/extract_patches_pb.tsv"
+    message:
+        "Sampling class-balanced 65x65 PB patch centres (cars + rotations) in areas {params.areas}"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/extract_patches_pb.py"
+
+
+rule extract_patches_fcn:
+    input:
+        images=expand("results/data/{area}/image.tif", area=TRAIN_AREAS),
+    output:
+        index="results/patches/fcn.npz",
+    params:
+        data_dir="results/data",
+        areas=list(TRAIN_AREAS),
+        size=PATCH_CONFIG["fcn"]["size"],
+        overlap=PATCH_CONFIG["fcn"]["overlap"],
+        val_fraction=PATCH_CONFIG.get("val_fraction", 0.1),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        "logs/extract_patches_fcn/extract_patches_fcn.log",
+    benchmark:
+        "results/benchmarks/extract_patches_fcn/extract_patches_fcn.tsv"
+    message:
+        "Indexing {params.size}x{params.size} FCN patches at {params.overlap} overlap x 8 transforms"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/extract_patches_fcn.py"

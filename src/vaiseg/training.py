@@ -1,0 +1,344 @@
+"""Training of the three CNNs (§4.1, §4.2, §5) with per-epoch checkpoints and resume.
+
+``train(...)`` trains one model — "PB" (:class:`~vaiseg.models.PatchCNN`, plain
+cross-entropy on the PB index), "FCN" (plain cross-entropy, eq. 1 with w = 1) or
+"FCN-MFB" (eq. 1 with the median-frequency weights of eq. 2) — and writes
+``model.pt`` (:func:`~vaiseg.models.save_model`) and ``history.csv`` (epoch,
+train_loss, val_loss, val_oa, val_car_f1, seconds).
+
+Choices where the paper is silent (documented here and in the README):
+- Optimiser: Adam (lr from the config, default 1e-3), optional SGD with momentum; a
+  cosine learning-rate schedule over the epochs, stepped once per epoch; weight decay
+  1e-4. Adam trains the tiny CPU demo reliably in a few epochs.
+- Every epoch visits every training row of the index once in a seeded random order (a
+  fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
+  every patch in all 8 dihedral transforms (§4.2).
+- The validation numbers in the history (held-out patches, see :mod:`vaiseg.patches`)
+  monitor training only; the model after the last epoch is the one written (no early
+  stopping / model selection). val_loss uses the model's own training loss.
+- Determinism: seeded; on CPU ``torch.use_deterministic_algorithms`` is on, data are
+  loaded in a fixed order, so a run killed after epoch k and resumed from its checkpoint
+  ends with bit-identical weights. On CUDA cuDNN autotuning is on (fast, not bitwise).
+- Checkpoint ``{checkpoint_dir}/last.pt`` after every epoch (weights, optimiser,
+  scheduler, RNG states, epoch, history, and a fingerprint of the settings + patch
+  index). It is not a Snakemake output, so a failed or killed job keeps it; a rerun with
+  the same fingerprint resumes, a different fingerprint starts afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .classes import CAR, IGNORE
+from .config import MODELS
+from .errors import ConfigError
+from .mfb import load_mfb_weights, weighted_cross_entropy
+from .models import FCN, PatchCNN, save_model
+from .patches import FCNPatches, PBPatches, load_index
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_oa", "val_car_f1", "seconds")
+CHECKPOINT = "last.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that determines a training run (config ``train``/``models``/``seed``)."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | constant
+    amp: bool = False  # bf16 autocast on CUDA
+    width: float = 1.0
+    dropout: float = 0.5
+    seed: int = 0
+    fcn_labels: str = "labels"  # labels (full GT) | labels_eroded
+
+    @classmethod
+    def from_config(cls, config: dict, model: str) -> "TrainSettings":
+        """Settings of ``model`` from a validated config dict."""
+        if model not in MODELS:
+            raise ConfigError(f"unknown model {model!r} (choose from {MODELS})")
+        t = dict(config.get("train", {}).get(model, {}))
+        m = config.get("models", {})
+        fcn = config.get("patches", {}).get("fcn", {})
+        known = {k for k in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in t.items() if k in known}
+        return cls(
+            **kwargs,
+            amp=bool(config.get("train", {}).get("amp", False)),
+            width=float(m.get("width", 1.0)),
+            dropout=float(m.get("dropout", 0.5)),
+            seed=int(config.get("seed", 0)),
+            fcn_labels="labels_eroded" if fcn.get("labels", "full") == "eroded" else "labels",
+        )
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" -> CUDA when available else CPU; "cuda" without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but no CUDA device is available (use auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+class _Order(Sampler):
+    """Fixed index order (one epoch's seeded permutation)."""
+
+    def __init__(self, order: list[int]):
+        self.order = order
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The seeded permutation of ``range(n)`` for ``epoch`` (independent of other RNG use)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | None) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([model, asdict(s), mfb], sort_keys=True).encode())
+    h.update(Path(index_path).read_bytes())
+    return h.hexdigest()
+
+
+def _loss(model: str, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if model == "PB":
+        return F.cross_entropy(logits.float(), target)
+    return weighted_cross_entropy(logits, target, weights if model == "FCN-MFB" else None, ignore_index=IGNORE)
+
+
+def _build(model: str, s: TrainSettings):
+    if model == "PB":
+        return PatchCNN(width=s.width, dropout=s.dropout)
+    return FCN(width=s.width, dropout=s.dropout)
+
+
+def _optimizer(net, s: TrainSettings):
+    if s.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    raise ConfigError(f"train.optimizer must be adam or sgd, got {s.optimizer!r}")
+
+
+def _scheduler(opt, s: TrainSettings):
+    if s.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs)
+    if s.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    raise ConfigError(f"train.schedule must be cosine or constant, got {s.schedule!r}")
+
+
+@torch.no_grad()
+def evaluate(net, loader, model: str, device, weights=None, amp: bool = False) -> dict:
+    """Loss, overall accuracy and car F1 on ``loader`` (eval mode: no dropout).
+
+    OA is over non-ignored pixels (FCN) or patches (PB, whose held-out set is class
+    balanced); car F1 = 2 TP / (2 TP + FP + FN) for class 4, NaN when undefined.
+    """
+    net.eval()
+    loss_sum, n_sum, correct, tp, fp, fn = 0.0, 0, 0, 0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits = net(x)
+        valid = y != IGNORE
+        n = int(valid.sum())
+        if n == 0:
+            continue
+        loss_sum += float(_loss(model, logits, y, weights)) * n
+        n_sum += n
+        pred = logits.argmax(1)
+        correct += int((pred[valid] == y[valid]).sum())
+        tp += int(((pred == CAR) & (y == CAR)).sum())
+        fp += int(((pred == CAR) & (y != CAR) & valid).sum())
+        fn += int(((pred != CAR) & (y == CAR)).sum())
+    if n_sum == 0:
+        return {"val_loss": float("nan"), "val_oa": float("nan"), "val_car_f1": float("nan")}
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
+    return {"val_loss": loss_sum / n_sum, "val_oa": correct / n_sum, "val_car_f1": f1}
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: r[k] for k in HISTORY_COLUMNS})
+
+
+def _rng_state(device) -> dict:
+    st = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict, device) -> None:
+    torch.set_rng_state(st["torch"])
+    if device.type == "cuda" and "cuda" in st:
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def train(
+    model: str,
+    index_path: str | Path,
+    data_dir: str | Path,
+    model_out: str | Path,
+    history_out: str | Path,
+    checkpoint_dir: str | Path,
+    settings: TrainSettings,
+    *,
+    cache_dir: str | Path = "results/cache",
+    mfb_weights: str | Path | None = None,
+    stats: str | None = "results/data/stats.json",
+    device: str = "auto",
+    workers: int = 0,
+    stop_after: int | None = None,
+) -> dict:
+    """Train ``model`` ("PB", "FCN" or "FCN-MFB") and write ``model_out`` + ``history_out``.
+
+    ``index_path``: results/patches/pb.npz (PB) or fcn.npz (FCN models); ``data_dir``:
+    results/data (rasters of the data stage); ``mfb_weights``: mfb_weights.json (needed
+    for FCN-MFB). Resumes from ``checkpoint_dir/last.pt`` when its fingerprint matches.
+    ``stop_after``: return after checkpointing that epoch, without writing outputs (a
+    simulated kill, for tests). Returns the summary stored in the model's meta.
+    """
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r} (choose from {MODELS})")
+    s = settings
+    dev = resolve_device(device)
+    checkpoint_dir = Path(checkpoint_dir)
+    ckpt_path = checkpoint_dir / CHECKPOINT
+    weights = None
+    if model == "FCN-MFB":
+        if mfb_weights is None:
+            raise ConfigError("FCN-MFB needs mfb_weights (results/models/mfb_weights.json)")
+        weights = load_mfb_weights(mfb_weights).to(dev)
+    fingerprint = _fingerprint(model, s, Path(index_path), None if weights is None else weights.tolist())
+
+    index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
+    if model == "PB":
+        train_ds = PBPatches(index, data_dir, cache_dir, "train")
+        val_ds = PBPatches(index, data_dir, cache_dir, "val")
+    else:
+        size = int(meta["size"])
+        train_ds = FCNPatches(index, size, data_dir, cache_dir, "train", labels=s.fcn_labels)
+        val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels)
+    if len(train_ds) == 0:
+        raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
+
+    det_before = torch.are_deterministic_algorithms_enabled()
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = True
+    try:
+        torch.manual_seed(s.seed)
+        net = _build(model, s).to(dev)
+        opt = _optimizer(net, s)
+        sched = _scheduler(opt, s)
+        history: list[dict] = []
+        start = 0
+        if ckpt_path.is_file():
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            if ck.get("fingerprint") == fingerprint:
+                net.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                sched.load_state_dict(ck["scheduler"])
+                _set_rng_state(ck["rng"], dev)
+                history = ck["history"]
+                start = ck["epoch"]
+                log.info("%s: resuming from %s after epoch %d", model, ckpt_path, start)
+            else:
+                log.warning("%s: checkpoint %s is from other settings or patches; starting afresh", model, ckpt_path)
+        pin = dev.type == "cuda"
+        val_loader = DataLoader(val_ds, batch_size=s.batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+        log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, len(train_ds), len(val_ds), s.epochs)
+        for epoch in range(start + 1, s.epochs + 1):
+            t0 = time.perf_counter()
+            loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(len(train_ds), s.seed, epoch)), num_workers=workers, pin_memory=pin)
+            net.train()
+            loss_sum, n_sum = 0.0, 0
+            bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+            for x, y in bar:
+                x, y = x.to(dev, non_blocking=pin), y.to(dev, non_blocking=pin)
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
+                    logits = net(x)
+                loss = _loss(model, logits, y, weights)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(x)
+                n_sum += len(x)
+                bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}")
+            bar.close()
+            sched.step()
+            row = {"epoch": epoch, "train_loss": loss_sum / max(n_sum, 1)}
+            row.update(evaluate(net, val_loader, model, dev, weights, s.amp) if len(val_ds) else {"val_loss": float("nan"), "val_oa": float("nan"), "val_car_f1": float("nan")})
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            log.info("%s epoch %d: %s", model, epoch, {k: round(v, 4) for k, v in row.items()})
+            ck = {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": _rng_state(dev),
+                "history": history,
+            }
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(ck, tmp)
+            _write_history(checkpoint_dir / "history.csv", history)
+            if stop_after is not None and epoch >= stop_after:
+                return {"stopped_after": epoch}
+    finally:
+        torch.use_deterministic_algorithms(det_before)
+
+    summary = {
+        "model": model,
+        "settings": asdict(s),
+        "epochs_done": len(history),
+        "final": history[-1] if history else {},
+        "train_samples": len(train_ds),
+        "val_samples": len(val_ds),
+        "device": str(dev),
+        "seconds": sum(r["seconds"] for r in history),
+        "patches": str(index_path),
+        "mfb_weights": None if weights is None else {"path": str(mfb_weights), "values": weights.tolist()},
+        "torch": torch.__version__,
+    }
+    save_model(model_out, net.cpu(), {"model": model, "stats": stats, "training": summary})
+    _write_history(Path(history_out), history)
+    return summary

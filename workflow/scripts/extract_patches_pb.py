@@ -1,0 +1,18 @@
+"""Rule extract_patches_pb: class-balanced PB patch index (§4.1) -> results/patches/pb.npz."""
+
+import logging
+
+from vaiseg.patches import extract_pb
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+p = snakemake.params
+extract_pb(
+    p.data_dir,
+    p.areas,
+    snakemake.output.index,
+    per_class=p.per_class,
+    car_rotations=p.car_rotations,
+    seed=p.seed,
+    val_fraction=p.val_fraction,
+)

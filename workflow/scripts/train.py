@@ -1,0 +1,26 @@
+"""Rules train_pb, train_fcn, train_fcn_mfb: train one CNN (§4.1, §4.2) with checkpoints/resume."""
+
+import logging
+
+import torch
+
+from vaiseg.training import TrainSettings, train
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+torch.set_num_threads(snakemake.threads)
+
+p = snakemake.params
+train(
+    p.model,
+    snakemake.input.index,
+    p.data_dir,
+    snakemake.output.model,
+    snakemake.output.history,
+    p.checkpoint_dir,
+    TrainSettings(**p.settings),
+    cache_dir=p.cache_dir,
+    mfb_weights=snakemake.input.get("mfb"),
+    stats=p.stats,
+    device=p.device,
+    workers=p.workers,
+)
