@@ -102,4 +102,5 @@ def test_missing_archive_source_fails_with_instructions(tmp_path):
     assert res.returncode != 0
     log = (work / "logs/fetch_archive/gt_eroded.log").read_text() + res.stderr
     assert "data.isprs.archives.gt_eroded.path" in log and "isprs.org" in log
+    assert "Traceback" not in res.stderr  # a message, not a Python traceback
     assert not (work / "resources/archives/gt_eroded.zip").exists()
