@@ -178,6 +178,15 @@ def make_results(root, seed=0):
     return data, pred_dir
 
 
+def mc(pred, name, models=MODELS, areas=AREAS):
+    """{(model, area): path} of one prediction file."""
+    return {(m, a): pred / m / str(a) / f"{name}.tif" for m in models for a in areas}
+
+
+def gt(data, name, areas=AREAS):
+    return {a: data / str(a) / f"{name}.tif" for a in areas}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, repo_root):
     root = tmp_path_factory.mktemp("results")
@@ -191,7 +200,8 @@ def results(tmp_path_factory, repo_root):
     fig = root / "figures"
     out = dict(curve=fig / "accuracy_vs_uncertainty.csv", png=fig / "accuracy_vs_uncertainty.png",
                coverage=fig / "uncertainty_coverage.csv", summary=fig / "uncertainty_summary.json")
-    uncertainty_analysis(list(MODELS), list(AREAS), pred, data, paper, out["curve"], out["png"], out["coverage"],
+    uncertainty_analysis(list(MODELS), list(AREAS), mc(pred, "uncertainty"), mc(pred, "labels"), gt(data, "labels_eroded"),
+                         gt(data, "labels"), paper, out["curve"], out["png"], out["coverage"],
                          out["summary"], n_thresholds=101)
     return root, data, pred, out
 
@@ -220,13 +230,14 @@ def test_uncertainty_analysis_files(results):
 def test_uncertainty_shape_mismatch(tmp_path, results):
     _, data, pred, out = results
     bad = tmp_path / "pred"
-    for m in ("FCN",):
+    for m in MODELS:
         for a in AREAS:
             d = bad / m / str(a)
             write_raster(d / "uncertainty.tif", np.zeros((H, W + 1), np.float32))
             write_raster(d / "labels.tif", np.zeros((H, W + 1), np.uint8))
     with pytest.raises(DataError, match="differs"):
-        uncertainty_analysis(["FCN"], list(AREAS), bad, data, _paper(results), tmp_path / "c.csv", tmp_path / "c.png", tmp_path / "v.csv", tmp_path / "s.json")
+        uncertainty_analysis(["FCN"], list(AREAS), mc(bad, "uncertainty"), mc(bad, "labels"), gt(data, "labels_eroded"),
+                             gt(data, "labels"), _paper(results), tmp_path / "c.csv", tmp_path / "c.png", tmp_path / "v.csv", tmp_path / "s.json")
     assert not (tmp_path / "c.csv").exists()
 
 
@@ -242,14 +253,16 @@ def _paper(results):
 def test_uncertainty_paper_dir_missing(tmp_path, results):
     _, data, pred, _ = results
     with pytest.raises(DataError, match="paper_dir"):
-        uncertainty_analysis(["FCN"], list(AREAS), pred, data, tmp_path / "nowhere", tmp_path / "c.csv",
+        uncertainty_analysis(["FCN"], list(AREAS), mc(pred, "uncertainty"), mc(pred, "labels"), gt(data, "labels_eroded"),
+                             gt(data, "labels"), tmp_path / "nowhere", tmp_path / "c.csv",
                              tmp_path / "c.png", tmp_path / "v.csv", tmp_path / "s.json")
     assert not list(tmp_path.iterdir())
 
 
 def test_calibration_files(results, tmp_path):
     _, data, pred, _ = results
-    df = calibration_analysis(list(MODELS), list(AREAS), pred, data, tmp_path / "cal.csv", tmp_path / "bins.csv", tmp_path / "cal.png")
+    df = calibration_analysis(list(MODELS), list(AREAS), mc(pred, "probs"), mc(pred, "probs_deterministic"),
+                              gt(data, "labels_eroded"), tmp_path / "cal.csv", tmp_path / "bins.csv", tmp_path / "cal.png")
     assert set(df.columns) >= {"model", "kind", "ece", "nll", "brier"}
     assert len(df) == 2 * len(MODELS)
     d = df.set_index(["model", "kind"])
@@ -265,7 +278,9 @@ def test_figures(results, tmp_path):
     area, note = choose_figure_area(30, AREAS)
     assert area == 30 and note is None
     files = figure_files(tmp_path, area, models, list(MODELS))
-    map_figures(area, models, list(MODELS), pred, data, out["summary"], out["coverage"], files)
+    map_figures(area, data / "30" / "image.tif", data / "30" / "labels.tif",
+                {m: pred / m / "30" / "labels.tif" for m in models}, {m: pred / m / "30" / "uncertainty.tif" for m in MODELS},
+                out["summary"], out["coverage"], files)
     assert all(k.isidentifier() for k in files)
     assert len(files) == 3 + len(models) + len(MODELS) + 3
     for p in files.values():
@@ -302,3 +317,18 @@ def test_history_plot(tmp_path):
     with pytest.raises(DataError, match="no rows"):
         history_plot(tmp_path / "empty.csv", tmp_path / "x.png", "PB")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_by_model_area_order():
+    from vaiseg.reporting.uncertainty import by_area, by_model_area
+
+    paths = [f"r/{m}/{a}/u.tif" for m in ("PB", "FCN") for a in (11, 30)]
+    d = by_model_area(paths, ["PB", "FCN"], [11, 30])
+    assert str(d[("FCN", 11)]) == "r/FCN/11/u.tif"
+    with pytest.raises(ValueError, match="expand order"):
+        by_model_area(paths, ["PB", "FCN"], [30, 11])
+    with pytest.raises(ValueError):
+        by_model_area(paths[:3], ["PB", "FCN"], [11, 30])
+    assert by_area(["d/11/x.tif", "d/30/x.tif"], [11, 30])[30].as_posix() == "d/30/x.tif"
+    with pytest.raises(ValueError):
+        by_area(["d/30/x.tif", "d/11/x.tif"], [11, 30])

@@ -40,5 +40,5 @@ def contract_outputs():
         "results/paper_diff.md",
         "results/paper_diff.csv",
     ]
-    out += [f for f in report_extras() if f not in out]  # report.smk: coverage, calibration, maps, history
+    out += [f for f in REPORT_EXTRAS if f not in out]  # report.smk: coverage, calibration, maps, history
     return out

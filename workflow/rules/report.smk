@@ -13,17 +13,6 @@ PRED_DIR = "results/predictions"
 DATA_DIR = "results/data"
 
 
-def report_extras():
-    """Report outputs beyond the output contract (built by the default target too)."""
-    return (
-        list(rules.tables.output)
-        + list(rules.uncertainty_curve.output)
-        + list(rules.calibration.output)
-        + list(rules.figures.output)
-        + expand("results/figures/history_{cnn}.png", cnn=MODELS)
-    )
-
-
 rule tables:
     input:
         metrics=expand("results/metrics/{model}.json", model=ALL_MODELS),
@@ -67,8 +56,6 @@ rule uncertainty_curve:
     params:
         models=list(MODELS),
         areas=list(VAL_AREAS),
-        pred_dir=PRED_DIR,
-        data_dir=DATA_DIR,
         paper_dir=PAPER_DIR,
         thresholds=REPORT["thresholds"],
     threads: 1
@@ -98,8 +85,6 @@ rule calibration:
     params:
         models=list(MODELS),
         areas=list(VAL_AREAS),
-        pred_dir=PRED_DIR,
-        data_dir=DATA_DIR,
         bins=REPORT["calibration_bins"],
     threads: 1
     resources:
@@ -134,8 +119,6 @@ rule figures:
         note=FIGURE_NOTE,
         models=list(ALL_MODELS),
         cnns=list(MODELS),
-        pred_dir=PRED_DIR,
-        data_dir=DATA_DIR,
     threads: 1
     resources:
         mem_mb=4000,
@@ -196,3 +179,14 @@ rule paper_diff:
         "../../envs/report.yaml"
     script:
         "../scripts/paper_diff.py"
+
+
+# report outputs beyond the output contract (common.smk's contract_outputs adds them to
+# the default target)
+REPORT_EXTRAS = (
+    list(rules.tables.output)
+    + list(rules.uncertainty_curve.output)
+    + list(rules.calibration.output)
+    + list(rules.figures.output)
+    + expand(rules.history_plots.output.plot, cnn=MODELS)
+)

@@ -3,14 +3,17 @@
 import logging
 
 from vaiseg.reporting.calibration import calibration_analysis
+from vaiseg.reporting.uncertainty import by_area, by_model_area
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+models, areas = snakemake.params.models, snakemake.params.areas
 
 calibration_analysis(
-    snakemake.params.models,
-    snakemake.params.areas,
-    snakemake.params.pred_dir,
-    snakemake.params.data_dir,
+    models,
+    areas,
+    by_model_area(snakemake.input.probs, models, areas),
+    by_model_area(snakemake.input.probs_deterministic, models, areas),
+    by_area(snakemake.input.eroded, areas),
     snakemake.output.metrics,
     snakemake.output.bins,
     snakemake.output.plot,

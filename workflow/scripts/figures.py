@@ -8,10 +8,10 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asc
 
 map_figures(
     snakemake.params.area,
-    snakemake.params.models,
-    snakemake.params.cnns,
-    snakemake.params.pred_dir,
-    snakemake.params.data_dir,
+    snakemake.input.image,
+    snakemake.input.labels,
+    dict(zip(snakemake.params.models, snakemake.input.predictions)),
+    dict(zip(snakemake.params.cnns, snakemake.input.uncertainty)),
     snakemake.input.summary,
     snakemake.input.coverage,
     {key: path for key, path in snakemake.output.items()},

@@ -2,15 +2,18 @@
 
 import logging
 
-from vaiseg.reporting.uncertainty import uncertainty_analysis
+from vaiseg.reporting.uncertainty import by_area, by_model_area, uncertainty_analysis
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+models, areas = snakemake.params.models, snakemake.params.areas
 
 uncertainty_analysis(
-    snakemake.params.models,
-    snakemake.params.areas,
-    snakemake.params.pred_dir,
-    snakemake.params.data_dir,
+    models,
+    areas,
+    by_model_area(snakemake.input.uncertainty, models, areas),
+    by_model_area(snakemake.input.labels, models, areas),
+    by_area(snakemake.input.eroded, areas),
+    by_area(snakemake.input.full, areas),
     snakemake.params.paper_dir,
     snakemake.output.curve,
     snakemake.output.plot,

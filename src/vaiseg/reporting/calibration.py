@@ -27,7 +27,7 @@ from ..atomic import atomic_path
 from ..classes import IGNORE, N_CLASSES
 from ..errors import DataError
 from ..raster import read_raster
-from .uncertainty import check_same_shape, data_path, prediction_path, read_band
+from .uncertainty import check_same_shape, read_band
 
 EPS = 1e-12
 KINDS = {"mc": "probs", "deterministic": "probs_deterministic"}
@@ -137,8 +137,9 @@ def plot_reliability(bins: pd.DataFrame, metrics: pd.DataFrame, out_png: str | P
 def calibration_analysis(
     models: list[str],
     areas: list,
-    pred_dir: str | Path,
-    data_dir: str | Path,
+    probs: dict,
+    probs_deterministic: dict,
+    eroded: dict,
     out_csv: str | Path,
     out_bins_csv: str | Path,
     out_png: str | Path,
@@ -146,15 +147,18 @@ def calibration_analysis(
     n_bins: int = 15,
 ) -> pd.DataFrame:
     """ECE/MCE/NLL/Brier per model and kind (``mc`` | ``deterministic``) over the
-    validation ``areas`` -> ``out_csv`` (columns model, kind, ece, mce, nll, brier,
+    validation ``areas``. ``probs``/``probs_deterministic``: {(model, area): path} of
+    ``probs.tif``/``probs_deterministic.tif`` ((5|6, H, W) float); ``eroded``: {area:
+    path} of the eroded GT. Writes ``out_csv`` (columns model, kind, ece, mce, nll, brier,
     overall_acc, mean_confidence, n_pixels; fractions), the per-bin table and the
     reliability diagrams. Returns the metrics frame."""
     rows, all_bins = [], []
+    sources = {"mc": probs, "deterministic": probs_deterministic}
     for model in models:
-        for kind, name in KINDS.items():
+        for kind in KINDS:
             acc = CalibrationAccumulator(n_bins)
-            for a in tqdm(areas, desc=f"calibration {model} {kind}", unit="area"):
-                pp, tp = prediction_path(pred_dir, model, a, name), data_path(data_dir, a, "labels_eroded")
+            for a in tqdm([int(a) for a in areas], desc=f"calibration {model} {kind}", unit="area"):
+                pp, tp = sources[kind][(model, a)], eroded[a]
                 probs, truth = read_probs(pp), read_band(tp)
                 check_same_shape({pp: probs, tp: truth})
                 acc.add(probs, truth)

@@ -34,7 +34,7 @@ from ..atomic import atomic_path
 from ..classes import CLASSES, index_to_rgb
 from ..errors import DataError
 from ..raster import read_raster
-from .uncertainty import TARGETS, check_same_shape, data_path, prediction_path, read_band
+from .uncertainty import TARGETS, check_same_shape, read_band
 
 log = logging.getLogger(__name__)
 UNCERTAINTY_CMAP = "cividis"
@@ -115,10 +115,10 @@ def _save_scalar(path: str | Path, x: np.ndarray) -> None:
 
 def map_figures(
     area: int,
-    models,
-    cnns,
-    pred_dir: str | Path,
-    data_dir: str | Path,
+    image: str | Path,
+    labels: str | Path,
+    predictions: dict,
+    uncertainty: dict,
     summary_json: str | Path,
     coverage_csv: str | Path,
     files: dict[str, str],
@@ -127,7 +127,9 @@ def map_figures(
     targets=TARGETS,
 ) -> None:
     """Write the individual maps and the composite of ``area`` to ``files`` (from
-    :func:`figure_files`). ``summary_json``: model -> {u_min, u_max} (validation-set
+    :func:`figure_files`). ``image``: the area's 5-band image.tif; ``labels``: its full
+    GT; ``predictions``: {model: labels.tif} (CNNs and fusions, drawing order);
+    ``uncertainty``: {cnn: uncertainty.tif}. ``summary_json``: model -> {u_min, u_max} (validation-set
     normalisation, from the uncertainty analysis); ``coverage_csv``: thresholds per
     model and target (``uncertainty_coverage.csv``). ``note`` (area fallback) goes to
     the log and the composite's title."""
@@ -140,17 +142,18 @@ def map_figures(
     if note:
         log.warning(note)
     summary = json.loads(Path(summary_json).read_text())
-    ip, gp = data_path(data_dir, area, "image"), data_path(data_dir, area, "labels")
+    models, cnns = list(predictions), list(uncertainty)
+    ip, gp = image, labels
     image, _ = read_raster(ip)
     gt = read_band(gp)
     shapes = {ip: image, gp: gt}
     preds, uncs = {}, {}
     for m in models:
-        p = prediction_path(pred_dir, m, area, "labels")
+        p = predictions[m]
         preds[m] = read_band(p)
         shapes[p] = preds[m]
     for m in cnns:
-        p = prediction_path(pred_dir, m, area, "uncertainty")
+        p = uncertainty[m]
         if m not in summary:
             raise DataError(p, f"no normalisation range for {m} in the uncertainty summary")
         u = read_band(p, np.float64)

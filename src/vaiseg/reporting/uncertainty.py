@@ -49,14 +49,30 @@ TARGETS = (97.5, 95.0, 90.0)
 MIN_FINE_BINS = 65536
 
 
-def prediction_path(pred_dir: str | Path, model: str, area: int | str, name: str) -> Path:
-    """``{pred_dir}/{model}/{area}/{name}.tif`` (output contract layout)."""
-    return Path(pred_dir) / model / str(area) / f"{name}.tif"
+def by_model_area(paths, models, areas) -> dict[tuple[str, int], Path]:
+    """``{(model, area): path}`` from a list built by Snakemake's
+    ``expand(".../{model}/{area}/...", model=models, area=areas)`` (models outer, areas
+    inner). ValueError when the counts differ or a path does not hold ``/{model}/{area}/``."""
+    keys = [(m, int(a)) for m in models for a in areas]
+    paths = [Path(p) for p in paths]
+    if len(paths) != len(keys):
+        raise ValueError(f"{len(paths)} paths for {len(keys)} (model, area) pairs")
+    for (m, a), p in zip(keys, paths):
+        if f"/{m}/{a}/" not in "/" + p.as_posix():
+            raise ValueError(f"{p} is not the file of model {m}, area {a} (expand order: model outer, area inner)")
+    return dict(zip(keys, paths))
 
 
-def data_path(data_dir: str | Path, area: int | str, name: str) -> Path:
-    """``{data_dir}/{area}/{name}.tif`` (output contract layout)."""
-    return Path(data_dir) / str(area) / f"{name}.tif"
+def by_area(paths, areas) -> dict[int, Path]:
+    """``{area: path}`` from a list built by ``expand(".../{area}/...", area=areas)``;
+    ValueError when the counts differ or a path does not hold ``/{area}/``."""
+    paths = [Path(p) for p in paths]
+    if len(paths) != len(areas):
+        raise ValueError(f"{len(paths)} paths for {len(areas)} areas")
+    for a, p in zip(areas, paths):
+        if f"/{int(a)}/" not in "/" + p.as_posix():
+            raise ValueError(f"{p} is not the file of area {a}")
+    return {int(a): p for a, p in zip(areas, paths)}
 
 
 def read_band(path: str | Path, dtype=None) -> np.ndarray:
@@ -229,15 +245,25 @@ def uncertainty_range(paths: list[str | Path]) -> tuple[float, float]:
 
 
 def model_histogram(
-    model: str, areas: list, pred_dir: str | Path, data_dir: str | Path, n_thresholds: int
+    model: str,
+    areas: list,
+    uncertainty: dict,
+    labels: dict,
+    eroded: dict,
+    full: dict,
+    n_thresholds: int,
 ) -> UncertaintyHistogram:
-    """Two streaming passes over the validation areas of one CNN -> its histogram."""
-    upaths = [prediction_path(pred_dir, model, a, "uncertainty") for a in areas]
+    """Two streaming passes over the validation ``areas`` of one CNN -> its histogram.
+
+    ``uncertainty``/``labels``: {(model, area): path} of ``uncertainty.tif`` (1 band,
+    float) and ``labels.tif`` (1 band, class index); ``eroded``/``full``: {area: path}
+    of the eroded and full ground truth (1 band uint8)."""
+    areas = [int(a) for a in areas]
+    upaths = [uncertainty[(model, a)] for a in areas]
     lo, hi = uncertainty_range(upaths)
     h = UncertaintyHistogram(lo, hi, fine_bin_count(n_thresholds))
     for a, up in zip(areas, tqdm(upaths, desc=f"uncertainty {model}", unit="area")):
-        lp = prediction_path(pred_dir, model, a, "labels")
-        ep, fp = data_path(data_dir, a, "labels_eroded"), data_path(data_dir, a, "labels")
+        lp, ep, fp = labels[(model, a)], eroded[a], full[a]
         u, pred = read_band(up, np.float32), read_band(lp)
         ge, gf = read_band(ep), read_band(fp)
         check_same_shape({up: u, lp: pred, ep: ge, fp: gf})
@@ -279,8 +305,10 @@ def read_paper_coverage(path: str | Path) -> pd.DataFrame:
 def uncertainty_analysis(
     models: list[str],
     areas: list,
-    pred_dir: str | Path,
-    data_dir: str | Path,
+    uncertainty: dict,
+    labels: dict,
+    eroded: dict,
+    full: dict,
     paper_dir: str | Path,
     out_curve_csv: str | Path,
     out_curve_png: str | Path,
@@ -290,7 +318,8 @@ def uncertainty_analysis(
     n_thresholds: int = 101,
     targets=TARGETS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The whole §5 uncertainty analysis for the CNNs ``models`` on the validation ``areas``.
+    """The whole §5 uncertainty analysis for the CNNs ``models`` on the validation ``areas``
+    (input mappings as in :func:`model_histogram`; see :func:`by_model_area`).
 
     Writes the curve (``model,threshold,kept_fraction,overall_acc``; fractions), its
     plot, the coverage table (percent; the paper's numbers beside ours, NaN for models
@@ -305,7 +334,7 @@ def uncertainty_analysis(
     paper = read_paper_coverage(paper_file(paper_dir, PAPER_COVERAGE))
     curves, covs, summary = [], [], {}
     for model in models:
-        h = model_histogram(model, areas, pred_dir, data_dir, n_thresholds)
+        h = model_histogram(model, areas, uncertainty, labels, eroded, full, n_thresholds)
         c = curve(h.count, h.correct, n_thresholds)
         c.insert(0, "model", model)
         curves.append(c)
