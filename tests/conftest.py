@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -22,3 +25,46 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(1)
+
+
+# --- the tiny end-to-end run (tests/config/tiny.yaml), shared by the pipeline, report
+# --- and SLURM tests. Runs in a temporary working directory: the repository is used
+# --- only through --snakefile, so nothing is written into the checkout.
+TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def write_tiny_config(workdir: Path) -> Path:
+    """tests/config/tiny.yaml with the repository-relative paths made absolute -> workdir/tiny.yaml."""
+    cfg = yaml.safe_load(TINY_CONFIG.read_text())
+    cfg.setdefault("report", {})["paper_dir"] = str(SHARED / "paper")
+    out = Path(workdir) / "tiny.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run snakemake on the tiny config in ``workdir``; output captured in workdir/snakemake.out."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = write_tiny_config(workdir)
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfg), *args]
+    with open(workdir / "snakemake.out", "a") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=workdir)
+
+
+def snakemake_log_tail(workdir: Path, n: int = 60) -> str:
+    return "\n".join((Path(workdir) / "snakemake.out").read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(scope="session")
+def tiny_local_run(tmp_path_factory) -> Path:
+    """The whole DAG on tests/config/tiny.yaml, run locally (profiles/default: all cores,
+    gpu=1) once per session. Returns the working directory holding results/."""
+    workdir = tmp_path_factory.mktemp("tiny_local")
+    r = snakemake_tiny(workdir)
+    assert r.returncode == 0, f"local tiny run failed:\n{snakemake_log_tail(workdir)}"
+    return workdir

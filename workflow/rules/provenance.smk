@@ -1,6 +1,10 @@
 # Provenance and benchmarks: bookkeeping over the finished run (no paper section).
 # Both are local rules (seconds of work): on SLURM they run on the submitting node.
 
+# the archives the run extracted, {key: zip path}, whatever the data source
+PROVENANCE_ARCHIVES = dict(rules.extract_archives.input.items())
+
+
 localrules:
     benchmarks_table,
     provenance,
@@ -9,13 +13,13 @@ localrules:
 rule provenance:
     input:
         models=expand("results/models/{cnn}/model.pt", cnn=MODELS),
-        archives=expand("resources/archives/{key}.zip", key=data_archive_keys()),
+        archives=list(PROVENANCE_ARCHIVES.values()),
     output:
         provenance="results/provenance.json",
     params:
         config=config,
         models=list(MODELS),
-        keys=list(data_archive_keys()),
+        archive_keys=list(PROVENANCE_ARCHIVES),
         repo=workflow.basedir,
     threads: 1
     resources:

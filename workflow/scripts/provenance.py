@@ -12,6 +12,6 @@ write_provenance(
     snakemake.output.provenance,
     config=dict(p.config),
     models=dict(zip(p.models, snakemake.input.models)),
-    archives=dict(zip(p.keys, snakemake.input.archives)),
+    archives=dict(zip(p.archive_keys, snakemake.input.archives)),
     repo=p.repo,
 )
