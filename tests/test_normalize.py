@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,49 @@ def test_failed_third_write_removes_the_first_two(tmp_path, prepared):
     with pytest.raises(Exception):
         normalize_area(load_manifest(manifest)[1], stats, image, labels, blocker / "labels_eroded.tif", **KW)
     assert not image.exists() and not labels.exists()
+
+
+# ----------------------------------------------------------------- real ISPRS crop
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples"
+
+
+@pytest.mark.skipif(not (REAL / "vaihingen_area1_0_0_512_irrg.png").exists(),
+                    reason="../shared/real_samples (real Vaihingen crop) is absent")
+def test_real_vaihingen_crop_ingested(tmp_path):
+    """A real Vaihingen area-1 crop written as ISPRS archives reads back exactly.
+
+    mmseg's label convention (0 = eroded boundary, 1..6 = classes) becomes an ISPRS
+    colour eroded GT; the full GT fills the boundary with the nearest class; the DSM is
+    flat (so its std over the training area is 0 and is replaced by 1)."""
+    from scipy import ndimage as ndi
+
+    from fake_isprs import tif_bytes, write_zip
+    from vaiseg.data.layout import ARCHIVES, DSM_MEMBER, GT_ERODED_MEMBER, GT_MEMBER, TOP_MEMBER
+
+    irrg = read_raster(REAL / "vaihingen_area1_0_0_512_irrg.png")[0]
+    mm = read_raster(REAL / "vaihingen_area1_0_0_512_label.png")[0][0]
+    eroded = np.where(mm == 0, IGNORE, mm.astype(np.int16) - 1).astype(np.uint8)
+    _, (iy, ix) = ndi.distance_transform_edt(mm == 0, return_indices=True)
+    full = eroded[iy, ix]
+    zips = tmp_path / "zips"
+    paths = {
+        "top": write_zip(zips / ARCHIVES["top"], {
+            TOP_MEMBER.format(area=1): tif_bytes(irrg, 1),
+            DSM_MEMBER.format(area=1): tif_bytes(np.full(mm.shape, 265.0, np.float32), 1),
+        }),
+        "gt": write_zip(zips / ARCHIVES["gt"], {GT_MEMBER.format(area=1): tif_bytes(colour_gt(full), 1)}),
+        "gt_eroded": write_zip(zips / ARCHIVES["gt_eroded"], {
+            GT_ERODED_MEMBER.format(area=1): tif_bytes(colour_gt(full, eroded == IGNORE), 1)}),
+    }
+    extract_archives(paths, tmp_path / "ex", [1], progress=False)
+    stats = compute_stats(tmp_path / "ex" / "manifest.json", [1], progress=False)
+    assert stats["std"][3] == 1.0 and stats["std"][4] == 1.0  # flat DSM -> constant bands
+    outs = _outs(tmp_path, 1)
+    freqs = normalize_from_manifest(tmp_path / "ex" / "manifest.json", 1, stats, *outs)
+    np.testing.assert_array_equal(read_raster(outs[2])[0][0], eroded)
+    np.testing.assert_array_equal(read_raster(outs[1])[0][0], full)
+    img = read_raster(outs[0])[0]
+    assert np.isfinite(img).all() and np.allclose(img[3:], 0)
+    np.testing.assert_allclose(img[:3].reshape(3, -1).mean(axis=1), 0, atol=1e-4)  # its own statistics
+    assert 0.005 < freqs["car"] < 0.05  # the README: cars ~1.9 % of the crop
