@@ -307,12 +307,16 @@ def test_thresholded_black():
 
 def test_history_plot(tmp_path):
     h = tmp_path / "history.csv"
+    # vaiseg.training's columns
     pd.DataFrame(dict(epoch=[1, 2, 3], train_loss=[1.0, 0.7, 0.5], val_loss=[1.1, 0.8, 0.7],
-                      val_overall_acc=[0.5, 0.6, 0.7], lr=[0.01] * 3)).to_csv(h, index=False)
+                      val_oa=[0.5, 0.6, 0.7], val_car_f1=[0.1, 0.3, 0.4], seconds=[3.0] * 3)).to_csv(h, index=False)
     history_plot(h, tmp_path / "h.png", "FCN")
     assert (tmp_path / "h.png").read_bytes()[:4] == PNG
     with pytest.raises(DataError, match="not found"):
         history_plot(tmp_path / "none.csv", tmp_path / "x.png", "PB")
+    (tmp_path / "time.csv").write_text("epoch,seconds\n1,2.0\n")
+    with pytest.raises(DataError, match="no loss"):
+        history_plot(tmp_path / "time.csv", tmp_path / "x.png", "PB")
     (tmp_path / "empty.csv").write_text("epoch,train_loss\n")
     with pytest.raises(DataError, match="no rows"):
         history_plot(tmp_path / "empty.csv", tmp_path / "x.png", "PB")
@@ -332,3 +336,12 @@ def test_by_model_area_order():
     assert by_area(["d/11/x.tif", "d/30/x.tif"], [11, 30])[30].as_posix() == "d/30/x.tif"
     with pytest.raises(ValueError):
         by_area(["d/30/x.tif", "d/11/x.tif"], [11, 30])
+
+
+def test_calibration_skips_unclassified():
+    probs = np.full((6, 1, 4), 1 / 6)
+    probs[:, 0, :2] = np.nan  # PB border left unclassified
+    a = CalibrationAccumulator(15)
+    a.add(probs, np.zeros((1, 4), np.uint8))
+    m = a.metrics()
+    assert m["n_pixels"] == 2 and np.isfinite(m["ece"]) and np.isfinite(m["nll"])

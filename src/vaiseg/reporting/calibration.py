@@ -10,7 +10,8 @@ boundaries ignored; predictions = argmax of the probabilities):
 - NLL, mean of -log p(true class), p clipped at 1e-12;
 - Brier score, mean over pixels of sum_c (p_c - 1[c = truth])^2.
 A 5-band probability raster (no clutter band) is accepted: clutter pixels then have
-p(true) = 0. Streamed one area at a time, vectorised with ``np.bincount``.
+p(true) = 0. Pixels with a non-finite probability (the PB's unclassified border when
+``infer.pb_border: none``) are left out, like ignored pixels. Streamed one area at a time, vectorised with ``np.bincount``.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ class CalibrationAccumulator:
         self.sum_correct = np.zeros(self.n_bins, np.float64)
 
     def add(self, probs: np.ndarray, truth: np.ndarray) -> None:
-        """``probs``: (C, H, W) float class probabilities, C in {5, 6}; ``truth``:
-        (H, W) uint8 class indices with IGNORE for unscored pixels."""
+        """``probs``: (C, H, W) float class probabilities, C in {5, 6} (NaN = unclassified);
+        ``truth``: (H, W) uint8 class indices with IGNORE for unscored pixels."""
         c = probs.shape[0]
-        m = truth != IGNORE
+        m = (truth != IGNORE) & np.isfinite(probs).all(axis=0)  # NaN = unclassified (PB border)
         p = probs[:, m].astype(np.float64).T  # (N, C)
         t = truth[m].astype(np.int64)
         if p.size == 0:

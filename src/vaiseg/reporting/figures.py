@@ -106,11 +106,17 @@ def _save_rgb(path: str | Path, rgb: np.ndarray) -> None:
         plt.imsave(tmp, rgb, format="png")
 
 
+def _cmap():
+    import matplotlib
+
+    return matplotlib.colormaps[UNCERTAINTY_CMAP].with_extremes(bad="black")
+
+
 def _save_scalar(path: str | Path, x: np.ndarray) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        plt.imsave(tmp, x, cmap=UNCERTAINTY_CMAP, vmin=0.0, vmax=1.0, format="png")
+        plt.imsave(tmp, np.ma.masked_invalid(x), cmap=_cmap(), vmin=0.0, vmax=1.0, format="png")
 
 
 def map_figures(
@@ -160,7 +166,7 @@ def map_figures(
         shapes[p] = u
         lo, hi = summary[m]["u_min"], summary[m]["u_max"]
         un = np.clip((u - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(u)
-        uncs[m] = np.where(np.isfinite(u), un, 1.0)
+        uncs[m] = np.where(np.isfinite(u), un, np.nan)  # NaN (unclassified) is drawn black
     check_same_shape(shapes)
     cov = pd.read_csv(coverage_csv)
 
@@ -201,7 +207,7 @@ def map_figures(
     axes[0, 2].legend(handles=handles, loc="center", fontsize=8, frameon=False)
     for j, m in enumerate(cnns):
         show(axes[1, j], index_to_rgb(preds[m]), f"{m} prediction")
-        im = axes[2, j].imshow(uncs[m], cmap=UNCERTAINTY_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        im = axes[2, j].imshow(np.ma.masked_invalid(uncs[m]), cmap=_cmap(), vmin=0, vmax=1, interpolation="nearest")
         axes[2, j].set_title(f"{m} uncertainty [0, 1]", fontsize=9)
     if cnns and len(cnns) < ncol:
         cax = axes[2, len(cnns)].inset_axes([0.05, 0.05, 0.08, 0.9])
@@ -226,9 +232,9 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
     """Training curves of one model from its ``history.csv`` (one row per epoch).
 
     x axis: the ``epoch`` column if present, else the row number (1-based). Left panel:
-    every numeric column whose name contains ``loss``; right panel: every column whose
-    name contains ``acc``, ``f1`` or ``iou`` (other columns, e.g. lr or time, are not
-    drawn). DataError when the file is missing, empty or has no loss/accuracy column.
+    every numeric column whose name contains ``loss``; right panel: every column with a
+    ``_``-separated part ``acc``/``accuracy``/``oa``/``f1``/``iou`` (e.g. ``val_oa``,
+    ``val_car_f1`` of :mod:`vaiseg.training`); other columns (lr, seconds) are not drawn. DataError when the file is missing, empty or has no loss/accuracy column.
     """
     import matplotlib
 
@@ -246,7 +252,8 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
     x = df["epoch"] if "epoch" in df.columns else pd.Series(np.arange(1, len(df) + 1), name="epoch")
     num = [c for c in df.columns if c != "epoch" and pd.api.types.is_numeric_dtype(df[c])]
     losses = [c for c in num if "loss" in c.lower()]
-    scores = [c for c in num if any(k in c.lower() for k in ("acc", "f1", "iou")) and c not in losses]
+    score_parts = {"acc", "accuracy", "oa", "f1", "iou", "miou"}
+    scores = [c for c in num if set(c.lower().split("_")) & score_parts and c not in losses]
     if not losses and not scores:
         raise DataError(history_csv, f"no loss/accuracy column among {list(df.columns)}")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
