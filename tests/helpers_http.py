@@ -1,7 +1,8 @@
 """A tiny threaded HTTP server on 127.0.0.1 for download tests.
 
 Serves a dict ``{url_path: bytes}``; honours ``Range: bytes=N-`` with 206 Partial Content
-(unless ``honor_range=False``, to mimic servers that ignore Range), answers 404 for
+(unless ``honor_range=False``, to mimic servers that ignore Range), can hang up in the
+middle of a body (``cut_after``), answers 404 for
 unknown paths, and records every request (path, Range header) so tests can assert that a
 resume really asked for a range.
 """
@@ -25,7 +26,7 @@ class ServerLog:
         return [r for _, r in self.requests if r]
 
 
-def _handler(files: dict[str, bytes], log: ServerLog, honor_range: bool):
+def _handler(files: dict[str, bytes], log: ServerLog, honor_range: bool, cut_after: int | None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -60,16 +61,26 @@ def _handler(files: dict[str, bytes], log: ServerLog, honor_range: bool):
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if cut_after is not None:  # promise the whole body, send a part, hang up
+                self.wfile.write(body[:cut_after])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(body)
 
     return Handler
 
 
 @contextlib.contextmanager
-def serve(files: dict[str, bytes], *, honor_range: bool = True) -> Iterator[tuple[str, ServerLog]]:
-    """Start the server in a thread; yield ``(base_url, log)``; stop it on exit."""
+def serve(
+    files: dict[str, bytes], *, honor_range: bool = True, cut_after: int | None = None
+) -> Iterator[tuple[str, ServerLog]]:
+    """Start the server in a thread; yield ``(base_url, log)``; stop it on exit.
+
+    ``cut_after``: full (200) responses send only this many bytes and close the
+    connection (an interrupted download)."""
     log = ServerLog()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(files, log, honor_range))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(files, log, honor_range, cut_after))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -66,6 +66,19 @@ def test_complete_part_gets_416_and_restarts(tmp_path):
     assert (tmp_path / "top.zip").read_bytes() == PAYLOAD
 
 
+def test_interrupted_download_keeps_part_then_resumes(tmp_path):
+    dest = tmp_path / "top.zip"
+    with serve({"/a.zip": PAYLOAD}, cut_after=100_000) as (url, _):
+        with pytest.raises(DataError) as e:
+            fetch_archive(f"{url}/a.zip", dest, MD5, progress=False)
+    assert "a.zip" in str(e.value) and "resume" in str(e.value)
+    assert not dest.exists()
+    assert (tmp_path / "top.zip.part").read_bytes() == PAYLOAD[:100_000]
+    with serve({"/a.zip": PAYLOAD}) as (url, log):
+        fetch_archive(f"{url}/a.zip", dest, MD5, progress=False)
+    assert log.ranges == ["bytes=100000-"] and dest.read_bytes() == PAYLOAD
+
+
 def test_md5_mismatch_leaves_nothing(tmp_path):
     wrong = "0" * 32
     with serve({"/a.zip": PAYLOAD}) as (url, _):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -178,7 +179,7 @@ def _download(url: str, part: Path, *, progress: bool, timeout: float) -> None:
                     f.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-        except (OSError, urllib.error.URLError) as e:  # incl. timeouts, http.client.IncompleteRead
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as e:  # timeouts, IncompleteRead
             raise DataError(url, f"download interrupted after {start + received} bytes ({e}); run again to resume") from e
     if length is not None and received != length:
         raise DataError(url, f"incomplete download: got {received} of {length} bytes; run again to resume")
