@@ -1,0 +1,554 @@
+"""Monte-Carlo dropout inference with shared trunk and seamless tiling (§4.3).
+
+§4.3: "uncertainty maps are computed ... by retrieving 10 Monte Carlo samples from the
+networks and then computing the standard deviation over the softmax outputs of the
+samples ... the mean standard deviation over all the classes". Samples are drawn with
+dropout active (only in the network's dropout modules) and batch normalisation in
+inference mode (running statistics), as in Gal & Ghahramani.
+
+Shared trunk (issue 6). The inference networks of :mod:`vaiseg.models` split into
+``trunk`` (every layer before the first dropout, deterministic) and ``head`` (the dropout
+layers and what follows). Per tile the trunk runs once; the head runs on T copies of the
+trunk features stacked along the batch dimension (in chunks that bound memory). One
+extra head pass with dropout off gives the deterministic prediction ``probs_det``.
+
+Dropout masks (choice; the paper is silent): masks are *counter-based*: the keep/drop
+decision of one activation is a 32-bit integer hash of (seed, dropout layer, sample index
+t, channel, absolute row, absolute column of the activation on the area's grid), kept
+when the hash is below ``(1 - p) * 2**32`` and scaled by ``1 / (1 - p)`` (inverted
+dropout, as ``nn.Dropout``). The hash is a bijective 32-bit mixer (murmur3 ``fmix32``)
+evaluated in int64 with torch ops. Hence
+
+- shared-trunk and naive (T full passes) sampling see exactly the same masks, whatever
+  the batching, so they give equal samples (tests/test_mc_dropout.py);
+- a tile sees the same masks as the whole area would at the same pixels, so tiled
+  output equals untiled output (the MC statistics included);
+- the same seed gives the same output on any device; different t give independent masks.
+
+For PB every output pixel is a separate 65x65 patch (§4.1), and the activation-wise masks
+of the dense FC layers are exactly per-patch dropout of the sliding-window classifier.
+
+Tiling. The area is cut into ``tile_size`` squares (a multiple of ``net.multiple``); each
+tile is run with ``halo`` pixels of real neighbouring context on every side (the default
+halo covers the full receptive field, so stitching centre crops is exact) plus the
+network's ``pad`` px of context (PB: 32 px). At the area border the PB context is
+reflect-padded (``pad_mode="reflect"``, default; our choice), or, as in the paper (§5,
+Fig. 3), the 32-px border is left unclassified (``pad_mode="none"``: NaN in the float
+outputs, ``IGNORE`` = 255 in ``labels``). FCN inputs are reflect-padded at the bottom and
+right up to a multiple of 16 and cropped back. Outputs accumulate into preallocated
+float32 arrays; only one tile's T samples are ever in memory.
+
+Uncertainty measures, per pixel, with samples p_t (C,) for t = 1..T:
+
+- ``probs``: mean softmax  p̄ = (1/T) Σ_t p_t
+- ``class_std``: population standard deviation over the T samples, per class (ddof 0:
+  defined for T = 1, where it is 0)
+- ``uncertainty``: mean over classes of ``class_std`` (the paper's measure, §4.3)
+- ``entropy``: predictive entropy  H[p̄] = -Σ_c p̄_c log p̄_c  (nats)
+- ``mutual_info``: BALD  H[p̄] - (1/T) Σ_t H[p_t]  (nats, clipped at 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .classes import IGNORE, N_CLASSES, NAMES, PALETTE, index_to_rgb
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+_M32 = 0xFFFFFFFF
+OUTPUT_FILES = (
+    "probs.tif",
+    "uncertainty.tif",
+    "labels.tif",
+    "class_std.tif",
+    "entropy.tif",
+    "mutual_info.tif",
+    "probs_deterministic.tif",
+    "labels_color.tif",
+)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------- masks
+def _fmix32(x: torch.Tensor) -> torch.Tensor:
+    """murmur3's 32-bit finaliser on an int64 tensor holding values in [0, 2**32) (in place).
+
+    A bijection of 32-bit integers; int64 products wrap, and ``& 0xFFFFFFFF`` keeps the
+    exact low 32 bits, so CPU and CUDA agree bit for bit.
+    """
+    x.bitwise_xor_(x >> 16)
+    x.mul_(0x85EBCA6B).bitwise_and_(_M32)
+    x.bitwise_xor_(x >> 13)
+    x.mul_(0xC2B2AE35).bitwise_and_(_M32)
+    x.bitwise_xor_(x >> 16)
+    return x
+
+
+def _keys(seed: int, layer: int, t: torch.Tensor, n_channels: int, device) -> torch.Tensor:
+    """(n, C) int64 per-(sample, channel) keys of one dropout layer."""
+    s = _fmix32(torch.tensor([(seed * 0x9E3779B1 + layer * 0x632BE5AB) & _M32], dtype=torch.int64, device=device))
+    k = _fmix32(s ^ t.to(device=device, dtype=torch.int64))  # (n,)
+    c = torch.arange(n_channels, device=device, dtype=torch.int64).mul_(0x27D4EB2F).bitwise_and_(_M32)
+    return _fmix32(k[:, None] ^ c[None, :])  # (n, C)
+
+
+def dropout_mask(
+    seed: int,
+    layer: int,
+    t: torch.Tensor | list[int],
+    shape: tuple[int, ...],
+    p: float,
+    origin: tuple[int, int] = (0, 0),
+    device="cpu",
+    dtype=torch.float32,
+) -> torch.Tensor:
+    """Counter-based inverted-dropout mask of one layer (see module docstring).
+
+    ``t``: (n,) sample indices (one per batch row); ``shape``: (n, C[, h, w]) activation
+    shape; ``origin``: absolute (row, col) of element (0, 0) on the layer's grid. Returns a
+    tensor of ``shape`` holding 0 or 1/(1-p). Element-wise masks (``nn.Dropout``).
+    """
+    t = torch.as_tensor(t, dtype=torch.int64)
+    n, C = shape[0], shape[1]
+    if t.numel() != n:
+        raise ValueError(f"need one sample index per batch row: {t.numel()} vs {n}")
+    if p <= 0:
+        return torch.ones(shape, device=device, dtype=dtype)
+    if p >= 1:
+        return torch.zeros(shape, device=device, dtype=dtype)
+    key = _keys(seed, layer, t, C, device)
+    spatial = shape[2:]
+    if spatial:
+        if len(spatial) != 2:
+            raise ValueError(f"dropout on {len(shape)}-d activations is not supported")
+        h, w = spatial
+        gy = torch.arange(origin[0], origin[0] + h, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
+        gx = torch.arange(origin[1], origin[1] + w, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
+        pos = _fmix32((gy[:, None] << 16) | gx[None, :])  # (h, w), bijective in (row, col) < 65536
+        x = key[:, :, None, None] ^ pos[None, None]
+    else:
+        x = key.clone()
+    x = _fmix32(x)
+    thr = int(round((1.0 - p) * 2**32))
+    return (x < thr).to(dtype).mul_(1.0 / (1.0 - p))
+
+
+class _MaskedDropout:
+    """Context manager: replaces the random masks of ``net.dropout_modules()`` by
+    counter-based ones (forward hooks; the modules themselves stay in eval mode, i.e.
+    identity, and the hook multiplies by the mask). BatchNorm stays in eval mode.
+
+    State read by the hooks: ``phase`` ("det": dropout off; "mc": masks on; "trunk":
+    no dropout may fire), ``t`` (sample indices of the batch rows), ``origin`` (absolute
+    (row, col) on the *output* pixel grid of the tile's first output pixel) and
+    ``extent`` (the tile's output size, to derive each layer's stride).
+    """
+
+    def __init__(self, net: nn.Module, seed: int):
+        self.net = net
+        self.seed = int(seed)
+        self.modules = list(net.dropout_modules()) if hasattr(net, "dropout_modules") else [
+            m for m in net.modules() if isinstance(m, nn.Dropout)
+        ]
+        self.phase = "det"
+        self.t = torch.zeros(1, dtype=torch.int64)
+        self.origin = (0, 0)
+        self.extent = (1, 1)
+        self._handles: list = []
+
+    def __enter__(self):
+        self._was_training = self.net.training
+        self.net.eval()
+        for i, m in enumerate(self.modules):
+            self._handles.append(m.register_forward_hook(self._hook(i)))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.net.train(self._was_training)
+        return False
+
+    def _hook(self, layer: int):
+        def hook(module, inputs, out):
+            p = float(getattr(module, "p", 0.0))
+            if self.phase == "det" or p == 0:
+                return None
+            if self.phase == "trunk":
+                raise RuntimeError(
+                    f"dropout layer {layer} fired inside net.trunk(): the shared-trunk MC needs every "
+                    "dropout in the head (use shared_trunk=False)"
+                )
+            origin = (0, 0)
+            if out.dim() == 4:
+                (h, w), (eh, ew) = out.shape[-2:], self.extent
+                sy, sx = max(1, eh // h), max(1, ew // w)
+                origin = (self.origin[0] // sy, self.origin[1] // sx)
+            mask = dropout_mask(self.seed, layer, self.t, tuple(out.shape), p, origin, out.device, out.dtype)
+            return out * mask
+
+        return hook
+
+
+# --------------------------------------------------------------------------- one tile
+def _default_halo(net: nn.Module) -> int:
+    """Context (px) that covers the receptive field of ``net`` (exact stitching), rounded
+    up to ``net.multiple``; at least ``net.halo``."""
+    m = int(getattr(net, "multiple", 1) or 1)
+    halo = int(getattr(net, "halo", 0) or 0)
+    try:
+        from .models import FCN, receptive_field
+
+        if isinstance(net, FCN):
+            halo = max(halo, receptive_field(net) // 2)
+    except ImportError:  # pragma: no cover
+        pass
+    return int(math.ceil(halo / m) * m)
+
+
+class _HeadPlan:
+    """How the head's logits are produced and laid out (an inference-only optimisation).
+
+    Generic plan: ``logits = head(f)`` viewed as (n, C, L) with L = h * w.
+
+    Up-sampling plan (FCN, §4.2): when ``head`` is a Sequential ending in a
+    ``ConvTranspose2d`` with kernel 2s, stride s, padding P <= s (the FCN's x16
+    fractional-strided convolution), that layer is computed as an equivalent 2x2
+    convolution on the coarse grid (unfold + one matrix product) producing C * s * s
+    channels, i.e. the output in "pixel-shuffled" layout (n, C, s, s, h/s + 1, w/s + 1).
+    Softmax and the MC statistics are per pixel, so they are computed in that layout and
+    only the final (C, ...) statistics are shuffled back and cropped - once per tile
+    instead of once per sample. Same sums as the transposed convolution, reordered
+    (equal within float rounding; tested).
+    """
+
+    def __init__(self, net: nn.Module):
+        self.net = net
+        self.pre = None
+        head = getattr(net, "head", None)
+        if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.ConvTranspose2d):
+            ct = head[-1]
+            s, k, P = ct.stride[0], ct.kernel_size[0], ct.padding[0]
+            if (
+                ct.stride[0] == ct.stride[1] and ct.kernel_size[0] == ct.kernel_size[1] == 2 * s
+                and ct.padding[0] == ct.padding[1] <= s and ct.groups == 1 and tuple(ct.dilation) == (1, 1)
+                and tuple(ct.output_padding) == (0, 0)
+            ):
+                w = ct.weight.detach()  # (cin, cout, 2s, 2s); kernel index = a' * s + r
+                cin, cout = w.shape[:2]
+                # conv tap a (0: coarse q-1 after padding, 1: coarse q) uses kernel half a' = 1 - a
+                wr = w.reshape(cin, cout, 2, s, 2, s).flip(2).flip(4)
+                self.w = wr.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin * 4).contiguous()
+                self.b = None if ct.bias is None else ct.bias.detach()
+                self.s, self.P, self.cout = s, P, cout
+                self.pre = head[:-1]
+
+    def logits(self, f: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        """Head logits of features f (n, F, hf, wf) -> (n, C, L)."""
+        if self.pre is None:
+            lg = self.net.head(f)
+            if lg.shape[-2:] != out_hw:
+                raise RuntimeError(f"network returned {tuple(lg.shape)} for a tile of {out_hw} output pixels")
+            return lg.reshape(lg.shape[0], lg.shape[1], -1)
+        g = self.pre(f)
+        n, _, h, w = g.shape
+        s, P = self.s, self.P
+        if ((h - 1) * s - 2 * P + 2 * s, (w - 1) * s - 2 * P + 2 * s) != out_hw:
+            raise RuntimeError(f"up-sampled size of a {h}x{w} coarse grid does not match {out_hw}")
+        cols = torch.nn.functional.unfold(torch.nn.functional.pad(g, (1, 1, 1, 1)), 2)  # (n, cin*4, (h+1)(w+1))
+        z = torch.matmul(self.w.to(g.dtype), cols)  # (n, cout*s*s, L)
+        z = z.view(n, self.cout, -1)
+        if self.b is not None:
+            z += self.b.to(z.dtype)[:, None]
+        self._coarse = (h, w)
+        return z
+
+    def to_image(self, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        """(..., L) statistics in the plan's layout -> (..., H, W)."""
+        if self.pre is None:
+            return a.reshape(*a.shape[:-1], *out_hw)
+        h, w = self._coarse
+        s, P = self.s, self.P
+        lead = a.shape[:-1]
+        a = a.reshape(*lead, s, s, h + 1, w + 1)
+        nd = len(lead)
+        a = a.permute(*range(nd), nd + 2, nd, nd + 3, nd + 1).reshape(*lead, (h + 1) * s, (w + 1) * s)
+        return a[..., P : P + out_hw[0], P : P + out_hw[1]]
+
+
+@torch.inference_mode()
+def _tile_samples(
+    net: nn.Module,
+    x: torch.Tensor,
+    T: int,
+    md: _MaskedDropout,
+    shared_trunk: bool,
+    head_batch_elems: int,
+    plan: _HeadPlan | None = None,
+) -> dict:
+    """Run MC dropout on one input tile x (1, B, h+2p, w+2p) -> dict of (C, h, w) / (h, w) tensors.
+
+    Statistics accumulate as shifted sums around the deterministic softmax (d = p_t - p_det:
+    Σ d, Σ d², and Σ_c p log p for the expected entropy), so no (T, C, h, w) stack is
+    kept; the shift keeps the variance free of cancellation (p = 0 -> std ~ 1e-7 or 0).
+    """
+    pad = int(getattr(net, "pad", 0) or 0)
+    hw = (x.shape[-2] - 2 * pad, x.shape[-1] - 2 * pad)
+    md.extent = hw
+    plan = plan if (plan is not None and shared_trunk) else _HeadPlan.__new__(_HeadPlan)
+    if not shared_trunk:
+        plan.pre = None
+        plan.net = net
+    if shared_trunk:
+        md.phase = "trunk"
+        f = net.trunk(x)
+        md.phase = "det"
+        logits = plan.logits(f, hw)
+    else:
+        md.phase = "det"
+        logits = net(x)
+        if logits.shape[-2:] != hw:
+            raise RuntimeError(f"network returned {tuple(logits.shape)} for a tile of {hw} output pixels")
+        logits = logits.reshape(1, logits.shape[1], -1)
+    C, L = logits.shape[1], logits.shape[2]
+    det = torch.softmax(logits.float(), 1)[0]  # (C, L)
+    s1 = torch.zeros((C, L), dtype=torch.float32, device=x.device)
+    s2 = torch.zeros((C, L), dtype=torch.float32, device=x.device)
+    neg_ent = torch.zeros((L,), dtype=torch.float32, device=x.device)  # Σ_t Σ_c p log p
+
+    def accumulate(lg: torch.Tensor) -> None:
+        lsm = torch.log_softmax(lg.float(), 1)
+        pr = lsm.exp()
+        neg_ent.add_((pr * lsm).sum(0).sum(0))
+        d = pr.sub_(det)
+        s1.add_(d.sum(0))
+        s2.add_(d.mul_(d).sum(0))
+
+    if shared_trunk:
+        per_sample = max(f[0].numel(), C * L)
+        chunk = max(1, min(T, head_batch_elems // max(per_sample, 1)))
+        for t0 in range(0, T, chunk):
+            n = min(chunk, T - t0)
+            md.t = torch.arange(t0, t0 + n)
+            md.phase = "mc"
+            accumulate(plan.logits(f.expand(n, *f.shape[1:]), hw))
+    else:
+        for t in range(T):
+            md.t = torch.tensor([t])
+            md.phase = "mc"
+            accumulate(net(x).reshape(1, C, -1))
+    md.phase = "det"
+    m1 = s1.div_(T)
+    std = (s2.div_(T) - m1 * m1).clamp_min_(0).sqrt_()
+    mean = m1.add_(det)
+    entropy = -(mean * torch.log(mean.clamp_min(1e-30))).sum(0)
+    mutual_info = (entropy + neg_ent / T).clamp_min_(0)
+    res = {
+        "probs": mean,
+        "class_std": std,
+        "uncertainty": std.mean(0),
+        "entropy": entropy,
+        "mutual_info": mutual_info,
+        "probs_det": det,
+    }
+    return {k: plan.to_image(v, hw) for k, v in res.items()}
+
+
+# --------------------------------------------------------------------------- an area
+def tile_grid(height: int, width: int, tile_size: int, multiple: int = 1) -> list[tuple[int, int, int, int]]:
+    """Output tiles (y0, y1, x0, x1) covering an (height, width) grid, sides multiples of ``multiple``."""
+    ts = max(multiple, tile_size // multiple * multiple)
+    return [
+        (y, min(y + ts, height), x, min(x + ts, width)) for y in range(0, height, ts) for x in range(0, width, ts)
+    ]
+
+
+def mc_predict(
+    net: nn.Module,
+    image: np.ndarray,
+    T: int = 10,
+    *,
+    seed: int = 0,
+    tile_size: int = 1024,
+    device: str | torch.device = "cpu",
+    pad_mode: str = "reflect",
+    shared_trunk: bool = True,
+    halo: int | None = None,
+    head_batch_elems: int = 1 << 25,
+    progress: bool = False,
+) -> dict:
+    """MC-dropout prediction of a whole area (§4.3), tile by tile.
+
+    ``net``: an inference network of :mod:`vaiseg.models` (``trunk``, ``head``,
+    ``n_classes``, ``pad``, ``multiple``, ``halo``, ``dropout_modules()``), moved to
+    ``device`` here. ``image``: (B, H, W) float32, the normalised bands. ``T``: MC
+    samples (>= 1). ``seed``: mask seed (same seed -> identical output). ``tile_size``:
+    output tile side in px. ``pad_mode``: "reflect" (classify the PB border from
+    reflect-padded context) or "none" (leave ``net.pad`` px unclassified, as the paper).
+    ``shared_trunk``: trunk once + batched head (default) or T full passes (naive
+    reference). ``halo``: context px per tile side (default: the receptive field).
+
+    Returns float32 arrays ``probs`` (C, H, W), ``class_std`` (C, H, W), ``uncertainty``
+    (H, W), ``entropy`` (H, W), ``mutual_info`` (H, W), ``probs_det`` (C, H, W) and
+    ``labels`` (H, W) uint8 = argmax of ``probs`` (output index i = class i: PB's 5
+    outputs are classes 0..4, the FCN's 6 are 0..5). Unclassified border pixels
+    (``pad_mode="none"``) are NaN / ``IGNORE``.
+    """
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    if pad_mode not in ("reflect", "none"):
+        raise ValueError(f"pad_mode must be 'reflect' or 'none', got {pad_mode!r}")
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"image must be (bands, H, W), got {image.shape}")
+    n_in = getattr(net, "in_channels", image.shape[0])
+    if image.shape[0] != n_in:
+        raise ValueError(f"network expects {n_in} bands, image has {image.shape[0]}")
+    image = image.astype(np.float32, copy=False)
+    dev = resolve_device(device)
+    net = net.to(dev)
+    pad = int(getattr(net, "pad", 0) or 0)
+    mult = int(getattr(net, "multiple", 1) or 1)
+    halo = _default_halo(net) if halo is None else int(math.ceil(int(halo) / mult) * mult)
+    C = int(net.n_classes)
+    _, H, W = image.shape
+
+    if pad and pad_mode == "reflect":
+        src = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+        off, Ho, Wo = 0, H, W
+    else:
+        src, off, Ho, Wo = image, pad, H - 2 * pad, W - 2 * pad
+    if Ho <= 0 or Wo <= 0:
+        raise ValueError(f"image {H}x{W} is smaller than the network's context ({2 * pad} px)")
+    Hp, Wp = -(-Ho // mult) * mult, -(-Wo // mult) * mult
+    if (Hp, Wp) != (Ho, Wo):
+        src = np.pad(src, ((0, 0), (0, Hp - Ho), (0, Wp - Wo)), mode="reflect")
+
+    out = {
+        "probs": np.full((C, H, W), np.nan, np.float32),
+        "class_std": np.full((C, H, W), np.nan, np.float32),
+        "uncertainty": np.full((H, W), np.nan, np.float32),
+        "entropy": np.full((H, W), np.nan, np.float32),
+        "mutual_info": np.full((H, W), np.nan, np.float32),
+        "probs_det": np.full((C, H, W), np.nan, np.float32),
+    }
+    tiles = tile_grid(Hp, Wp, tile_size, mult)
+    try:
+        from tqdm.auto import tqdm
+
+        it = tqdm(tiles, desc="mc tiles", unit="tile", disable=not progress, leave=False)
+    except ImportError:  # pragma: no cover
+        it = tiles
+    plan = _HeadPlan(net)
+    with _MaskedDropout(net, seed) as md:
+        for y0, y1, x0, x1 in it:
+            iy0, iy1 = max(0, y0 - halo), min(Hp, y1 + halo)
+            ix0, ix1 = max(0, x0 - halo), min(Wp, x1 + halo)
+            xin = torch.from_numpy(np.ascontiguousarray(src[:, iy0 : iy1 + 2 * pad, ix0 : ix1 + 2 * pad]))[None]
+            md.origin = (iy0 + off, ix0 + off)
+            res = _tile_samples(net, xin.to(dev), T, md, shared_trunk, head_batch_elems, plan)
+            yo1, xo1 = min(y1, Ho), min(x1, Wo)
+            if yo1 <= y0 or xo1 <= x0:
+                continue
+            sy = slice(y0 - iy0, yo1 - iy0)
+            sx = slice(x0 - ix0, xo1 - ix0)
+            dy, dx = slice(y0 + off, yo1 + off), slice(x0 + off, xo1 + off)
+            for k, v in res.items():
+                out[k][..., dy, dx] = v[..., sy, sx].cpu().numpy()
+    labels = np.full((H, W), IGNORE, np.uint8)
+    valid = np.isfinite(out["probs"]).all(0)
+    labels[valid] = out["probs"][:, valid].argmax(0).astype(np.uint8)
+    out["labels"] = labels
+    return out
+
+
+# --------------------------------------------------------------------------- files
+def class_colormap() -> dict[int, tuple[int, int, int, int]]:
+    """ISPRS colour map for a uint8 class raster: class i -> its colour, IGNORE -> black."""
+    cmap = {i: (*map(int, PALETTE[i]), 255) for i in range(N_CLASSES)}
+    cmap[IGNORE] = (0, 0, 0, 255)
+    return cmap
+
+
+def write_label_rasters(labels: np.ndarray, geo, labels_path, color_path=None) -> None:
+    """labels.tif (uint8, embedded ISPRS colour map, nodata 255) and optionally an RGB
+    labels_color.tif (3 x uint8), both with ``geo``'s transform/CRS."""
+    from .raster import write_raster
+
+    nodata = IGNORE if (labels == IGNORE).any() else None
+    write_raster(labels_path, labels.astype(np.uint8), geo, nodata=nodata, colormap=class_colormap())
+    if color_path is not None:
+        write_raster(color_path, np.moveaxis(index_to_rgb(labels), -1, 0), geo, band_names=["red", "green", "blue"])
+
+
+def infer_area(
+    model_path,
+    image_path,
+    out_dir,
+    T: int = 10,
+    seed: int = 0,
+    tile_size: int = 1024,
+    device: str = "auto",
+    pb_border: str = "reflect",
+    shared_trunk: bool = True,
+) -> dict:
+    """MC-dropout inference of one area to GeoTIFFs in ``out_dir`` (§4.3; output contract).
+
+    Writes ``probs.tif`` (C float32 bands named by class), ``uncertainty.tif``,
+    ``labels.tif`` (uint8 + ISPRS colour map), ``class_std.tif``, ``entropy.tif``,
+    ``mutual_info.tif``, ``probs_deterministic.tif`` and ``labels_color.tif`` (RGB), all
+    with the image's geotransform/CRS; NaN is the float nodata (PB border with
+    ``pb_border="none"``). Returns a small summary dict (shape, T, device, seconds).
+    """
+    import time
+
+    from .models import load_model
+    from .raster import read_raster, write_raster
+
+    dev = resolve_device(device)
+    net, meta = load_model(model_path, dev)
+    image, geo = read_raster(image_path)
+    if image.dtype != np.float32:
+        raise DataError(image_path, f"expected the normalised float32 image, found {image.dtype}")
+    if not np.isfinite(image).all():
+        raise DataError(image_path, "image holds NaN/inf values")
+    n_in = getattr(net, "in_channels", image.shape[0])
+    if image.shape[0] != n_in:
+        raise DataError(image_path, f"image has {image.shape[0]} bands, model {model_path} expects {n_in}")
+    t0 = time.perf_counter()
+    res = mc_predict(
+        net, image, T, seed=seed, tile_size=tile_size, device=dev, pad_mode=pb_border, shared_trunk=shared_trunk,
+        progress=True,
+    )
+    seconds = time.perf_counter() - t0
+    C = res["probs"].shape[0]
+    names = [c["name"] for c in meta.get("classes", [])] or list(NAMES[:C])
+    out_dir = Path(out_dir)
+    nan = np.nan
+    write_raster(out_dir / "probs.tif", res["probs"], geo, nodata=nan, band_names=names)
+    write_raster(out_dir / "class_std.tif", res["class_std"], geo, nodata=nan, band_names=names)
+    write_raster(out_dir / "probs_deterministic.tif", res["probs_det"], geo, nodata=nan, band_names=names)
+    write_raster(out_dir / "uncertainty.tif", res["uncertainty"], geo, nodata=nan, band_names=["mean class std"])
+    write_raster(out_dir / "entropy.tif", res["entropy"], geo, nodata=nan, band_names=["predictive entropy (nats)"])
+    write_raster(out_dir / "mutual_info.tif", res["mutual_info"], geo, nodata=nan, band_names=["mutual information (nats)"])
+    write_label_rasters(res["labels"], geo, out_dir / "labels.tif", out_dir / "labels_color.tif")
+    H, W = res["labels"].shape
+    summary = {"height": H, "width": W, "classes": C, "T": T, "device": str(dev), "seconds": seconds,
+               "mpx_per_s": H * W / seconds / 1e6}
+    log.info("mc_infer %s on %s: %s", model_path, image_path, summary)
+    return summary

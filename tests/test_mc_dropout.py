@@ -1,0 +1,180 @@
+"""MC-dropout inference (§4.3): uncertainty, T, seeds, shared trunk == naive, tiling, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import Affine
+
+from vaiseg.classes import IGNORE
+from vaiseg.mc_dropout import OUTPUT_FILES, _HeadPlan, dropout_mask, infer_area, mc_predict
+from vaiseg.models import FCN, PatchCNN, save_model
+from vaiseg.raster import GeoInfo, write_raster
+
+FLOAT_KEYS = ("probs", "class_std", "uncertainty", "entropy", "mutual_info", "probs_det")
+
+
+def _fcn(p=0.5, seed=0):
+    torch.manual_seed(seed)
+    return FCN(width=1 / 16, dropout=p).eval()
+
+
+def _pb(p=0.5, seed=0):
+    torch.manual_seed(seed)
+    return PatchCNN(width=1 / 16, dropout=p).to_dense().eval()
+
+
+def _image(h=48, w=40, seed=0):
+    return np.random.default_rng(seed).standard_normal((5, h, w)).astype(np.float32)
+
+
+def _assert_close(a: dict, b: dict, tol=1e-5):
+    for k in FLOAT_KEYS:
+        np.testing.assert_allclose(a[k], b[k], atol=tol, rtol=0, err_msg=k)
+    assert (a["labels"] != b["labels"]).mean() < 1e-3
+
+
+@pytest.mark.parametrize("make", [_fcn, _pb], ids=["FCN", "PB"])
+def test_zero_dropout_gives_zero_uncertainty_and_positive_dropout_does_not(make):
+    img = _image(32, 32)
+    r0 = mc_predict(make(p=0.0), img, T=5)
+    assert r0["uncertainty"].max() < 1e-6 and r0["mutual_info"].max() < 1e-5
+    np.testing.assert_allclose(r0["probs"], r0["probs_det"], atol=1e-6)
+    r1 = mc_predict(make(p=0.5), img, T=5)
+    assert (r1["uncertainty"] > 1e-4).mean() > 0.9
+    assert r1["mutual_info"].mean() > 0
+    # shapes / dtypes / ranges of the contract
+    C = r1["probs"].shape[0]
+    assert C == (6 if make is _fcn else 5)
+    for k in FLOAT_KEYS:
+        assert r1[k].dtype == np.float32 and r1[k].shape[-2:] == (32, 32)
+    np.testing.assert_allclose(r1["probs"].sum(0), 1.0, atol=1e-5)
+    assert r1["labels"].dtype == np.uint8 and r1["labels"].max() < C
+    np.testing.assert_array_equal(r1["labels"], r1["probs"].argmax(0))
+    np.testing.assert_allclose(r1["uncertainty"], r1["class_std"].mean(0), atol=1e-7)
+    assert (r1["entropy"] >= r1["mutual_info"] - 1e-6).all()
+
+
+def test_T_is_honoured_and_T1_has_zero_std():
+    net = _fcn()
+    rows = []
+    h = net.head[1].register_forward_hook  # the class-score conv(lambda m, i, o: rows.append(o.shape[0]))
+    mc_predict(net, _image(32, 32), T=7)
+    h.remove()
+    assert sum(rows) == 7 + 1  # seven MC samples and one deterministic pass
+    r = mc_predict(net, _image(32, 32), T=1)
+    assert r["uncertainty"].max() < 1e-7
+    a, b = mc_predict(net, _image(32, 32), T=2), mc_predict(net, _image(32, 32), T=8)
+    assert np.abs(a["uncertainty"] - b["uncertainty"]).max() > 1e-4
+
+
+def test_seeded_runs_repeat_and_seeds_differ():
+    net, img = _fcn(), _image(32, 32)
+    a = mc_predict(net, img, T=4, seed=3)
+    b = mc_predict(net, img, T=4, seed=3)
+    c = mc_predict(net, img, T=4, seed=4)
+    for k in FLOAT_KEYS:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert np.abs(a["probs"] - c["probs"]).max() > 1e-4
+
+
+def test_dropout_mask_statistics():
+    m = dropout_mask(0, 0, torch.arange(4), (4, 8, 64, 64), 0.5)
+    keep = (m > 0).float()
+    assert set(torch.unique(m).tolist()) == {0.0, 2.0}
+    assert abs(keep.mean().item() - 0.5) < 0.01
+    # independent across samples, channels and positions
+    assert abs((keep[0] * keep[1]).mean().item() - 0.25) < 0.01
+    assert abs((keep[:, 0] * keep[:, 1]).mean().item() - 0.25) < 0.01
+    assert abs((keep[..., :-1] * keep[..., 1:]).mean().item() - 0.25) < 0.01
+    # counter-based: a sub-window at its absolute origin sees the same mask
+    sub = dropout_mask(0, 0, torch.tensor([2]), (1, 8, 16, 16), 0.5, origin=(10, 20))
+    torch.testing.assert_close(sub[0], m[2, :, 10:26, 20:36])
+    assert abs((dropout_mask(0, 1, torch.arange(2), (2, 8, 64, 64), 0.2) > 0).float().mean().item() - 0.8) < 0.01
+
+
+@pytest.mark.parametrize("make", [_fcn, _pb], ids=["FCN", "PB"])
+def test_shared_trunk_equals_naive_loop_for_the_same_masks(make):
+    net, img = make(), _image(32, 48)
+    shared = mc_predict(net, img, T=4, seed=1, shared_trunk=True)
+    naive = mc_predict(net, img, T=4, seed=1, shared_trunk=False)
+    _assert_close(shared, naive)
+
+
+def test_shared_trunk_in_small_head_batches_equals_one_batch():
+    net, img = _pb(), _image(24, 24)
+    a = mc_predict(net, img, T=5, seed=2)
+    b = mc_predict(net, img, T=5, seed=2, head_batch_elems=1)  # one sample per head call
+    _assert_close(a, b, 1e-6)
+
+
+@pytest.mark.parametrize("make", [_fcn, _pb], ids=["FCN", "PB"])
+def test_tiled_equals_untiled(make):
+    net, img = make(), _image(56, 40)  # not multiples of the FCN's 16: exercises the padding
+    whole = mc_predict(net, img, T=3, seed=5, tile_size=1024)
+    tiled = mc_predict(net, img, T=3, seed=5, tile_size=16)
+    _assert_close(whole, tiled)
+
+
+def test_fcn_upsampling_plan_equals_transposed_convolution():
+    net = _fcn(p=0.0)
+    f = torch.randn(3, net.head[1].in_channels, 5, 4)
+    plan = _HeadPlan(net)
+    assert plan.pre is not None
+    with torch.inference_mode():
+        ref = net.head(f)
+        z = plan.logits(f, (80, 64))
+        got = plan.to_image(z, (80, 64))
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_pb_border_none_leaves_border_unclassified_and_interior_equal():
+    net, img = _pb(), _image(80, 72)
+    refl = mc_predict(net, img, T=2, pad_mode="reflect")
+    none = mc_predict(net, img, T=2, pad_mode="none")
+    assert (none["labels"][:32] == IGNORE).all() and (none["labels"][:, -32:] == IGNORE).all()
+    assert np.isnan(none["probs"][:, :, :32]).all() and np.isnan(none["uncertainty"][-32:]).all()
+    inner = (slice(32, -32), slice(32, -32))
+    assert (none["labels"][inner] != IGNORE).all()
+    np.testing.assert_allclose(none["probs"][(slice(None),) + inner], refl["probs"][(slice(None),) + inner], atol=1e-5)
+    assert not np.isnan(refl["probs"]).any()
+
+
+def test_batchnorm_stays_in_eval_and_modes_restored():
+    net = _fcn()
+    net.train()
+    bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    before = bn.running_mean.clone()
+    a = mc_predict(net, _image(32, 32), T=2, seed=0)
+    assert net.training  # restored
+    torch.testing.assert_close(bn.running_mean, before)
+    b = mc_predict(net.eval(), _image(32, 32), T=2, seed=0)
+    _assert_close(a, b, 0)
+
+
+def test_dropout_in_trunk_is_refused_for_shared_trunk():
+    net = _fcn()
+    net.encoder.append(torch.nn.Dropout(0.5))
+    with pytest.raises(RuntimeError, match="inside net.trunk"):
+        mc_predict(net, _image(32, 32), T=2)
+    mc_predict(net, _image(32, 32), T=2, shared_trunk=False)  # the naive loop handles it
+
+
+def test_infer_area_writes_contract_files_with_georeferencing(tmp_path):
+    net = FCN(width=1 / 16, dropout=0.5)
+    save_model(tmp_path / "model.pt", net, {"model": "FCN"})
+    geo = GeoInfo(Affine(0.09, 0.0, 496000.0, 0.0, -0.09, 5420000.0), rasterio.crs.CRS.from_epsg(32632))
+    write_raster(tmp_path / "image.tif", _image(40, 36), geo)
+    summary = infer_area(tmp_path / "model.pt", tmp_path / "image.tif", tmp_path / "out", T=3, tile_size=32)
+    assert summary["T"] == 3 and summary["height"] == 40
+    for name in OUTPUT_FILES:
+        with rasterio.open(tmp_path / "out" / name) as src:
+            assert src.transform == geo.transform and src.crs == geo.crs and (src.height, src.width) == (40, 36)
+    with rasterio.open(tmp_path / "out" / "probs.tif") as src:
+        assert src.count == 6 and src.dtypes[0] == "float32" and src.descriptions[4] == "Car"
+    with rasterio.open(tmp_path / "out" / "labels.tif") as src:
+        assert src.dtypes[0] == "uint8" and src.colormap(1)[4][:3] == (255, 255, 0)
+    with rasterio.open(tmp_path / "out" / "labels_color.tif") as src:
+        assert src.count == 3
