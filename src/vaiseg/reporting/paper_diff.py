@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
@@ -121,6 +120,7 @@ def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary
 
     Returns a list of ``{finding, ours ("yes"|"no"|"n/a"), paper ("yes"), evidence}``.
     """
+    from scipy.stats import spearmanr  # slow import; only needed here
     out = []
 
     def add(finding, ok, evidence):
