@@ -60,7 +60,7 @@ def test_zero_dropout_gives_zero_uncertainty_and_positive_dropout_does_not(make)
 def test_T_is_honoured_and_T1_has_zero_std():
     net = _fcn()
     rows = []
-    h = net.head[1].register_forward_hook  # the class-score conv(lambda m, i, o: rows.append(o.shape[0]))
+    h = net.head[1].register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))  # class-score conv
     mc_predict(net, _image(32, 32), T=7)
     h.remove()
     assert sum(rows) == 7 + 1  # seven MC samples and one deterministic pass
