@@ -302,3 +302,16 @@ def test_real_vaihingen_crop_ingested(tmp_path):
     assert np.isfinite(img).all() and np.allclose(img[3:], 0)
     np.testing.assert_allclose(img[:3].reshape(3, -1).mean(axis=1), 0, atol=1e-4)  # its own statistics
     assert 0.005 < freqs["car"] < 0.05  # the README: cars ~1.9 % of the crop
+
+
+def test_rgba_gt_with_opaque_alpha_accepted_other_band_counts_refused(tmp_path):
+    from fake_isprs import tif_bytes
+    from vaiseg.data.normalize import read_labels
+
+    rgb = colour_gt(fake_labels(1))
+    p = tmp_path / "gt_rgba.tif"
+    p.write_bytes(tif_bytes(np.concatenate([rgb, np.full((1, 64, 80), 255, np.uint8)])))
+    np.testing.assert_array_equal(read_labels(p), fake_labels(1))
+    p.write_bytes(tif_bytes(np.concatenate([rgb, np.zeros((1, 64, 80), np.uint8)])))
+    with pytest.raises(DataError, match="gt_rgba.tif.*4 band"):
+        read_labels(p)

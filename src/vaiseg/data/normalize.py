@@ -136,8 +136,11 @@ def read_height(path: str | Path, max_nodata_fraction: float, what: str = "DSM")
 def read_labels(path: str | Path, eroded: bool = False) -> np.ndarray:
     """ISPRS colour GT -> (H, W) uint8 class indices (``IGNORE`` for black in the eroded GT).
 
+    3-band uint8 RGB (an opaque 4th alpha band is dropped).
     DataError naming the file with every unknown colour and its pixel count."""
     data, _ = read_raster(path)
+    if data.shape[0] == 4 and data.dtype == np.uint8 and (data[3] == 255).all():
+        data = data[:3]  # RGBA with an opaque alpha band: drop it
     if data.shape[0] != 3 or data.dtype != np.uint8:
         raise DataError(path, f"expected a 3-band uint8 colour label image, got {data.shape[0]} band(s) of {data.dtype}")
     labels, unknown = rgb_to_index(data.transpose(1, 2, 0), allow_boundary=eroded)
