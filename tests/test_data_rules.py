@@ -1,4 +1,5 @@
-"""The data stage's Snakemake rules: dry-run DAG shape and a tiny real run (§3).
+"""The data stage's Snakemake rules: dry-run DAG shape and a tiny real run (§3), with
+archives fetched over HTTP from a server on 127.0.0.1 and from local paths.
 
 Runs happen in a temporary working directory (``--directory``) so the repository's
 results/ and resources/ are never touched; the whole DAG's dry run lives with the
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from fake_isprs import write_fake_archives
+from helpers_http import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -80,11 +82,19 @@ def test_dry_run_isprs_without_ndsm(tmp_path):
 def test_real_run_on_fake_isprs_archives(tmp_path):
     paths = write_fake_archives(tmp_path / "download", areas=(1, 3, 11), with_ndsm=True)
     md5s = json.loads((tmp_path / "download" / "md5.json").read_text())
-    cfg = _isprs_config(tmp_path, {k: {"path": str(p), "md5": md5s[k]} for k, p in paths.items()})
-    work = tmp_path / "work"
-    work.mkdir()
-    res = snakemake(work, cfg, data_targets((11,)), "--cores", "2")  # the val area only: stats still need 1, 3
+    served = {f"/isprs/{p.name}": p.read_bytes() for k, p in paths.items() if k in ("top", "gt")}
+    with serve(served) as (url, log):
+        # top and gt over HTTP from the test's server, the others from local paths
+        archives = {k: {"url": f"{url}/isprs/{p.name}"} if k in ("top", "gt") else {"path": str(p)}
+                    for k, p in paths.items()}
+        for k in archives:
+            archives[k]["md5"] = md5s[k]
+        cfg = _isprs_config(tmp_path, archives)
+        work = tmp_path / "work"
+        work.mkdir()
+        res = snakemake(work, cfg, data_targets((11,)), "--cores", "2")  # the val area only: stats still need 1, 3
     assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p for p, _ in log.requests) == sorted(served)
     stats = json.loads((work / "results/data/stats.json").read_text())
     assert stats["areas"] == [1, 3] and stats["ndsm"] == "supplied"
     assert all((work / t).is_file() for t in data_targets((11,)))
