@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
+import re
 import zipfile
 
 import pandas as pd
@@ -131,3 +133,48 @@ def test_model_without_device_is_a_data_error(tmp_path):
         (tmp_path / "bad.pt").write_bytes(b"not a model")
         collect_provenance({"data": {"source": "synthetic"}}, {"PB": tmp_path / "bad.pt"}, {}, tmp_path)
     assert not (tmp_path / "provenance.json").exists()
+
+
+# ------------------------------------------------------------------ the tiny run's report
+def report_results(html: str) -> dict:
+    """{path: entry} of the ``var results = {...}`` object of a Snakemake HTML report."""
+    m = re.search(r"var results = (\{.*?\});\s*</script>", html, flags=re.S)
+    assert m, "no results object in the report"
+    return json.loads(m.group(1))
+
+
+def decode_data_uri(uri: str) -> bytes:
+    head, _, payload = uri.partition(",")
+    assert head.startswith("data:") and head.endswith(";base64"), head[:80]
+    return base64.b64decode(payload + "=" * (-len(payload) % 4))
+
+
+@pytest.mark.slow
+def test_report_contains_tables_and_benchmarks(tiny_local_run):
+    """`snakemake --report results/report.html` on the tiny run embeds Tables 1-2 and
+    rules.csv byte-for-byte, with their captions; provenance.json describes the run."""
+    from conftest import snakemake_log_tail, snakemake_tiny
+
+    r = snakemake_tiny(tiny_local_run, "--report", "results/report.html")
+    assert r.returncode == 0, snakemake_log_tail(tiny_local_run)
+    html = (tiny_local_run / "results" / "report.html").read_text()
+    entries = report_results(html)
+    for rel in ("results/tables/table1.csv", "results/tables/table2.csv", "results/benchmarks/rules.csv"):
+        assert rel in entries, f"{rel} not in the report (has {sorted(entries)})"
+        assert decode_data_uri(entries[rel]["data_uri"]) == (tiny_local_run / rel).read_bytes()
+        assert entries[rel]["caption"].strip(), f"{rel} has no caption"
+    table1 = pd.read_csv(tiny_local_run / "results" / "tables" / "table1.csv")
+    assert list(table1["method"]) == ["PB", "FCN", "FCN-MFB"]
+    assert "Kampffmeyer" in html  # workflow/report/workflow.rst
+
+    bench = pd.read_csv(tiny_local_run / "results" / "benchmarks" / "rules.csv", keep_default_na=False)
+    assert {"train_pb", "train_fcn", "train_fcn_mfb", "mc_infer", "normalize", "provenance"} <= set(bench["rule"])
+    assert (bench["seconds"] > 0).all()
+
+    prov = json.loads((tiny_local_run / "results" / "provenance.json").read_text())
+    assert set(prov["training"]) == {"PB", "FCN", "FCN-MFB"}
+    assert {t["device"] for t in prov["training"].values()} <= {"cpu", "cuda", "cuda:0"}
+    for key, a in prov["data"]["archives"].items():
+        path = tiny_local_run / "resources" / "archives" / f"{key}.zip"
+        assert a["md5"] == hashlib.md5(path.read_bytes()).hexdigest()
+    assert prov["config"]["data"]["areas"] == {"train": [1, 3], "val": [11]}

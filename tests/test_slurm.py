@@ -9,8 +9,9 @@ generated from profiles/slurm/config.yaml with only these edits):
   placeholders the user edits);
 - ``max-threads`` = the node's CPUs and every ``mem_mb`` capped at half the node's
   memory, so the GPU rules' large requests can be scheduled on this small node;
-- ``retries: 0`` (a failure must fail the test), first status check after 1 s instead
-  of 20 s (``slurm-init-seconds-before-status-checks``; keeps the test short).
+- ``retries: 0`` (a failure must fail the test), first status check after 5 s instead
+  of 20 s (``slurm-init-seconds-before-status-checks``; the plugin then adds 10 s per
+  check until a job finishes, so with ~13 s jobs 5 s is quicker than 1 s).
 
 GPU requests are NOT overridden: the node has no GPU, so a recording ``sbatch`` wrapper
 first on PATH logs its full argument list (what the real profile asks for) and then
@@ -76,7 +77,7 @@ def test_profile(cluster: SlurmCluster, out: Path) -> Path:
     for res in [prof["default-resources"], *prof.get("set-resources", {}).values()]:
         if "mem_mb" in res:
             res["mem_mb"] = min(int(res["mem_mb"]), cap)
-    prof.update({"max-threads": cluster.cpus, "retries": 0, "slurm-init-seconds-before-status-checks": 1})
+    prof.update({"max-threads": cluster.cpus, "retries": 0, "slurm-init-seconds-before-status-checks": 5})
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
     return out
