@@ -1,6 +1,8 @@
 # Provenance and benchmarks: bookkeeping over the finished run (no paper section).
 # Both are local rules (seconds of work): on SLURM they run on the submitting node.
 
+import os
+
 # the archives the run extracted, {key: zip path}, whatever the data source
 PROVENANCE_ARCHIVES = dict(rules.extract_archives.input.items())
 
@@ -15,7 +17,12 @@ rule provenance:
         models=expand("results/models/{cnn}/model.pt", cnn=MODELS),
         archives=list(PROVENANCE_ARCHIVES.values()),
     output:
-        provenance="results/provenance.json",
+        provenance=report(
+            "results/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"file": "provenance.json"},
+        ),
     params:
         config=config,
         models=list(MODELS),
@@ -47,10 +54,11 @@ rule benchmarks_table:
             "results/benchmarks/rules.csv",
             caption="../report/benchmarks.rst",
             category="Provenance",
-            labels={"table": "per-rule time and memory"},
+            labels={"file": "rules.csv (per-rule time and memory)"},
         ),
     params:
-        root="results/benchmarks",
+        # the benchmark folder is the one that holds rules.csv
+        root=lambda wildcards, output: os.path.dirname(output.table),
     threads: 1
     resources:
         mem_mb=500,
