@@ -282,6 +282,8 @@ def apply_fusion(model: FusionModel, probs_list: list[np.ndarray], chunk: int = 
     scores = np.empty((K, N), np.float32)
     labels = np.empty(N, np.uint8)
     buf = np.empty((F, min(chunk, N)), np.float32)
+    best = np.empty(min(chunk, N), np.float32)
+    tmp = np.empty((K, min(chunk, N)), np.float32)
     cls = np.asarray(model.classes, np.uint8)
     for s in range(0, N, chunk):
         e = min(s + chunk, N)
@@ -290,13 +292,19 @@ def apply_fusion(model: FusionModel, probs_list: list[np.ndarray], chunk: int = 
         for p in flat:
             X[r : r + p.shape[0]] = p[:, s:e]
             r += p.shape[0]
-        sc = scores[:, s:e]
-        np.matmul(Wf, X, out=sc)
+        sc = tmp[:, : e - s]
+        np.matmul(Wf, X, out=sc)  # the one matrix product (K, F) @ (F, n)
         sc += bf
-        lab = cls[sc.argmax(0)]
-        bad = ~np.isfinite(sc).all(0)
-        lab[bad] = IGNORE
-        labels[s:e] = lab
+        scores[:, s:e] = sc
+        # argmax over the K rows (first maximum wins, as numpy/LIBLINEAR), NaN -> IGNORE
+        bb, lab = best[: e - s], labels[s:e]
+        bb[:] = sc[0]
+        lab[:] = cls[0]
+        for k in range(1, K):
+            g = sc[k] > bb
+            np.maximum(bb, sc[k], out=bb)
+            lab[g] = cls[k]
+        lab[~np.isfinite(bb)] = IGNORE
     return scores.reshape(K, H, W_), labels.reshape(H, W_)
 
 
