@@ -79,12 +79,12 @@ DIFFUSE = np.array([0.15, 0.07, 0.07], dtype=np.float32)
 M_GRASS, M_ASPHALT, M_PAVEMENT, M_ROOF_TILE, M_ROOF_FLAT, M_TREE, M_CAR, M_GLASS, M_CLUTTER, M_PAINT, M_SOIL = range(11)
 TEXTURE = np.array(
     [
-        [0.06, 0.12, 0.16],  # grass: mottled, mowing patterns
+        [0.04, 0.09, 0.10],  # grass: mottled, mowing patterns
         [0.05, 0.04, 0.07],  # asphalt
         [0.07, 0.05, 0.06],  # pavement / concrete
         [0.09, 0.05, 0.05],  # roof tiles
         [0.08, 0.06, 0.10],  # flat roofs: gravel, stains
-        [0.20, 0.22, 0.08],  # tree crowns: leaf clumps and gaps
+        [0.10, 0.12, 0.08],  # tree crowns: leaf clumps and gaps (plus the clump field)
         [0.02, 0.01, 0.00],  # car body
         [0.03, 0.00, 0.00],  # car glass
         [0.10, 0.08, 0.05],  # clutter
@@ -369,20 +369,24 @@ def _tree(cv: _Canvas, cx, cy, radius, top):
     cv.paint(sl, mask, TREE, height, colour, M_TREE, shade, top=True)
 
 
-def _clutter(cv: _Canvas, cx, cy, ang):
-    """Clutter: a small object or heap 1-4 m across, 0.2-2.5 m high, odd colour."""
+def _clutter(cv: _Canvas, sample, tries: int = 5) -> bool:
+    """Clutter: a small object or heap 1-4 m across, 0.2-2.5 m high, odd colour, or a
+    flat patch of bare soil; placed on free ground at the first of ``tries`` positions
+    ``sample()`` -> (x, y, angle) that fits."""
     rng = cv.rng
-    r = cv.rect(cx, cy, ang, rng.uniform(6, 22), rng.uniform(5, 16))
-    if r is None:
-        return
-    sl, mask, _, _ = r
-    if not cv.free(sl, mask):
-        return
-    if rng.random() < 0.3:  # bare soil / sand, flat
-        cv.paint(sl, mask, CLUTTER, 0.05, _jitter(rng, (130, 110, 95), 0.12), M_SOIL)
-    else:
-        col = _jitter(rng, CLUTTER_COLOURS[int(rng.integers(len(CLUTTER_COLOURS)))], 0.15)
-        cv.paint(sl, mask, CLUTTER, rng.uniform(0.2, 2.5), col, M_CLUTTER)
+    hl, hw = rng.uniform(6, 22), rng.uniform(5, 16)
+    for _ in range(tries):
+        r = cv.rect(*sample(), hl, hw)
+        if r is None or not cv.free(r[0], r[1]):
+            continue
+        sl, mask, _, _ = r
+        if rng.random() < 0.3:  # bare soil / sand, flat
+            cv.paint(sl, mask, CLUTTER, 0.05, _jitter(rng, (130, 110, 95), 0.12), M_SOIL)
+        else:
+            col = _jitter(rng, CLUTTER_COLOURS[int(rng.integers(len(CLUTTER_COLOURS)))], 0.15)
+            cv.paint(sl, mask, CLUTTER, rng.uniform(0.2, 2.5), col, M_CLUTTER)
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,23 +462,32 @@ def _road_layer(cv: _Canvas, g: _Grid, keep_u, keep_v, sidewalk_u, sidewalk_v, u
     return road
 
 
-def _parking_rows(cv: _Canvas, g: _Grid, u0, u1, v0, v1, occupancy):
-    """A parking lot filling [u0, u1] x [v0, v1]: double rows of perpendicular stalls
-    (2.5 m wide, 5 m deep) along u separated by 6 m aisles, stall lines painted, cars
-    in a share ``occupancy`` of the stalls. Rows are rotated by 90 deg half the time."""
+def _parking_rows(cv: _Canvas, g: _Grid, u0, u1, v0, v1, occupancy, max_rows: int | None = None):
+    """A parking lot in [u0, u1] x [v0, v1]: rows of perpendicular stalls (2.5 m wide,
+    5 m deep, in pairs back to back) separated by 6-7 m aisles, stall lines painted,
+    cars in a share ``occupancy`` of the stalls. Rows run along u or (half the time) v;
+    at most ``max_rows`` rows, the asphalt covers only the rows used plus an aisle."""
     rng = cv.rng
-    cxm, cym = g.xy((u0 + u1) / 2, (v0 + v1) / 2)
-    r = cv.rect(cxm, cym, g.theta, (u1 - u0) / 2, (v1 - v0) / 2)
-    if r is None:
-        return
-    sl, mask, _, _ = r
-    cv.paint(sl, mask, IMP, 0.0, _jitter(rng, ASPHALT, 0.1), M_ASPHALT)
     swap = rng.random() < 0.5  # rows along v instead of u
     (a0, a1), (b0, b1) = ((v0, v1), (u0, u1)) if swap else ((u0, u1), (v0, v1))
     stall_w, depth, aisle = rng.uniform(26, 30), rng.uniform(52, 58), rng.uniform(60, 75)
-    b = b0 + 4
-    side = 0
-    while b + depth <= b1 - 2:
+    rows, b = [], b0 + 4
+    while b + depth <= b1 - 2 and (max_rows is None or len(rows) < max_rows):
+        rows.append(b)
+        b += depth + (aisle if len(rows) % 2 == 1 else 2)
+    if not rows:
+        return
+    b_end = min(b1, rows[-1] + depth + (aisle if len(rows) % 2 == 1 else 4))
+    if swap:
+        cxm, cym = g.xy((b0 + b_end) / 2, (a0 + a1) / 2)
+        r = cv.rect(cxm, cym, g.theta, (b_end - b0) / 2, (a1 - a0) / 2)
+    else:
+        cxm, cym = g.xy((a0 + a1) / 2, (b0 + b_end) / 2)
+        r = cv.rect(cxm, cym, g.theta, (a1 - a0) / 2, (b_end - b0) / 2)
+    if r is None:
+        return
+    cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, ASPHALT, 0.1), M_ASPHALT)
+    for b in rows:
         centre_b = b + depth / 2
         a = a0 + 6
         while a + stall_w <= a1 - 4:
@@ -494,8 +507,6 @@ def _parking_rows(cv: _Canvas, g: _Grid, u0, u1, v0, v1, occupancy):
                 heading = (g.theta if swap else g.theta + math.pi / 2) + rng.normal(0, 0.04) + (math.pi if rng.random() < 0.5 else 0)
                 _car(cv, x, y, heading)
             a += stall_w
-        b += depth + (aisle if side % 2 == 0 else 2)
-        side += 1
 
 
 def _street_cars(cv: _Canvas, g: _Grid, keep_u, keep_v, lo_hi_u, lo_hi_v, p_side: float):
@@ -550,9 +561,9 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             r = cv.rect(x, y, g.theta + math.pi / 2, lv / 2, rng.uniform(10, 20))
             if r is not None:
                 cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.1), M_PAVEMENT)
-        for _ in range(rng.poisson(0.5)):
-            _clutter(cv, *at(rng.uniform(u0, u1), rng.uniform(v0, v1)), g.theta + rng.uniform(-0.3, 0.3))
-        n_groups = max(1, rng.poisson(lu * lv / 90_000))
+        for _ in range(rng.poisson(2.0)):
+            _clutter(cv, lambda: (*at(rng.uniform(u0, u1), rng.uniform(v0, v1)), g.theta + rng.uniform(-0.3, 0.3)))
+        n_groups = max(1, rng.poisson(lu * lv / 60_000))
         for _ in range(n_groups):
             gu, gv = rng.uniform(u0, u1), rng.uniform(v0, v1)
             spread = rng.uniform(40, 120)
@@ -568,7 +579,9 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             x, y = at((u0 + split) / 2, (v0 + v1) / 2)
             _building(cv, x, y, g.theta, (split - u0) / 2 - 10, lv / 2 - 10, flat=True, eave=rng.uniform(6, 10))
             pu0 = split + 5
-        _parking_rows(cv, g, pu0 + 5, u1 - 5, v0 + 5, v1 - 5, rng.uniform(0.55, 0.9))
+        _parking_rows(cv, g, pu0 + 5, u1 - 5, v0 + 5, v1 - 5, rng.uniform(0.4, 0.8), max_rows=int(rng.integers(2, 5)))
+        for _ in range(rng.poisson(lu * lv / 30_000)):  # trees among the stalls and on the lawn
+            _tree(cv, *at(rng.uniform(pu0, u1), rng.uniform(v0, v1)), rng.uniform(30, 55), rng.uniform(7, 14))
         for _ in range(rng.poisson(max(lu, lv) / 150)):  # trees on the edges / islands
             side = rng.integers(4)
             uu = [pu0 + 8, u1 - 8, rng.uniform(pu0, u1), rng.uniform(pu0, u1)][side]
@@ -577,18 +590,28 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
         return
 
     if kind == "dense":
-        depth = rng.uniform(100, 160)
-        court = rng.random() < 0.55
+        depth = rng.uniform(110, 180)
+        court = rng.random() < 0.6
+        if rng.random() < 0.7:  # town centre: paved up to the facades
+            x, y = at((u0 + u1) / 2, (v0 + v1) / 2)
+            r = cv.rect(x, y, g.theta, lu / 2, lv / 2)
+            if r is not None:
+                cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.1), M_PAVEMENT)
         # courtyard first (paved with parking, or a garden)
         cu0, cu1, cv0, cv1 = u0 + depth + 6, u1 - depth - 6, v0 + depth + 6, v1 - depth - 6
         if cu1 - cu0 > 60 and cv1 - cv0 > 60:
+            x, y = at((cu0 + cu1) / 2, (cv0 + cv1) / 2)
+            r = cv.rect(x, y, g.theta, (cu1 - cu0) / 2, (cv1 - cv0) / 2)
+            if r is not None:  # a garden or a paved courtyard
+                paved = rng.random() < 0.4
+                colour = _jitter(rng, PAVEMENT if paved else GRASS, 0.12)
+                cv.paint(r[0], r[1], IMP if paved else LOW_VEG, 0.0 if paved else 0.3, colour, M_PAVEMENT if paved else M_GRASS)
             if court:
-                _parking_rows(cv, g, cu0, cu1, cv0, cv1, rng.uniform(0.5, 0.9))
-            else:
-                for _ in range(rng.poisson(2)):
-                    _tree(cv, *at(rng.uniform(cu0, cu1), rng.uniform(cv0, cv1)), rng.uniform(30, 60), rng.uniform(8, 16))
-                for _ in range(rng.poisson(0.8)):
-                    _clutter(cv, *at(rng.uniform(cu0, cu1), rng.uniform(cv0, cv1)), g.theta)
+                _parking_rows(cv, g, cu0, cu1, cv0, cv1, rng.uniform(0.35, 0.75), max_rows=int(rng.integers(1, 4)))
+            for _ in range(rng.poisson((cu1 - cu0) * (cv1 - cv0) / 14_000)):
+                _tree(cv, *at(rng.uniform(cu0, cu1), rng.uniform(cv0, cv1)), rng.uniform(30, 60), rng.uniform(8, 16))
+            for _ in range(rng.poisson(2.0)):
+                _clutter(cv, lambda: (*at(rng.uniform(cu0, cu1), rng.uniform(cv0, cv1)), g.theta))
         else:
             x, y = at((u0 + u1) / 2, (v0 + v1) / 2)
             r = cv.rect(x, y, g.theta, lu / 2, lv / 2)
@@ -596,7 +619,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
                 cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.1), M_PAVEMENT)
         flat = rng.random() < 0.6
         eave = rng.uniform(8, 15)
-        setback = rng.uniform(4, 30)
+        setback = rng.uniform(3, 20)
         sides = [k for k in range(4) if rng.random() < 0.8] or [int(rng.integers(4))]
         for k in sides:
             along_u = k < 2
@@ -632,16 +655,16 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             r = cv.rect(x, y, g.theta, su / 2 - 1, sv / 2 - 1)
             if r is not None:
                 cv.paint(r[0], r[1], LOW_VEG, 0.3, tone, M_GRASS)
-            if rng.random() < 0.25:  # a paved yard / terrace
+            if rng.random() < 0.4:  # a paved yard / terrace
                 yu, yv = rng.uniform(a0, a1), rng.uniform(b0, b1)
                 x, y = at(yu, yv)
-                r = cv.rect(x, y, g.theta, rng.uniform(20, 50), rng.uniform(15, 40))
+                r = cv.rect(x, y, g.theta, rng.uniform(25, 60), rng.uniform(20, 45))
                 if r is not None:
                     cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.12), M_PAVEMENT)
             # house
             rot = rng.random() < 0.3
-            hu = float(np.clip(su * rng.uniform(0.55, 0.8), 70, 210))
-            hv = float(np.clip(sv * rng.uniform(0.5, 0.72), 70, 180))
+            hu = float(np.clip(su * rng.uniform(0.6, 0.85), 70, 220))
+            hv = float(np.clip(sv * rng.uniform(0.55, 0.78), 70, 190))
             if rot:
                 hu, hv = hv, hu
             mu = rng.uniform(a0 + hu / 2 + 8, max(a0 + hu / 2 + 8, a1 - hu / 2 - 8))
@@ -655,18 +678,42 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             r = cv.rect(x, y, g.theta + math.pi / 2, (dv1 - dv0) / 2, dw)
             if r is not None:
                 cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, _pick(rng, ((PAVEMENT, 0.6), (ASPHALT, 0.4))), 0.1), M_PAVEMENT)
+            if rng.random() < 0.35:  # a terrace / paved path around the house
+                x, y = at(mu, mv)
+                pad = rng.uniform(12, 30)
+                r = cv.rect(x, y, g.theta, hu / 2 + pad, hv / 2 + pad)
+                if r is not None:
+                    cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.12), M_PAVEMENT)
             x, y = at(mu, mv)
             long_u = hu >= hv
             ang = g.theta + rng.normal(0, 0.03) + (0 if long_u else math.pi / 2)
             _building(cv, x, y, ang, max(hu, hv) / 2, min(hu, hv) / 2, flat=rng.random() < 0.25, eave=rng.uniform(5.5, 9.0))
+            if rng.random() < 0.5:  # a garage / shed beside the house (flat, 2.5-3.5 m)
+                gl, gw = rng.uniform(25, 35), rng.uniform(15, 22)
+                side = 1 if rng.random() < 0.5 else -1
+                gu = mu + side * (hu / 2 + gw + rng.uniform(0, 6))
+                if a0 + gw < gu < a1 - gw:
+                    x, y = at(gu, mv + rng.uniform(-hv / 4, hv / 4))
+                    _building(cv, x, y, g.theta + math.pi / 2, gl, gw, flat=True, eave=rng.uniform(2.5, 3.5))
+            if rng.random() < 0.4:  # a hedge on a lot boundary: low vegetation that looks like a crown
+                hw_ = rng.uniform(5, 9)
+                if rng.random() < 0.5:
+                    x, y = at(a0 + hw_, (b0 + b1) / 2)
+                    r = cv.rect(x, y, g.theta + math.pi / 2, sv / 2 - 2, hw_)
+                else:
+                    x, y = at((a0 + a1) / 2, b0 + hw_)
+                    r = cv.rect(x, y, g.theta, su / 2 - 2, hw_)
+                if r is not None:
+                    m = r[1] & np.isin(cv.label[r[0]], (LOW_VEG,))
+                    cv.paint(r[0], m, LOW_VEG, rng.uniform(0.8, 2.0), _jitter(rng, TREE_LIT, 0.12) * 0.85, M_TREE, 0.8)
             if rng.random() < 0.3:  # a car on the driveway
                 dvc = (v0 + (mv - hv / 2)) / 2 if near_v0 else ((mv + hv / 2) + v1) / 2
                 x, y = at(du, dvc)
                 _car(cv, x, y, g.theta + math.pi / 2 + rng.normal(0, 0.05) + (math.pi if rng.random() < 0.5 else 0))
-            for _ in range(rng.poisson(1.1)):
-                _clutter(cv, *at(rng.uniform(a0, a1), rng.uniform(b0, b1)), g.theta + rng.uniform(-0.2, 0.2))
-            for _ in range(rng.poisson(1.6)):
-                _tree(cv, *at(rng.uniform(a0, a1), rng.uniform(b0, b1)), rng.uniform(22, 55), rng.uniform(5, 15))
+            for _ in range(rng.poisson(0.7)):
+                _clutter(cv, lambda: (*at(rng.uniform(a0, a1), rng.uniform(b0, b1)), g.theta + rng.uniform(-0.2, 0.2)))
+            for _ in range(rng.poisson(2.2)):
+                _tree(cv, *at(rng.uniform(a0, a1), rng.uniform(b0, b1)), rng.uniform(22, 60), rng.uniform(5, 15))
 
 
 def _street_trees(cv: _Canvas, g: _Grid, keep_u, keep_v, lo_hi_u, lo_hi_v, p_row: float):
@@ -796,7 +843,7 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
 
     # street grid ----------------------------------------------------------------------
     theta = rng.uniform(-math.pi / 4, math.pi / 4)
-    block = float(np.clip(rng.uniform(0.9, 1.4) * max(h, w), 380, 1000))
+    block = float(np.clip(rng.uniform(1.3, 2.0) * max(h, w), 450, 850))
     corners_x = np.array([0, w, 0, w], float)
     corners_y = np.array([0, 0, h, h], float)
     cu_all = corners_x * math.cos(theta) + corners_y * math.sin(theta)
@@ -805,15 +852,15 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
     small = max(h, w) < block
     cu = _lines(rng, lo_u, hi_u, block, force_inside=small)
     cvl = _lines(rng, lo_v, hi_v, block, force_inside=small and rng.random() < 0.6)
-    wu = rng.uniform(55, 95, len(cu))
-    wv = rng.uniform(55, 95, len(cvl))
+    wu = rng.uniform(60, 100, len(cu))
+    wv = rng.uniform(60, 100, len(cvl))
     g = _Grid(theta, cu, wu, cvl, wv)
     keep_u = rng.random((len(cu), len(cvl))) < 0.8
     keep_v = rng.random((len(cvl), len(cu))) < 0.8
     if small:  # a small tile shows at least one road
         keep_u[:] |= rng.random() < 0.5
-    side_u = np.where(rng.random(len(cu)) < 0.7, rng.uniform(12, 28, len(cu)), 0.0)
-    side_v = np.where(rng.random(len(cvl)) < 0.7, rng.uniform(12, 28, len(cvl)), 0.0)
+    side_u = np.where(rng.random(len(cu)) < 0.85, rng.uniform(14, 32, len(cu)), 0.0)
+    side_v = np.where(rng.random(len(cvl)) < 0.85, rng.uniform(14, 32, len(cvl)), 0.0)
 
     yy = np.arange(h, dtype=np.float32)[:, None]
     xx = np.arange(w, dtype=np.float32)[None, :]
@@ -824,7 +871,7 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
 
     # blocks ---------------------------------------------------------------------------
     kinds = ("residential", "dense", "parking", "park")
-    p_kind = np.array([0.5, 0.32, 0.08, 0.10])
+    p_kind = np.array([0.52, 0.33, 0.08, 0.07])
     for i in range(len(cu) - 1):
         for j in range(len(cvl) - 1):
             # block interior: between the kerbs + sidewalks (+ a verge)
@@ -841,8 +888,8 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
                 continue
             _block(cv, g, u0, u1, v0, v1, kind)
 
-    _street_cars(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_side=0.45)
-    _street_trees(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_row=0.4)
+    _street_cars(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_side=0.65)
+    _street_trees(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_row=0.55)
 
     # DSM / nDSM ---------------------------------------------------------------------------
     terrain = _terrain(rng, h, w)
@@ -861,9 +908,9 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
     mod += tex[..., 2] * _noise(rng, (h, w), 60.0)
     del tex
     # leaf clumps: crowns have dark gaps between bright clumps
-    clumps = _noise(rng, (h, w), 2.0)
     is_tree = cv.material == M_TREE
-    mod[is_tree] *= np.clip(1.0 + 0.35 * clumps[is_tree], 0.35, 1.5)
+    clumps = _noise(rng, (h, w), 3.5)[is_tree]
+    mod[is_tree] *= np.clip(1.0 + 0.4 * clumps, 0.3, 1.5)
     del clumps
     direct = cv.shade * (1.0 - shadow)
     del shadow
