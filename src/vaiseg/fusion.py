@@ -325,8 +325,7 @@ def fuse_area(svm_path, prob_paths: list, out_dir) -> dict:
     """Apply a saved fusion to one area: probs.tif (6 calibrated bands), labels.tif
     (uint8 + ISPRS colour map), labels_color.tif (RGB), scores.tif (K decision values);
     georeferencing of the first member's probs.tif. ``prob_paths`` in member order."""
-    from .mc_dropout import write_label_rasters
-    from .raster import read_raster, write_raster
+    from .raster import read_raster, write_label_raster, write_raster
 
     model = FusionModel.load(svm_path)
     if len(prob_paths) != len(model.members):
@@ -345,5 +344,5 @@ def fuse_area(svm_path, prob_paths: list, out_dir) -> dict:
     write_raster(out_dir / "probs.tif", calibrated_probs(model, scores), geo, nodata=np.nan, band_names=list(NAMES))
     write_raster(out_dir / "scores.tif", scores, geo, nodata=np.nan,
                  band_names=[f"SVM decision value: {NAMES[c]}" for c in model.classes])
-    write_label_rasters(labels, geo, out_dir / "labels.tif", out_dir / "labels_color.tif")
+    write_label_raster(out_dir / "labels.tif", labels, geo, out_dir / "labels_color.tif")
     return {"height": labels.shape[0], "width": labels.shape[1], "members": list(model.members)}

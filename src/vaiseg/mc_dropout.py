@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .classes import IGNORE, N_CLASSES, NAMES, PALETTE, index_to_rgb
+from .classes import IGNORE, NAMES
 from .errors import DataError
 
 log = logging.getLogger(__name__)
@@ -478,24 +478,6 @@ def mc_predict(
 
 
 # --------------------------------------------------------------------------- files
-def class_colormap() -> dict[int, tuple[int, int, int, int]]:
-    """ISPRS colour map for a uint8 class raster: class i -> its colour, IGNORE -> black."""
-    cmap = {i: (*map(int, PALETTE[i]), 255) for i in range(N_CLASSES)}
-    cmap[IGNORE] = (0, 0, 0, 255)
-    return cmap
-
-
-def write_label_rasters(labels: np.ndarray, geo, labels_path, color_path=None) -> None:
-    """labels.tif (uint8, embedded ISPRS colour map, nodata 255) and optionally an RGB
-    labels_color.tif (3 x uint8), both with ``geo``'s transform/CRS."""
-    from .raster import write_raster
-
-    nodata = IGNORE if (labels == IGNORE).any() else None
-    write_raster(labels_path, labels.astype(np.uint8), geo, nodata=nodata, colormap=class_colormap())
-    if color_path is not None:
-        write_raster(color_path, np.moveaxis(index_to_rgb(labels), -1, 0), geo, band_names=["red", "green", "blue"])
-
-
 def infer_area(
     model_path,
     image_path,
@@ -518,7 +500,7 @@ def infer_area(
     import time
 
     from .models import load_model
-    from .raster import read_raster, write_raster
+    from .raster import read_raster, write_label_raster, write_raster
 
     dev = resolve_device(device)
     net, meta = load_model(model_path, dev)
@@ -546,7 +528,7 @@ def infer_area(
     write_raster(out_dir / "uncertainty.tif", res["uncertainty"], geo, nodata=nan, band_names=["mean class std"])
     write_raster(out_dir / "entropy.tif", res["entropy"], geo, nodata=nan, band_names=["predictive entropy (nats)"])
     write_raster(out_dir / "mutual_info.tif", res["mutual_info"], geo, nodata=nan, band_names=["mutual information (nats)"])
-    write_label_rasters(res["labels"], geo, out_dir / "labels.tif", out_dir / "labels_color.tif")
+    write_label_raster(out_dir / "labels.tif", res["labels"], geo, out_dir / "labels_color.tif")
     H, W = res["labels"].shape
     summary = {"height": H, "width": W, "classes": C, "T": T, "device": str(dev), "seconds": seconds,
                "mpx_per_s": H * W / seconds / 1e6}

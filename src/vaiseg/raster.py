@@ -108,3 +108,20 @@ def write_raster(
                         dst.set_band_description(i, name)
                 if colormap is not None:
                     dst.write_colormap(1, colormap)
+
+
+def write_label_raster(path: str | Path, labels: np.ndarray, geo: GeoInfo | None = None, rgb_path: str | Path | None = None) -> None:
+    """A predicted class map: (H, W) uint8 class indices with the ISPRS colour table
+    embedded (``IGNORE`` = 255 = unclassified -> black, and nodata when present); with
+    ``rgb_path`` also a 3-band uint8 RGB rendering (opens coloured anywhere). Atomic."""
+    from .classes import IGNORE, N_CLASSES, PALETTE, index_to_rgb
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"expected (H, W) uint8 labels, got {labels.shape} {labels.dtype}")
+    cmap = {i: (*(int(v) for v in PALETTE[i]), 255) for i in range(N_CLASSES)}
+    cmap[IGNORE] = (0, 0, 0, 255)
+    nodata = IGNORE if (labels == IGNORE).any() else None
+    write_raster(path, labels, geo, nodata=nodata, band_names=["class"], colormap=cmap)
+    if rgb_path is not None:
+        write_raster(rgb_path, np.moveaxis(index_to_rgb(labels), -1, 0), geo, band_names=["red", "green", "blue"])

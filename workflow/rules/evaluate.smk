@@ -1,1 +1,31 @@
-# evaluate stage: rules are added by the issue that builds this stage.
+# ISPRS evaluation (§3, §5) of every model and fusion on the validation areas: pooled and
+# per-area confusion matrices against the eroded GT (primary) and the full GT (secondary).
+
+
+def evaluate_predictions(wildcards):
+    return [f"results/predictions/{wildcards.model}/{a}/labels.tif" for a in VAL_AREAS]
+
+
+rule evaluate:
+    input:
+        pred=evaluate_predictions,
+        eroded=expand("results/data/{area}/labels_eroded.tif", area=VAL_AREAS),
+        full=expand("results/data/{area}/labels.tif", area=VAL_AREAS),
+    output:
+        metrics="results/metrics/{model}.json",
+        confusion="results/metrics/{model}_confusion.csv",
+    params:
+        areas=list(VAL_AREAS),
+    threads: 1
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/evaluate/{model}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}.tsv"
+    message:
+        "ISPRS evaluation (§3) of {wildcards.model} on validation areas {params.areas}"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,1 +1,72 @@
-# fuse stage: rules are added by the issue that builds this stage.
+# Combined approach (§4.4): one-vs-all linear SVMs (LIBLINEAR) on the concatenated mean
+# softmax of the member CNNs, trained on a stratified sample of the TRAINING areas'
+# predictions (eroded GT), applied to every area as one matrix product.
+
+FUSION = config["fusion"]
+
+
+def fusion_train_probs(wildcards):
+    """probs.tif of every member on every training area, member-major (feature order)."""
+    return [f"results/predictions/{m}/{a}/probs.tif" for m in FUSIONS[wildcards.fusion] for a in TRAIN_AREAS]
+
+
+def fusion_area_probs(wildcards):
+    """probs.tif of every member on one area, in member (feature) order."""
+    return [f"results/predictions/{m}/{wildcards.area}/probs.tif" for m in FUSIONS[wildcards.fusion]]
+
+
+def fusion_members(wildcards):
+    return list(FUSIONS[wildcards.fusion])
+
+
+rule fuse_train:
+    input:
+        probs=fusion_train_probs,
+        labels=expand("results/data/{area}/labels_eroded.tif", area=TRAIN_AREAS),
+    output:
+        svm="results/fusion/{fusion}/svm.json",
+    params:
+        members=fusion_members,
+        areas=list(TRAIN_AREAS),
+        samples=FUSION["samples"],
+        balanced=FUSION["balanced"],
+        C=FUSION["C"],
+        solver=FUSION["solver"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/fuse_train/{fusion}.log",
+    benchmark:
+        "results/benchmarks/fuse_train/{fusion}.tsv"
+    message:
+        "Training the {wildcards.fusion} one-vs-all linear SVMs (§4.4, LIBLINEAR) on training-area predictions"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/fuse_train.py"
+
+
+rule fuse_apply:
+    input:
+        svm=rules.fuse_train.output.svm,
+        probs=fusion_area_probs,
+    output:
+        probs="results/predictions/{fusion}/{area}/probs.tif",
+        scores="results/predictions/{fusion}/{area}/scores.tif",
+        labels="results/predictions/{fusion}/{area}/labels.tif",
+        labels_color="results/predictions/{fusion}/{area}/labels_color.tif",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/fuse_apply/{fusion}_{area}.log",
+    benchmark:
+        "results/benchmarks/fuse_apply/{fusion}_{area}.tsv"
+    message:
+        "Applying the {wildcards.fusion} SVMs to area {wildcards.area} (§4.4)"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/fuse_apply.py"

@@ -1,1 +1,40 @@
-# infer stage: rules are added by the issue that builds this stage.
+# MC-dropout inference (§4.3): per CNN x area (training areas too: the fusion SVMs of §4.4
+# are trained on the training areas' predictions). Shared trunk, tiled, seeded masks.
+
+INFER = config["infer"]
+
+
+rule mc_infer:
+    input:
+        model="results/models/{cnn}/model.pt",
+        image="results/data/{area}/image.tif",
+    output:
+        probs="results/predictions/{cnn}/{area}/probs.tif",
+        uncertainty="results/predictions/{cnn}/{area}/uncertainty.tif",
+        labels="results/predictions/{cnn}/{area}/labels.tif",
+        class_std="results/predictions/{cnn}/{area}/class_std.tif",
+        entropy="results/predictions/{cnn}/{area}/entropy.tif",
+        mutual_info="results/predictions/{cnn}/{area}/mutual_info.tif",
+        probs_deterministic="results/predictions/{cnn}/{area}/probs_deterministic.tif",
+        labels_color="results/predictions/{cnn}/{area}/labels_color.tif",
+    params:
+        T=INFER["mc_samples"],
+        tile_size=INFER["tile_size"],
+        pb_border=INFER["pb_border"],
+        shared_trunk=INFER["shared_trunk"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    log:
+        "logs/mc_infer/{cnn}_{area}.log",
+    benchmark:
+        "results/benchmarks/mc_infer/{cnn}_{area}.tsv"
+    message:
+        "MC-dropout inference (§4.3, T={params.T}) of {wildcards.cnn} on area {wildcards.area}"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/mc_infer.py"
