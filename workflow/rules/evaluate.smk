@@ -2,13 +2,9 @@
 # per-area confusion matrices against the eroded GT (primary) and the full GT (secondary).
 
 
-def evaluate_predictions(wildcards):
-    return [f"results/predictions/{wildcards.model}/{a}/labels.tif" for a in VAL_AREAS]
-
-
 rule evaluate:
     input:
-        pred=evaluate_predictions,
+        pred=lambda w: [f"results/predictions/{w.model}/{a}/labels.tif" for a in VAL_AREAS],
         eroded=expand("results/data/{area}/labels_eroded.tif", area=VAL_AREAS),
         full=expand("results/data/{area}/labels.tif", area=VAL_AREAS),
     output:

@@ -5,28 +5,15 @@
 FUSION = config["fusion"]
 
 
-def fusion_train_probs(wildcards):
-    """probs.tif of every member on every training area, member-major (feature order)."""
-    return [f"results/predictions/{m}/{a}/probs.tif" for m in FUSIONS[wildcards.fusion] for a in TRAIN_AREAS]
-
-
-def fusion_area_probs(wildcards):
-    """probs.tif of every member on one area, in member (feature) order."""
-    return [f"results/predictions/{m}/{wildcards.area}/probs.tif" for m in FUSIONS[wildcards.fusion]]
-
-
-def fusion_members(wildcards):
-    return list(FUSIONS[wildcards.fusion])
-
-
 rule fuse_train:
     input:
-        probs=fusion_train_probs,
+        # member-major (feature order): every training area of member 1, then member 2, ...
+        probs=lambda w: [f"results/predictions/{m}/{a}/probs.tif" for m in FUSIONS[w.fusion] for a in TRAIN_AREAS],
         labels=expand("results/data/{area}/labels_eroded.tif", area=TRAIN_AREAS),
     output:
         svm="results/fusion/{fusion}/svm.json",
     params:
-        members=fusion_members,
+        members=lambda w: list(FUSIONS[w.fusion]),
         areas=list(TRAIN_AREAS),
         samples=FUSION["samples"],
         balanced=FUSION["balanced"],
@@ -51,7 +38,7 @@ rule fuse_train:
 rule fuse_apply:
     input:
         svm=rules.fuse_train.output.svm,
-        probs=fusion_area_probs,
+        probs=lambda w: [f"results/predictions/{m}/{w.area}/probs.tif" for m in FUSIONS[w.fusion]],
     output:
         probs="results/predictions/{fusion}/{area}/probs.tif",
         scores="results/predictions/{fusion}/{area}/scores.tif",

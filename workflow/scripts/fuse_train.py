@@ -10,7 +10,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asc
 
 p = snakemake.params
 probs, n_areas = list(snakemake.input.probs), len(p.areas)
-# input.probs is member-major (see fusion_train_probs in fuse.smk)
+# input.probs is member-major (see the probs input of rule fuse_train)
 by_model = {m: probs[i * n_areas : (i + 1) * n_areas] for i, m in enumerate(p.members)}
 try:
     model = train_fusion(by_model, list(snakemake.input.labels), n=p.samples, balanced=p.balanced, C=p.C, seed=p.seed,
