@@ -1,0 +1,508 @@
+#!/usr/bin/env python
+"""Speed and memory benchmark of the inference path (issue 6); see benchmarks/README.md.
+
+    python benchmarks/run.py --quick --out results/benchmarks.json   # <= 3 min on 2 CPU cores
+    python benchmarks/run.py --full  --out results/benchmarks_full.json   # GPU, paper widths
+    python benchmarks/run.py --quick --tiny --out /tmp/b.json          # seconds (the test)
+
+Every ratio is measured in the same run: each timed call is run once as a warm-up, then
+``reps`` times; the median is reported. The networks are randomly initialised (He init,
+eval mode): speed does not depend on the weights. Inputs are standard-normal 5-band
+images (the normalised bands have that scale). What each number means is in
+benchmarks/README.md; the JSON also holds the sizes and repetitions used (``setup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaiseg.atomic import write_json
+from vaiseg.mc_dropout import mc_predict, resolve_device
+from vaiseg.models import FCN, PatchCNN, parameter_count
+from vaiseg.sliding import pb_macs_per_pixel, sliding_window_logits
+
+#: sizes per mode. mc_*: side of the square area timed for the MC ratios (one tile);
+#: slide_px: pixels the sliding window classifies (scaled per pixel); eval/fuse/rss: (H, W).
+MODES = {
+    "quick": dict(width=0.25, T=10, reps=3, naive_reps=2, mc_pb=48, mc_fcn=256, slide_px=192, slide_batch=64,
+                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("FCN",), tile=512),
+    "full": dict(width=1.0, T=10, reps=5, naive_reps=3, mc_pb=512, mc_fcn=1024, slide_px=4096, slide_batch=512,
+                 eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("PB", "FCN"), tile=1024,
+                 rss_width=0.25, area=(2500, 2000), train_pb_batch=128, train_fcn_batch=16, train_fcn_size=256,
+                 train_steps=10),
+}
+#: --tiny: the same code paths in seconds (tests); merged over the mode's settings.
+TINY = dict(width=0.0625, T=4, reps=2, naive_reps=1, mc_pb=34, mc_fcn=64, slide_px=16, slide_batch=8,
+            eval=(300, 200), fuse=(300, 200), rss=(160, 128), rss_models=("FCN",), tile=64, rss_width=0.0625,
+            area=(96, 80), train_pb_batch=4, train_fcn_batch=2, train_fcn_size=64, train_steps=2)
+
+#: dense peak FLOP/s of known accelerators (NVIDIA data sheets; SXM parts, no sparsity)
+PEAK_FLOPS = {
+    "H100": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
+    "H200": {"fp32": 67e12, "tf32": 494.7e12, "bf16": 989.4e12},
+    "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12},
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- helpers
+def machine(device: torch.device) -> dict:
+    """CPU model (lscpu / /proc/cpuinfo), cores usable by this process, torch version, device."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu_model": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn, reps: int, device: torch.device, warmup: int = 1) -> dict:
+    """Median wall seconds of ``fn()`` over ``reps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+        sync(device)
+    times = []
+    for _ in range(max(1, reps)):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "times_s": [round(t, 6) for t in times]}
+
+
+def image(shape: tuple[int, int], seed: int = 0, bands: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((bands, *shape), dtype=np.float32)
+
+
+def nets(width: float, device: torch.device) -> dict:
+    """The two inference networks: PB (dense, §4.1) and FCN (§4.2, FCN-MFB is the same net)."""
+    torch.manual_seed(0)
+    pb = PatchCNN(width=width).eval()
+    return {"PB": pb.to_dense().eval().to(device), "FCN": FCN(width=width).eval().to(device), "_patch": pb.to(device)}
+
+
+def deterministic_pass(net, img: np.ndarray, device: torch.device):
+    """One deterministic pass producing probabilities: softmax(net(x)) on the whole area
+    (PB: reflect-padded by 32 px like mc_predict; FCN: area sides multiples of 16)."""
+    pad = int(getattr(net, "pad", 0) or 0)
+    src = np.pad(img, ((0, 0), (pad, pad), (pad, pad)), mode="reflect") if pad else img
+    x = torch.from_numpy(np.ascontiguousarray(src))[None].to(device)
+
+    @torch.inference_mode()
+    def run():
+        return torch.softmax(net(x).float(), 1)
+
+    return run
+
+
+# --------------------------------------------------------------------------- parts
+def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device) -> dict:
+    """T-sample MC (shared trunk and naive) vs one deterministic pass on a side x side area."""
+    img = image((side, side), seed=1)
+    T, reps = cfg["T"], cfg["reps"]
+    kw = dict(tile_size=max(side, 16), device=device)
+    log(f"[mc] {name}: {side}x{side} px, T={T}, {reps} reps")
+    det = timeit(deterministic_pass(net, img, device), reps, device)
+    shared = timeit(lambda: mc_predict(net, img, T, shared_trunk=True, **kw), reps, device)
+    one = timeit(lambda: mc_predict(net, img, 1, shared_trunk=True, **kw), reps, device)
+    naive = timeit(lambda: mc_predict(net, img, T, shared_trunk=False, **kw), cfg["naive_reps"], device, warmup=0)
+    d = det["median_s"]
+    return {
+        "area_px": side * side,
+        "det_s": d,
+        "mc_shared_s": shared["median_s"],
+        "mc_shared_T1_s": one["median_s"],
+        "mc_naive_s": naive["median_s"],
+        "mc_ratio": shared["median_s"] / d,
+        "naive_mc_ratio": naive["median_s"] / d,
+        # cost of one more MC sample (head + statistics) relative to the deterministic pass
+        "per_sample_ratio": (shared["median_s"] - one["median_s"]) / max(T - 1, 1) / d,
+        "times": {"det": det["times_s"], "shared": shared["times_s"], "naive": naive["times_s"]},
+    }
+
+
+def bench_sliding(nets_: dict, cfg: dict, device: torch.device) -> dict:
+    """Sliding window (one 65x65 patch per pixel) vs dense PB, per classified pixel.
+
+    The dense pass classifies a mc_pb x mc_pb area; the sliding window classifies
+    ``slide_px`` pixels of the same area (a random subset) and its time is scaled per
+    pixel. Outputs are compared on those pixels."""
+    side, n = cfg["mc_pb"], min(cfg["slide_px"], cfg["mc_pb"] ** 2)
+    img = image((side, side), seed=2)
+    pix = np.random.default_rng(3).choice(side * side, n, replace=False)
+    pix = np.stack([pix // side, pix % side], 1)
+    log(f"[sliding] {n} of {side}x{side} px, batch {cfg['slide_batch']}")
+    pb, dense = nets_["_patch"], nets_["PB"]
+    run_dense = deterministic_pass(dense, img, device)
+    td = timeit(run_dense, cfg["reps"], device)
+    ts = timeit(lambda: sliding_window_logits(pb, img, pix, batch_size=cfg["slide_batch"], device=device),
+                max(1, cfg["reps"] - 1), device)
+    p_dense = run_dense()[0][:, pix[:, 0], pix[:, 1]].cpu().numpy()
+    p_slide = torch.softmax(torch.from_numpy(
+        sliding_window_logits(pb, img, pix, batch_size=cfg["slide_batch"], device=device)), 0).numpy()
+    dense_s_px = td["median_s"] / (side * side)
+    slide_s_px = ts["median_s"] / n
+    w = cfg["width"]
+    return {
+        "dense_s_per_px": dense_s_px,
+        "sliding_s_per_px": slide_s_px,
+        "speedup": slide_s_px / dense_s_px,
+        "flop_ratio": pb_macs_per_pixel(w, dense=False) / pb_macs_per_pixel(w, tile=(side, side)),
+        "max_abs_prob_diff": float(np.abs(p_dense - p_slide).max()),
+        "sliding_pixels_timed": int(n),
+        "dense_pixels_timed": side * side,
+        "note": "sliding-window time measured on a random subset of the dense area's pixels and scaled per pixel",
+    }
+
+
+def bench_eval(shape: tuple[int, int], reps: int) -> dict:
+    """Confusion matrix (vaiseg.metrics.confusion_matrix) of a whole area on ONE thread."""
+    from threadpoolctl import threadpool_limits
+
+    from vaiseg.metrics import confusion_matrix
+
+    rng = np.random.default_rng(4)
+    gt = rng.integers(0, 6, shape, dtype=np.uint8)
+    gt[rng.random(shape) < 0.1] = 255  # eroded boundaries
+    pred = rng.integers(0, 6, shape, dtype=np.uint8)
+    cpu = torch.device("cpu")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            t = timeit(lambda: confusion_matrix(gt, pred), max(reps, 3), cpu)
+            cm = confusion_matrix(gt, pred)
+    finally:
+        torch.set_num_threads(n)
+    assert cm.sum() == (gt != 255).sum()
+    return {"mpx_per_s": gt.size / t["median_s"] / 1e6, "area": list(shape), "threads": 1, "times_s": t["times_s"]}
+
+
+def bench_fuse(shape: tuple[int, int], reps: int) -> dict:
+    """apply_fusion of the ALL fusion (PB 5 + FCN 6 + FCN-MFB 6 = 17 features, 6 SVMs),
+    one thread; also with the calibrated softmax fuse_area writes."""
+    from threadpoolctl import threadpool_limits
+
+    from vaiseg.fusion import FusionModel, apply_fusion, calibrated_probs
+
+    rng = np.random.default_rng(5)
+    members, ncls = ("PB", "FCN", "FCN-MFB"), (5, 6, 6)
+    model = FusionModel(rng.standard_normal((6, sum(ncls))), rng.standard_normal(6), np.arange(6), members, ncls, 1.3)
+    probs = []
+    for c in ncls:
+        p = rng.random((c, *shape), dtype=np.float32)
+        probs.append(p / p.sum(0, keepdims=True))
+    cpu = torch.device("cpu")
+    with threadpool_limits(1):
+        t = timeit(lambda: apply_fusion(model, probs), max(reps, 3), cpu)
+        tc = timeit(lambda: calibrated_probs(model, apply_fusion(model, probs)[0]), max(reps, 3), cpu)
+    n = shape[0] * shape[1]
+    return {"mpx_per_s": n / t["median_s"] / 1e6, "with_calibration_mpx_per_s": n / tc["median_s"] / 1e6,
+            "features": sum(ncls), "area": list(shape), "threads": 1, "times_s": t["times_s"]}
+
+
+def rss_child(args) -> None:
+    """Runs in the subprocess: MC inference of one synthetic area; prints a JSON line."""
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    net = PatchCNN(width=args.width).to_dense() if args.model == "PB" else FCN(width=args.width)
+    img = image((args.height, args.width_px), seed=6)
+    t0 = time.perf_counter()
+    res = mc_predict(net.eval(), img, args.T, tile_size=args.tile, device=device)
+    sync(device)
+    dt = time.perf_counter() - t0
+    ok = all(np.isfinite(v).all() for k, v in res.items() if k != "labels")
+    print(json.dumps({"seconds": dt, "finite": bool(ok), "device": str(device)}), flush=True)
+
+
+def bench_rss(model: str, shape: tuple[int, int], width: float, cfg: dict, device: torch.device) -> dict:
+    """Peak RSS of MC inference of a (H, W) 5-band area in its own subprocess.
+
+    Peak = the child's ``ru_maxrss`` from ``os.wait4`` (the kernel's high-water mark of
+    that process alone, KiB), cross-checked by polling ``psutil`` every 50 ms."""
+    import psutil
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", "--model", model, "--height", str(shape[0]),
+           "--width-px", str(shape[1]), "--net-width", str(width), "--T", str(cfg["T"]), "--tile", str(cfg["tile"]),
+           "--device", str(device)]
+    log(f"[rss] {model} {shape[0]}x{shape[1]} width {width} T={cfg['T']} tile {cfg['tile']} (subprocess)")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    polled = [0]
+
+    def poll() -> None:
+        try:
+            ps = psutil.Process(proc.pid)
+            while ps.status() != psutil.STATUS_ZOMBIE:
+                polled[0] = max(polled[0], ps.memory_info().rss)
+                time.sleep(0.05)
+        except psutil.Error:
+            pass
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    poller.join()
+    maxrss_kb = usage.ru_maxrss  # KiB on Linux
+    if proc.returncode != 0:
+        raise RuntimeError(f"RSS child failed ({proc.returncode}): {' '.join(cmd)}")
+    child = json.loads(out.strip().splitlines()[-1])
+    return {
+        "model": model, "area": list(shape), "width": width, "T": cfg["T"], "tile": cfg["tile"],
+        "peak_rss_mb": max(maxrss_kb / 1024, polled[0] / 2**20), "polled_peak_rss_mb": polled[0] / 2**20,
+        "infer_s": child["seconds"], "wall_s": time.perf_counter() - t0, "finite": child["finite"],
+        "mpx_per_s": shape[0] * shape[1] / child["seconds"] / 1e6,
+    }
+
+
+# --------------------------------------------------------------------------- full mode
+def bench_training(cfg: dict, device: torch.device) -> dict:
+    """Training samples/s (forward + backward + SGD step, batch of random samples)."""
+    out = {}
+    w = cfg["width"]
+    specs = {
+        "PB": (PatchCNN(width=w), (cfg["train_pb_batch"], 5, 65, 65), (cfg["train_pb_batch"],), 5),
+        "FCN": (FCN(width=w), (cfg["train_fcn_batch"], 5, cfg["train_fcn_size"], cfg["train_fcn_size"]),
+                (cfg["train_fcn_batch"], cfg["train_fcn_size"], cfg["train_fcn_size"]), 6),
+    }
+    for name, (net, xs, ys, k) in specs.items():
+        net = net.to(device).train()
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+        x = torch.randn(xs, device=device)
+        y = torch.randint(0, k, ys, device=device)
+
+        def step():
+            for _ in range(cfg["train_steps"]):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(net(x), y).backward()
+                opt.step()
+
+        log(f"[train] {name}: batch {xs}")
+        t = timeit(step, max(1, cfg["reps"] - 2), device)
+        out[name] = {"samples_per_s": xs[0] * cfg["train_steps"] / t["median_s"], "batch": list(xs),
+                     "steps": cfg["train_steps"]}
+    return out
+
+
+def peak_for(device: torch.device) -> dict | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in PEAK_FLOPS.items():
+        if key in name:
+            return {"name": name, **peak}
+    return None
+
+
+def bench_variants(nets_: dict, cfg: dict, device: torch.device) -> dict:
+    """Deterministic pass of PB and FCN in fp32 (TF32 off), default (cuDNN TF32 on for
+    convolutions, PyTorch's default), bf16 autocast, channels-last, bf16 + channels-last;
+    max |prob - prob_fp32| says whether a variant is numerically sound."""
+    out = {}
+    for name, side in (("PB", cfg["mc_pb"]), ("FCN", cfg["mc_fcn"])):
+        net = nets_[name]
+        img = image((side, side), seed=7)
+        ref = None
+        res = {}
+        for var in ("fp32", "tf32", "bf16", "channels_last", "bf16_channels_last"):
+            cl = "channels_last" in var
+            amp = "bf16" in var
+            tf32 = var != "fp32"
+            old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            run = deterministic_pass(net, img, device)
+
+            def call(run=run, amp=amp):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    return run()
+
+            try:
+                t = timeit(call, cfg["reps"], device)
+                p = call().float()
+            finally:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+                net.to(memory_format=torch.contiguous_format)
+            ref = p if ref is None else ref
+            res[var] = {"det_s": t["median_s"], "mpx_per_s": side * side / t["median_s"] / 1e6,
+                        "max_abs_prob_diff_vs_fp32": float((p - ref).abs().max())}
+        out[name] = res
+    return out
+
+
+def bench_full_infer(nets_: dict, cfg: dict, device: torch.device) -> dict:
+    """MC inference (T samples, shared trunk, tiled) of a Vaihingen-sized area per model."""
+    out = {}
+    img = image(cfg["area"], seed=8)
+    for name in ("PB", "FCN"):
+        net = nets_[name]
+        mc_predict(net, img[:, :256, :256], cfg["T"], tile_size=cfg["tile"], device=device)  # warm-up
+        log(f"[infer] {name}: {cfg['area']} T={cfg['T']}")
+        sync(device)
+        t0 = time.perf_counter()
+        mc_predict(net, img, cfg["T"], tile_size=cfg["tile"], device=device)
+        sync(device)
+        dt = time.perf_counter() - t0
+        out[name] = {"mpx_per_s": img.shape[1] * img.shape[2] / dt / 1e6, "seconds": dt, "area": list(cfg["area"]),
+                     "T": cfg["T"], "tile": cfg["tile"]}
+    return out
+
+
+# --------------------------------------------------------------------------- main
+def summary_table(r: dict) -> str:
+    rows = [
+        (f"MC T={r['T']} / 1 pass, PB (shared trunk)", r["mc_ratio_pb"], "<= 1.5"),
+        (f"MC T={r['T']} / 1 pass, FCN (shared trunk)", r["mc_ratio_fcn"], "<= 1.5"),
+        (f"MC T={r['T']} / 1 pass, PB (naive)", r["naive_mc_ratio_pb"], "(~T)"),
+        (f"MC T={r['T']} / 1 pass, FCN (naive)", r["naive_mc_ratio_fcn"], "(~T)"),
+        ("PB dense speed-up over sliding window", r["pb_dense_speedup"], ">= 100"),
+        ("evaluation Mpx/s (1 thread)", r["eval_mpx_per_s"], ">= 100"),
+        ("fusion apply Mpx/s (1 thread)", r["fuse_mpx_per_s"], ">= 20"),
+        ("peak RSS of MC inference, MB", r["infer_peak_rss_mb"], "<= 4096"),
+    ]
+    for k, v in r.get("train_samples_per_s", {}).items():
+        rows.append((f"training samples/s, {k}", v, ""))
+    for k, v in r.get("infer_mpx_per_s", {}).items():
+        rows.append((f"MC inference Mpx/s, {k}", v, ""))
+    if r.get("pb_tflops") is not None:
+        rows.append(("PB dense achieved TFLOP/s", r["pb_tflops"], ""))
+    lines = [f"{'quantity':<42} {'value':>12}  goal", "-" * 64]
+    for name, v, goal in rows:
+        lines.append(f"{name:<42} {v:>12.4g}  {goal}" if v is not None else f"{name:<42} {'n/a':>12}  {goal}")
+    m = r["machine"]
+    lines.append(f"machine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch_version']}, device {m['device']}"
+                 + (f" ({m['gpu']})" if m.get("gpu") else ""))
+    return "\n".join(lines)
+
+
+def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dict:
+    cfg = dict(MODES[mode])
+    if tiny:
+        cfg.update(TINY)
+    if threads:
+        torch.set_num_threads(threads)
+    t_start = time.perf_counter()
+    r: dict = {"mode": mode + ("-tiny" if tiny else ""), "machine": machine(device), "setup": cfg}
+    nets_ = nets(cfg["width"], device)
+    r["parameters"] = {"PB": parameter_count(nets_["PB"]), "FCN": parameter_count(nets_["FCN"])}
+    mc = {"PB": bench_mc("PB", nets_["PB"], cfg["mc_pb"], cfg, device),
+          "FCN": bench_mc("FCN", nets_["FCN"], cfg["mc_fcn"], cfg, device)}
+    sl = bench_sliding(nets_, cfg, device)
+    ev = bench_eval(tuple(cfg["eval"]), cfg["reps"])
+    fu = bench_fuse(tuple(cfg["fuse"]), cfg["reps"])
+    rss_w = cfg.get("rss_width", cfg["width"])
+    rss = {m: bench_rss(m, tuple(cfg["rss"]), rss_w, cfg, device) for m in cfg["rss_models"]}
+    r.update({
+        "T": cfg["T"],
+        "mc_ratio_pb": mc["PB"]["mc_ratio"],
+        "mc_ratio_fcn": mc["FCN"]["mc_ratio"],
+        "naive_mc_ratio_pb": mc["PB"]["naive_mc_ratio"],
+        "naive_mc_ratio_fcn": mc["FCN"]["naive_mc_ratio"],
+        "pb_dense_speedup": sl["speedup"],
+        "pb_dense_speedup_note": sl["note"],
+        "eval_mpx_per_s": ev["mpx_per_s"],
+        "fuse_mpx_per_s": fu["mpx_per_s"],
+        "infer_peak_rss_mb": max(v["peak_rss_mb"] for v in rss.values()),
+        "infer_peak_rss_models": list(rss),
+        "details": {"mc": mc, "sliding": sl, "eval": ev, "fuse": fu, "rss": rss},
+    })
+    if mode == "full":
+        tr = bench_training(cfg, device)
+        r["train_samples_per_s"] = {k: v["samples_per_s"] for k, v in tr.items()}
+        inf = bench_full_infer(nets_, cfg, device)
+        r["infer_mpx_per_s"] = {k: v["mpx_per_s"] for k, v in inf.items()}
+        var = bench_variants(nets_, cfg, device)
+        side = cfg["mc_pb"]
+        flop_px_useful = 2 * pb_macs_per_pixel(cfg["width"])
+        flop_px_tile = 2 * pb_macs_per_pixel(cfg["width"], tile=(side, side))
+        best = min(var["PB"], key=lambda k: var["PB"][k]["det_s"] if var["PB"][k]["max_abs_prob_diff_vs_fp32"] < 1e-2
+                   else math.inf)
+        rate = flop_px_tile * side * side / var["PB"][best]["det_s"]
+        peak = peak_for(device)
+        r["pb_flops_per_px"] = flop_px_useful
+        r["pb_flops_per_px_note"] = ("2 x MACs of convs and FC layers per classified pixel, counted from the "
+                                     "architecture (vaiseg.sliding.pb_macs_per_pixel); the timed tile also runs the "
+                                     "conv layers on its 32-px context ring, counted in pb_tflops")
+        r["pb_tflops"] = rate / 1e12
+        r["pb_tflops_variant"] = best
+        r["pb_peak"] = peak
+        if peak:
+            prec = "bf16" if "bf16" in best else ("tf32" if best != "fp32" else "fp32")
+            r["pb_fraction_of_peak"] = rate / peak[prec]
+            r["pb_fraction_of_peak_precision"] = prec
+        r["details"].update({"training": tr, "infer": inf, "variants": var})
+    r["elapsed_s"] = time.perf_counter() - t_start
+    return r
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CPU-sized run (default), <= 3 min on 2 cores")
+    g.add_argument("--full", action="store_true", help="paper widths, Vaihingen-sized areas (GPU)")
+    ap.add_argument("--tiny", action="store_true", help="minimal sizes: same code paths in seconds (tests)")
+    ap.add_argument("--out", default="results/benchmarks.json", help="JSON output path")
+    ap.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    # internal: the RSS subprocess
+    ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="FCN", help=argparse.SUPPRESS)
+    ap.add_argument("--height", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--width-px", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--net-width", dest="width", type=float, default=0.25, help=argparse.SUPPRESS)
+    ap.add_argument("--T", type=int, default=10, help=argparse.SUPPRESS)
+    ap.add_argument("--tile", type=int, default=512, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.rss_child:
+        rss_child(args)
+        return 0
+    mode = "full" if args.full else "quick"
+    device = resolve_device(args.device)
+    r = run(mode, args.tiny, device, args.threads)
+    write_json(args.out, r)
+    print(summary_table(r))
+    print(f"wrote {args.out} ({r['elapsed_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
