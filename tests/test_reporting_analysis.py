@@ -286,10 +286,18 @@ def test_figures(results, tmp_path):
     for p in files.values():
         b = open(p, "rb").read()
         assert b[:4] == PNG and len(b) > 100, p
-    import matplotlib.pyplot as plt
+    from PIL import Image
 
-    gt = plt.imread(files["gt"])
-    assert gt.shape[:2] == (H, W)
+    from vaiseg.classes import index_to_rgb
+
+    shown = np.asarray(Image.open(files["gt"]).convert("RGB"))
+    assert shown.shape == (H, W, 3)
+    from vaiseg.raster import read_raster
+
+    truth = read_raster(data / "30" / "labels.tif")[0][0]
+    assert (shown == index_to_rgb(truth)).all()  # pixel-exact ISPRS colours
+    thr = np.asarray(Image.open(files["threshold_97_5"]).convert("RGB"))
+    assert thr.shape == (H, W, 3) and (thr == 0).all(axis=2).any()  # some pixels rejected
 
 
 def test_figure_area_fallback():
@@ -345,3 +353,11 @@ def test_calibration_skips_unclassified():
     a.add(probs, np.zeros((1, 4), np.uint8))
     m = a.metrics()
     assert m["n_pixels"] == 2 and np.isfinite(m["ece"]) and np.isfinite(m["nll"])
+
+
+def test_colour_matches_class_table():
+    from vaiseg.classes import index_to_rgb
+    from vaiseg.reporting.figures import colour
+
+    lab = np.array([[0, 1, 2, 3], [4, 5, IGNORE, 7]], np.uint8)
+    assert (colour(lab) == index_to_rgb(lab)).all()

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
-from ..classes import CLASSES, index_to_rgb
+from ..classes import CLASSES
 from ..errors import DataError
 from ..raster import read_raster
 from .uncertainty import TARGETS, check_same_shape, read_band
@@ -93,17 +93,47 @@ def irrg(image: np.ndarray, lo: float = 2.0, hi: float = 98.0) -> np.ndarray:
 def thresholded(labels: np.ndarray, u_norm: np.ndarray, threshold: float) -> np.ndarray:
     """(H, W, 3) uint8 ISPRS colours of ``labels`` where ``u_norm <= threshold``, black
     elsewhere (Fig. 6); all black for a NaN threshold."""
-    rgb = index_to_rgb(labels)
+    rgb = colour(labels)
     keep = (u_norm <= threshold) if np.isfinite(threshold) else np.zeros(labels.shape, bool)
     rgb[~keep] = 0
     return rgb
 
 
+#: 256-entry colour look-up table: class index -> ISPRS colour, anything else black
+#: (same colours as :func:`vaiseg.classes.index_to_rgb`, one fancy-index, ~20x faster)
+_LUT = np.zeros((256, 3), np.uint8)
+_LUT[: len(CLASSES)] = [c.color for c in CLASSES]
+
+
+def colour(labels: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 class indices -> (H, W, 3) uint8 ISPRS colours (IGNORE/unclassified black)."""
+    return _LUT[np.asarray(labels, dtype=np.uint8)]
+
+
 def _save_rgb(path: str | Path, rgb: np.ndarray) -> None:
-    import matplotlib.pyplot as plt
+    """(H, W, 3) uint8 -> PNG, full resolution (fast zlib level: Vaihingen tiles are ~5 Mpx)."""
+    from PIL import Image
 
     with atomic_path(path) as tmp:
-        plt.imsave(tmp, rgb, format="png")
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=1)
+
+
+def _save_labels(path: str | Path, labels: np.ndarray) -> None:
+    """(H, W) uint8 class indices -> palette PNG in ISPRS colours (values outside the
+    class table black); 1 byte per pixel, so ~3x faster to encode than RGB."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="P")
+    im.putpalette(_LUT.ravel().tolist())
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG", compress_level=1)
+
+
+def _display(a: np.ndarray, max_side: int = 900) -> np.ndarray:
+    """Nearest-neighbour subsample of an (H, W[, 3]) array to at most ``max_side`` pixels
+    per side for the composite (panels are a few hundred pixels wide)."""
+    step = max(1, int(np.ceil(max(a.shape[:2]) / max_side)))
+    return a[::step, ::step]
 
 
 def _cmap():
@@ -113,10 +143,9 @@ def _cmap():
 
 
 def _save_scalar(path: str | Path, x: np.ndarray) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        plt.imsave(tmp, np.ma.masked_invalid(x), cmap=_cmap(), vmin=0.0, vmax=1.0, format="png")
+    """(H, W) values in [0, 1] (NaN = black) -> PNG in the uncertainty colour map."""
+    rgba = _cmap()(np.ma.masked_invalid(np.clip(x, 0, 1)), bytes=True)
+    _save_rgb(path, rgba[..., :3])
 
 
 def map_figures(
@@ -172,9 +201,9 @@ def map_figures(
 
     img = irrg(image)
     _save_rgb(files["irrg"], img)
-    _save_rgb(files["gt"], index_to_rgb(gt))
+    _save_labels(files["gt"], gt)
     for m in models:
-        _save_rgb(files[_key("pred", m)], index_to_rgb(preds[m]))
+        _save_labels(files[_key("pred", m)], preds[m])
     for m in cnns:
         _save_scalar(files[_key("uncertainty", m)], uncs[m])
     thr_maps = []
@@ -182,8 +211,9 @@ def map_figures(
         row = cov[(cov["model"] == THRESHOLD_MODEL) & np.isclose(cov["target_overall_acc"], t)]
         thr = float(row["threshold"].iloc[0]) if len(row) else math.nan
         rgb = thresholded(preds[THRESHOLD_MODEL], uncs[THRESHOLD_MODEL], thr)
-        kept = float((uncs[THRESHOLD_MODEL] <= thr).mean()) if np.isfinite(thr) else math.nan
-        _save_rgb(files[_key("threshold", f"{t:g}")], rgb)
+        keep = uncs[THRESHOLD_MODEL] <= thr if np.isfinite(thr) else np.zeros(gt.shape, bool)
+        kept = float(keep.mean()) if np.isfinite(thr) else math.nan
+        _save_labels(files[_key("threshold", f"{t:g}")], np.where(keep, preds[THRESHOLD_MODEL], 255))
         thr_maps.append((t, thr, kept, rgb))
 
     # composite: row 0 image + GT + legend; row 1 CNN predictions; row 2 CNN uncertainty;
@@ -197,17 +227,17 @@ def map_figures(
         ax.axis("off")
 
     def show(ax, x, title, **kw):
-        ax.imshow(x, interpolation="nearest", **kw)
+        ax.imshow(_display(x), interpolation="nearest", **kw)
         ax.set_title(title, fontsize=9)
 
     show(axes[0, 0], img, f"IRRG, area {area}")
-    show(axes[0, 1], index_to_rgb(gt), "ground truth")
+    show(axes[0, 1], colour(gt), "ground truth")
     handles = [Patch(facecolor=np.array(c.color) / 255, edgecolor="k", label=c.name) for c in CLASSES]
     handles.append(Patch(facecolor="k", label="rejected (Fig. 6)"))
     axes[0, 2].legend(handles=handles, loc="center", fontsize=8, frameon=False)
     for j, m in enumerate(cnns):
-        show(axes[1, j], index_to_rgb(preds[m]), f"{m} prediction")
-        im = axes[2, j].imshow(np.ma.masked_invalid(uncs[m]), cmap=_cmap(), vmin=0, vmax=1, interpolation="nearest")
+        show(axes[1, j], colour(preds[m]), f"{m} prediction")
+        im = axes[2, j].imshow(np.ma.masked_invalid(_display(uncs[m])), cmap=_cmap(), vmin=0, vmax=1, interpolation="nearest")
         axes[2, j].set_title(f"{m} uncertainty [0, 1]", fontsize=9)
     if cnns and len(cnns) < ncol:
         cax = axes[2, len(cnns)].inset_axes([0.05, 0.05, 0.08, 0.9])
@@ -215,7 +245,7 @@ def map_figures(
     elif cnns:
         fig.colorbar(im, ax=list(axes[2, : len(cnns)]), fraction=0.03, label="normalised uncertainty")
     for j, m in enumerate(fusions):
-        show(axes[3, j], index_to_rgb(preds[m]), f"{m} (SVM fusion)")
+        show(axes[3, j], colour(preds[m]), f"{m} (SVM fusion)")
     for j, (t, thr, kept, rgb) in enumerate(thr_maps):
         label = f"{THRESHOLD_MODEL} @ {t:g} % OA: " + (f"u <= {thr:.3f}, {100 * kept:.1f} % kept" if np.isfinite(thr) else "not reached")
         show(axes[4, j], rgb, label)
