@@ -1,0 +1,68 @@
+"""benchmarks/run.py end to end at --tiny sizes: the JSON has every key, finite and positive.
+
+No speed assertions (issue 6: speed targets live in the benchmark, not in timed tests);
+only the sanity relations that hold on any machine are checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+REQUIRED = (
+    "mc_ratio_pb", "mc_ratio_fcn", "naive_mc_ratio_pb", "naive_mc_ratio_fcn", "pb_dense_speedup",
+    "eval_mpx_per_s", "fuse_mpx_per_s", "infer_peak_rss_mb",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory, repo_root):
+    out = tmp_path_factory.mktemp("bench") / "benchmarks.json"
+    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--quick", "--tiny", "--device", "cpu",
+           "--threads", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_json_has_every_number_finite_and_positive(tiny_result):
+    r, _ = tiny_result
+    for key in REQUIRED:
+        v = r[key]
+        assert isinstance(v, (int, float)) and math.isfinite(v) and v > 0, (key, v)
+    m = r["machine"]
+    assert m["cpu_model"] and m["cores"] >= 1 and m["torch_version"] and m["device"] == "cpu"
+    assert r["mode"] == "quick-tiny" and "subset" in r["pb_dense_speedup_note"]
+
+
+def test_details_are_consistent(tiny_result):
+    r, stdout = tiny_result
+    d = r["details"]
+    for name in ("PB", "FCN"):
+        mc = d["mc"][name]
+        assert mc["mc_ratio"] == pytest.approx(mc["mc_shared_s"] / mc["det_s"])
+        assert len(mc["times"]["det"]) == r["setup"]["reps"]
+    # the dense PB and the sliding window agree on the timed pixels (same model, same input)
+    assert d["sliding"]["max_abs_prob_diff"] < 1e-4
+    assert d["sliding"]["sliding_pixels_timed"] <= d["sliding"]["dense_pixels_timed"]
+    # the sliding window does ~40x the dense FLOPs per pixel (PB architecture)
+    assert 30 < d["sliding"]["flop_ratio"] < 60
+    # the RSS child really ran MC inference of its area and its peak is its own (> torch import)
+    rss = d["rss"]["FCN"]
+    assert rss["finite"] and rss["peak_rss_mb"] > 50 and rss["area"] == r["setup"]["rss"]
+    assert r["infer_peak_rss_mb"] == pytest.approx(rss["peak_rss_mb"])
+    # the readable summary table is printed
+    assert "PB dense speed-up over sliding window" in stdout and "machine:" in stdout
+
+
+def test_rss_child_cli(tmp_path, repo_root):
+    """The --rss-child entry point prints one JSON line (used by the parent for RSS)."""
+    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--rss-child", "--model", "PB", "--height", "40",
+           "--width-px", "36", "--net-width", "0.0625", "--T", "2", "--tile", "32", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert line["finite"] and line["seconds"] > 0
