@@ -276,24 +276,53 @@ def _building(cv: _Canvas, cx, cy, ang, half_len, half_wid, *, flat: bool, eave:
     colour = _jitter(rng, _pick(rng, ROOF_TONES), 0.12)
     pitch = math.radians(rng.uniform(25, 45))
     t = math.tan(pitch)
-    height = eave + (half_wid - np.abs(b)) * np.float32(PIXEL_SIZE * t)
-    # normal of each plane: tilted towards the side it faces (across axis * sign(b))
-    side = np.sign(b)
-    ax, ay = -math.sin(ang), math.cos(ang)
+    hipped = rng.random() < 0.3 and half_len > half_wid * 1.2
+    across = half_wid - np.abs(b)  # distance to the long eaves (px)
+    if hipped:  # four planes: the ends slope too
+        along = half_len - np.abs(a)
+        end = along < across
+        dist = np.where(end, along, across)
+    else:  # gabled: two planes, ridge along the long axis
+        end = np.zeros_like(across, dtype=bool)
+        dist = across
+    height = eave + dist * np.float32(PIXEL_SIZE * t)
+    # normal of each plane, tilted towards the side it faces
+    ax, ay = -math.sin(ang), math.cos(ang)  # across axis
+    lx, ly = math.cos(ang), math.sin(ang)  # long axis
     sp, cp = math.sin(pitch), math.cos(pitch)
-    shade = cv.lambert(side * ax * sp, side * ay * sp, np.float32(cp))
-    # tile rows: faint stripes parallel to the ridge
-    rows = 1.0 + 0.06 * np.sin(np.abs(b) * np.float32(2 * math.pi / rng.uniform(3.5, 5.0)))
+    sb, sa = np.sign(b), np.sign(a)
+    nx = np.where(end, sa * lx, sb * ax) * sp
+    ny = np.where(end, sa * ly, sb * ay) * sp
+    shade = cv.lambert(nx, ny, np.float32(cp))
+    # tile rows: faint stripes parallel to the eaves
+    rows = 1.0 + 0.06 * np.sin(dist * np.float32(2 * math.pi / rng.uniform(3.5, 5.0)))
     col = colour[:, None, None] * rows[None]
     cv.paint(sl, mask, BUILDING, height, col, M_ROOF_TILE, shade)
+    c, s = math.cos(ang), math.sin(ang)
+
+    def roof_height(ca, cb):
+        d = min(half_wid - abs(cb), half_len - abs(ca)) if hipped else half_wid - abs(cb)
+        return eave + d * PIXEL_SIZE * t
+
+    if rng.random() < 0.2:  # solar panels on one plane: dark, gridded, 10 cm above it
+        side = 1 if rng.random() < 0.5 else -1
+        pl, pw = half_len * rng.uniform(0.3, 0.6), half_wid * rng.uniform(0.25, 0.4)
+        cb = side * half_wid * 0.5
+        o = cv.rect(cx - cb * s, cy + cb * c, ang, pl, pw)
+        if o is not None:
+            osl, om, oa, ob = o
+            om &= cv_mask_inside(cv, sl, osl, mask)
+            grid = ((np.abs(oa) % 9.0) < 1.0) | ((np.abs(ob - 0.0) % 14.0) < 1.0)
+            pcol = _jitter(rng, (62, 58, 78), 0.1)[:, None, None] * np.where(grid, 1.5, 1.0)[None].astype(np.float32)
+            oh = cv.height[osl] + np.float32(0.1)
+            cv.paint(osl, om, BUILDING, oh, pcol, M_GLASS, cv.shade[osl].copy())
     # dormers / chimneys
     for _ in range(rng.poisson(half_len / 60)):
         ca = rng.uniform(-half_len + 10, half_len - 10)
         cb = rng.uniform(-half_wid + 6, half_wid - 6)
-        c, s = math.cos(ang), math.sin(ang)
         o = cv.rect(cx + ca * c - cb * s, cy + ca * s + cb * c, ang, rng.uniform(3, 8), rng.uniform(3, 6))
         if o is not None:
-            hh = eave + (half_wid - abs(cb)) * PIXEL_SIZE * t + rng.uniform(0.3, 1.2)
+            hh = roof_height(ca, cb) + rng.uniform(0.3, 1.2)
             cv.paint(o[0], o[1] & cv_mask_inside(cv, sl, o[0], mask), BUILDING, hh, _jitter(rng, (120, 110, 108), 0.15), M_ROOF_FLAT)
 
 
@@ -312,11 +341,18 @@ def cv_mask_inside(cv: _Canvas, sl_outer, sl_inner, mask_outer) -> np.ndarray:
 def _car(cv: _Canvas, cx, cy, ang, *, check=True) -> bool:
     """A car: rounded rectangle ~2 x 4.5 m (length N(48, 4) px clipped to 40-58, width
     N(20, 1.5) clipped to 17-23), body colour from a fleet distribution, dark windscreen
-    and rear window, 1.4-1.6 m high (lower at the bonnet). Returns False (nothing
-    painted) when ``check`` and the footprint is not free ground."""
+    and rear window, 1.4-1.6 m high (lower at the bonnet); 8 % are vans (length
+    N(58, 4) clipped to 52-68 px, width 20-24 px, 1.9-2.2 m, windscreen only; ISPRS counts
+    vans as cars). Returns False (nothing painted) when ``check`` and the footprint is
+    not free ground."""
     rng = cv.rng
-    hl = float(np.clip(rng.normal(48, 4), 40, 58)) / 2
-    hw = float(np.clip(rng.normal(20, 1.5), 17, 23)) / 2
+    van = rng.random() < 0.08
+    if van:
+        hl = float(np.clip(rng.normal(58, 4), 52, 68)) / 2
+        hw = float(np.clip(rng.normal(22, 1.0), 20, 24)) / 2
+    else:
+        hl = float(np.clip(rng.normal(48, 4), 40, 58)) / 2
+        hw = float(np.clip(rng.normal(20, 1.5), 17, 23)) / 2
     f = cv.frame(cx, cy, ang, hl, hw)
     if f is None:
         return False
@@ -328,9 +364,13 @@ def _car(cv: _Canvas, cx, cy, ang, *, check=True) -> bool:
         return False
     body = _jitter(rng, _pick(rng, CAR_COLOURS), 0.1)
     u = a / np.float32(hl)  # -1 rear .. +1 front
-    glass = ((u > 0.12) & (u < 0.42)) | ((u > -0.72) & (u < -0.52))
+    if van:
+        glass = (u > 0.55) & (u < 0.75)
+        height = np.where(u > 0.75, 1.2, 2.0).astype(np.float32) + np.float32(rng.uniform(-0.1, 0.2))
+    else:
+        glass = ((u > 0.12) & (u < 0.42)) | ((u > -0.72) & (u < -0.52))
+        height = np.where(u > 0.42, 1.0, np.where(u < -0.72, 1.1, 1.45)).astype(np.float32) + np.float32(rng.uniform(-0.05, 0.1))
     glass &= np.abs(b) < hw - 2.0
-    height = np.where(u > 0.42, 1.0, np.where(u < -0.72, 1.1, 1.45)).astype(np.float32) + np.float32(rng.uniform(-0.05, 0.1))
     # rounded body: darker towards the sides, a highlight along the roof line
     prof = 1.0 - 0.25 * (np.abs(b) / hw) ** 2
     col = body[:, None, None] * prof[None]
@@ -343,30 +383,44 @@ def _car(cv: _Canvas, cx, cy, ang, *, check=True) -> bool:
 
 
 def _tree(cv: _Canvas, cx, cy, radius, top):
-    """A tree crown: lobed disc of ``radius`` px, dome of ``top`` m whose rim is at
-    ~45 % of the top (so it overhangs cars and roads), Lambert-shaded as a spheroid,
-    painted only where it is the highest surface."""
+    """A tree crown, painted only where it is the highest surface.
+
+    Broadleaf (88 %): lobed disc of ``radius`` px, dome of ``top`` m whose rim is at
+    ~45 % of the top (so it overhangs cars and roads), Lambert-shaded as a spheroid.
+    Conifer (12 %): 0.6 x the radius, star-shaped outline, a cone from 15 % of the top,
+    darker in the infrared."""
     rng = cv.rng
+    conifer = rng.random() < 0.12
+    if conifer:
+        radius *= 0.6
     f = cv.frame(cx, cy, 0.0, radius * 1.25, radius * 1.25)
     if f is None:
         return
     sl, a, b = f
     phi = np.arctan2(b, a)
     p1, p2 = rng.uniform(0, 2 * math.pi, 2)
-    rr = radius * (1 + 0.12 * np.sin(3 * phi + p1) + 0.07 * np.sin(5 * phi + p2))
+    if conifer:
+        rr = radius * (1 + 0.15 * np.sin(7 * phi + p1) + 0.08 * np.sin(11 * phi + p2))
+    else:
+        rr = radius * (1 + 0.12 * np.sin(3 * phi + p1) + 0.07 * np.sin(5 * phi + p2))
     d = np.hypot(a, b)
     q = d / rr
     mask = q < 1.0
     if not mask.any():
         return
-    base = max(2.5, 0.45 * top)
-    z = np.sqrt(np.clip(1 - q * q, 0, 1))
-    height = (base + (top - base) * z).astype(np.float32)
-    # spheroid normal ~ (q * radial, z)
     with np.errstate(invalid="ignore", divide="ignore"):
         ux, uy = np.where(d > 0, a / d, 0), np.where(d > 0, b / d, 0)
-    shade = cv.lambert(q * ux, q * uy, z + 0.15) * np.float32(0.85)
-    colour = _jitter(rng, TREE_LIT, 0.12)
+    if conifer:
+        base = 0.15 * top
+        height = (base + (top - base) * np.clip(1 - q, 0, 1)).astype(np.float32)
+        shade = cv.lambert(0.75 * ux, 0.75 * uy, np.float32(0.65)) * np.float32(0.8)
+        colour = _jitter(rng, (135, 52, 60), 0.1)
+    else:
+        base = max(2.5, 0.45 * top)
+        z = np.sqrt(np.clip(1 - q * q, 0, 1))
+        height = (base + (top - base) * z).astype(np.float32)
+        shade = cv.lambert(q * ux, q * uy, z + 0.15) * np.float32(0.85)  # spheroid normal ~ (q * radial, z)
+        colour = _jitter(rng, TREE_LIT, 0.12)
     cv.paint(sl, mask, TREE, height, colour, M_TREE, shade, top=True)
 
 
@@ -458,6 +512,9 @@ def _road_layer(cv: _Canvas, g: _Grid, keep_u, keep_v, sidewalk_u, sidewalk_v, c
             on_v & (np.abs(dv) <= 1.2) & (g.wv[iv] > 70) & ((u % 90) < 40)
         )
         dash &= road
+        kerb = road & (
+            (on_u & (np.abs(du) > hwu - 1.5) & (sidewalk_u[iu] > 0)) | (on_v & (np.abs(dv) > hwv - 1.5) & (sidewalk_v[iv] > 0))
+        )
         lab, alb, mat = cv.label[r0:r1], cv.albedo[:, r0:r1], cv.material[r0:r1]
         for m, mid in ((path | walk, M_PAVEMENT), (road, M_ASPHALT)):
             lab[m] = IMP
@@ -465,6 +522,35 @@ def _road_layer(cv: _Canvas, g: _Grid, keep_u, keep_v, sidewalk_u, sidewalk_v, c
             mat[m] = mid
         alb[:, dash] = paint_col[:, None]
         mat[dash] = M_PAINT
+        alb[:, kerb] = colours[M_PAVEMENT][:, None] * np.float32(1.15)  # kerb stones
+        mat[kerb] = M_PAVEMENT
+
+
+def _road_wear(cv: _Canvas) -> None:
+    """Repair patches (darker asphalt, 1.5-6 m) and manhole covers (0.8-1 m discs) on
+    the asphalt; the label stays impervious. About one patch per 1400 m2 of asphalt
+    (170 000 px) and one cover per 700 m2."""
+    rng = cv.rng
+    asphalt = np.flatnonzero(cv.material.ravel() == M_ASPHALT)
+    if asphalt.size == 0:
+        return
+    for patch in [True] * rng.poisson(asphalt.size / 170_000) + [False] * rng.poisson(asphalt.size / 85_000):
+        y, x = divmod(int(asphalt[rng.integers(asphalt.size)]), cv.w)
+        if patch:
+            r = cv.rect(x, y, rng.uniform(0, math.pi), rng.uniform(8, 35), rng.uniform(8, 25))
+            factor = rng.uniform(0.75, 0.9)
+        else:
+            rad = rng.uniform(4.5, 5.5)
+            r = cv.rect(x, y, 0.0, rad, rad)
+            factor = rng.uniform(0.7, 1.2)
+        if r is None:
+            continue
+        sl, m, a, b = r
+        if not patch:
+            m &= a * a + b * b <= rad * rad
+        m &= cv.material[sl] == M_ASPHALT
+        alb = cv.albedo[:, sl[0], sl[1]]
+        alb[:, m] *= np.float32(factor)
 
 
 def _parking_rows(cv: _Canvas, g: _Grid, u0, u1, v0, v1, occupancy, max_rows: int | None = None):
@@ -868,6 +954,7 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
     side_v = np.where(rng.random(len(cvl)) < 0.85, rng.uniform(14, 32, len(cvl)), 0.0)
 
     _road_layer(cv, g, keep_u, keep_v, side_u, side_v)
+    _road_wear(cv)
 
     # blocks ---------------------------------------------------------------------------
     kinds = ("residential", "dense", "parking", "park")
