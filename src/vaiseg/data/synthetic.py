@@ -98,8 +98,8 @@ TEXTURE = np.array(
 # lit colours (DN, bands IR, R, G) of the materials; per-object jitter is added
 GRASS = (165, 68, 74)
 DRY_GRASS = (130, 85, 82)
-ASPHALT = (112, 112, 116)
-PAVEMENT = (140, 136, 138)
+ASPHALT = (106, 106, 111)
+PAVEMENT = (128, 125, 128)
 TREE_LIT = (170, 66, 70)
 ROOF_TONES = (  # (colour, weight)
     ((205, 165, 110), 0.30),  # red clay tiles: orange in IRRG (real crop ~(205, 175, 128))
