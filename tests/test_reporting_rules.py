@@ -64,7 +64,8 @@ def test_report_rules_end_to_end(tmp_path, repo_root):
               "figures/maps_area30.png", "figures/area30_FCN_acc97.5.png", "figures/history_FCN-MFB.png"]:
         assert (res / f).is_file() and (res / f).stat().st_size > 0, f
     assert len(pd.read_csv(res / "paper_diff.csv")) == 84
-    assert "NOT comparable" in (res / "paper_diff.md").read_text()
+    md = (res / "paper_diff.md").read_text()
+    assert "NOT comparable" in md and "## Fig. 6" in md and "| FCN | 97.5 |" in md
     for rule in ("tables", "paper_diff", "uncertainty_curve", "calibration", "figures"):
         assert (tmp_path / "logs" / rule / f"{rule}.log").exists(), rule
         assert (res / "benchmarks" / rule / f"{rule}.tsv").exists(), rule

@@ -160,6 +160,7 @@ rule paper_diff:
         table2=rules.tables.output.table2_csv,
         curve=rules.uncertainty_curve.output.curve,
         summary=rules.uncertainty_curve.output.summary,
+        coverage=rules.uncertainty_curve.output.coverage,
     output:
         md=report("results/paper_diff.md", caption="../report/paper_diff.rst", category="Paper diff"),
         csv=report("results/paper_diff.csv", caption="../report/paper_diff.rst", category="Paper diff"),

@@ -14,4 +14,5 @@ build_paper_diff(
     source=snakemake.params.source,
     curve_csv=snakemake.input.curve,
     summary_json=snakemake.input.summary,
+    coverage_csv=snakemake.input.coverage,
 )

@@ -270,6 +270,7 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     try:
         df = pd.read_csv(history_csv)
@@ -291,6 +292,7 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
         for c in cols:
             ax.plot(x, df[c], marker="o", ms=3, label=c)
         ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if cols:
             ax.legend(fontsize=8)

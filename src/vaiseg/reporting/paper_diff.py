@@ -188,12 +188,15 @@ def build_paper_diff(
     source: str,
     curve_csv: str | Path | None = None,
     summary_json: str | Path | None = None,
+    coverage_csv: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write ``paper_diff.csv`` (long format, see :func:`diff_cells`) and ``paper_diff.md``
     (header with the data source, notes, qualitative findings, every cell).
 
     ``tables``: our table CSVs (table1.csv, table2.csv); ``source``: ``data.source`` of
-    the run (``synthetic`` or ``isprs``). Returns the cell frame.
+    the run (``synthetic`` or ``isprs``); ``curve_csv``/``summary_json``/``coverage_csv``
+    (optional): the uncertainty analysis' outputs, for the findings and a Fig. 6 section.
+    Returns the cell frame.
     """
     paper = read_paper_results(paper_file(paper_dir, PAPER_RESULTS))
     ours = pd.concat([_read_table(t) for t in tables])
@@ -229,6 +232,17 @@ def build_paper_diff(
     md += [f"- {n}" for n in typo_notes(paper)]
     md += ["", "## Qualitative findings (from our numbers)", "", "| finding | ours | paper | evidence |", "|---|---|---|---|"]
     md += [f"| {f['finding']} | {f['ours']} | {f['paper']} | {f['evidence']} |" for f in findings]
+    if coverage_csv:
+        cov = pd.read_csv(coverage_csv)
+        md += ["", "## Fig. 6: pixels kept at a target overall accuracy (%)", "",
+               "Ours over the validation set; the paper's for its FCN on its Fig. 6 image.", "",
+               "| model | target OA | ours | ours ignoring boundaries | paper | paper ignoring boundaries |",
+               "|---|---:|---:|---:|---:|---:|"]
+        f = lambda v: "NaN" if not np.isfinite(v) else f"{v:.2f}"  # noqa: E731
+        for _, r in cov.iterrows():
+            md.append(f"| {r['model']} | {r['target_overall_acc']:g} | {f(r['pixels_classified_pct'])} | "
+                      f"{f(r['pixels_classified_pct_ignoring_boundaries'])} | {f(r['paper_pixels_classified_pct'])} | "
+                      f"{f(r['paper_pixels_classified_pct_ignoring_boundaries'])} |")
     md += ["", "## Summary", "", "| table | mean abs delta F1 | mean abs delta overall acc | cells |", "|---|---:|---:|---:|"]
     for t, g in cells.groupby("table"):
         f1 = g[g["column"].str.endswith("_f1")]["delta"].abs().mean()
