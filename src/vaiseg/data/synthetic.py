@@ -754,7 +754,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
                     cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.12), M_PAVEMENT)
             # house
             rot = rng.random() < 0.3
-            hu = float(np.clip(su * rng.uniform(0.6, 0.85), 70, 220))
+            hu = float(np.clip(su * rng.uniform(0.55, 0.82), 70, 220))
             hv = float(np.clip(sv * rng.uniform(0.55, 0.78), 70, 190))
             if rot:
                 hu, hv = hv, hu
@@ -803,7 +803,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
                 _car(cv, x, y, g.theta + math.pi / 2 + rng.normal(0, 0.05) + (math.pi if rng.random() < 0.5 else 0))
             for _ in range(rng.poisson(0.7)):
                 _clutter(cv, lambda: (*at(rng.uniform(a0, a1), rng.uniform(b0, b1)), g.theta + rng.uniform(-0.2, 0.2)))
-            for _ in range(rng.poisson(2.2)):
+            for _ in range(rng.poisson(2.6)):
                 _tree(cv, *at(rng.uniform(a0, a1), rng.uniform(b0, b1)), rng.uniform(22, 60), rng.uniform(5, 15))
 
 
@@ -898,9 +898,8 @@ def _upsample(coarse: np.ndarray, h: int, w: int, scale: float) -> np.ndarray:
     xs = np.arange(w, dtype=np.float32) / np.float32(scale)
     y0, x0 = ys.astype(np.int64), xs.astype(np.int64)
     fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    top = coarse[y0][:, x0] * (1 - fx) + coarse[y0][:, x0 + 1] * fx
-    bot = coarse[y0 + 1][:, x0] * (1 - fx) + coarse[y0 + 1][:, x0 + 1] * fx
-    return (top * (1 - fy) + bot * fy).astype(np.float32)
+    rows = coarse[:, x0] * (1 - fx) + coarse[:, x0 + 1] * fx  # (gh, w): along x first
+    return (rows[y0] * (1 - fy) + rows[y0 + 1] * fy).astype(np.float32)
 
 
 def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -934,7 +933,7 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
 
     # street grid ----------------------------------------------------------------------
     theta = rng.uniform(-math.pi / 4, math.pi / 4)
-    block = float(np.clip(rng.uniform(1.3, 2.0) * max(h, w), 450, 850))
+    block = float(np.clip(rng.uniform(1.3, 2.0) * max(h, w), 450, 750))
     corners_x = np.array([0, w, 0, w], float)
     corners_y = np.array([0, 0, h, h], float)
     cu_all = corners_x * math.cos(theta) + corners_y * math.sin(theta)
@@ -976,7 +975,7 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
             _block(cv, g, u0, u1, v0, v1, kind)
 
     _street_cars(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_side=0.65)
-    _street_trees(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_row=0.55)
+    _street_trees(cv, g, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), p_row=0.65)
 
     # DSM / nDSM ---------------------------------------------------------------------------
     terrain = _terrain(rng, h, w)
