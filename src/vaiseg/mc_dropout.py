@@ -23,7 +23,11 @@ evaluated in int64 with torch ops. Hence
   the batching, so they give equal samples (tests/test_mc_dropout.py);
 - a tile sees the same masks as the whole area would at the same pixels, so tiled
   output equals untiled output (the MC statistics included);
-- the same seed gives the same output on any device; different t give independent masks.
+- the same seed gives the same masks on any device (outputs then agree to float
+  rounding) and the same output on the same device; different t give independent masks.
+  Rows/columns enter modulo 65536 (areas up to 65536 px per side get distinct masks); every
+  area uses the configured seed, so two areas share the mask pattern at equal pixel
+  coordinates, which is harmless (the samples of one pixel are what matters).
 
 For PB every output pixel is a separate 65x65 patch (§4.1), and the activation-wise masks
 of the dense FC layers are exactly per-patch dropout of the sliding-window classifier.
