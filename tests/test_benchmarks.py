@@ -46,7 +46,8 @@ def test_details_are_consistent(tiny_result):
         assert mc["mc_ratio"] == pytest.approx(mc["mc_shared_s"] / mc["det_s"])
         assert len(mc["times"]["det"]) == r["setup"]["reps"]
     # the dense PB and the sliding window agree on the timed pixels (same model, same input)
-    assert d["sliding"]["max_abs_prob_diff"] < 1e-4
+    assert d["sliding"]["max_abs_prob_diff"] < 1e-4 and d["sliding"]["fft_max_abs_prob_diff"] < 1e-4
+    assert r["pb_dense_fft_speedup"] > 0
     assert d["sliding"]["sliding_pixels_timed"] <= d["sliding"]["dense_pixels_timed"]
     # the sliding window does ~40x the dense FLOPs per pixel (PB architecture)
     assert 30 < d["sliding"]["flop_ratio"] < 60

@@ -127,3 +127,25 @@ def test_paper_width_cost():
     """~55 MFLOP per pixel at paper width (issue 6); sliding costs ~40x the dense count."""
     assert pb_macs_per_pixel(1.0) == 28_074_528
     assert pb_macs_per_pixel(1.0, dense=False) == 1_134_128_928
+
+
+@pytest.mark.parametrize("shape,block", [((40, 37), 16), ((20, 24), 64)])
+def test_fft_fc1_trunk_equals_direct_trunk(shape, block):
+    """FC1 by FFT (overlap-save, blocks not dividing the tile, one block larger than it)
+    equals the 41x41 convolution up to float32 rounding."""
+    from vaiseg.sliding import dense_trunk_fft
+
+    dense = _net(8).to_dense().eval()
+    x = torch.from_numpy(_image(shape[0] + 64, shape[1] + 64, seed=9))[None]
+    with torch.no_grad():
+        ref = dense.trunk(x)
+        got = dense_trunk_fft(dense, x, block=block)
+        again = dense_trunk_fft(dense, x, block=block)  # cached kernel spectrum
+    assert got.shape == ref.shape == (1, 8, *shape)
+    scale = ref.abs().max().item()
+    assert scale > 1e-2
+    torch.testing.assert_close(got, ref, atol=1e-5 * scale, rtol=0)
+    assert torch.equal(got, again)
+    with torch.no_grad():  # a weight change invalidates the cached spectrum
+        dense.fc1.weight.mul_(2)
+        torch.testing.assert_close(dense_trunk_fft(dense, x, block=block), dense.trunk(x), atol=2e-5 * scale, rtol=0)
