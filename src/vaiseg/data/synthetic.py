@@ -1033,8 +1033,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def _add_member(zf: zipfile.ZipFile, name: str, path: Path) -> None:
+    """Store ``path`` as ``name`` with a fixed timestamp and mode. Stored, not deflated:
+    the GeoTIFFs are deflate-compressed inside already."""
     info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     info.create_system = 3
     with open(path, "rb") as src, zf.open(info, "w") as dst:
@@ -1077,7 +1079,7 @@ def write_archives(out_dir, areas, height: int, width: int, seed: int, *, progre
         zips = {}
         for key, path in paths.items():
             part = stack.enter_context(atomic_path(path))
-            zips[key] = stack.enter_context(zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED))
+            zips[key] = stack.enter_context(zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED))
         for area in tqdm(areas, desc="synthetic areas", unit="area", disable=not progress):
             scene = generate_scene(area, height, width, seed)
             colour_gt = np.moveaxis(index_to_rgb(scene.labels), -1, 0)
