@@ -198,3 +198,26 @@ def test_tiled_run_gives_identical_fused_and_evaluated_outputs():
     gt = rng.integers(0, 6, l_a.shape).astype(np.uint8)
     np.testing.assert_array_equal(l_a, l_b)
     np.testing.assert_array_equal(confusion_matrix(gt, l_a), confusion_matrix(gt, l_b))
+
+
+def _assert_close_fft(a: dict, b: dict, tol: float):
+    """Like _assert_close, but std through the variance: FFT rounding (~1e-6 relative) of a
+    near-zero variance moves sqrt(variance) by ~sqrt(1e-9..1e-7), the variance itself tightly."""
+    for k in ("probs", "probs_det", "entropy", "mutual_info"):
+        np.testing.assert_allclose(a[k], b[k], atol=tol, rtol=0, err_msg=k)
+    np.testing.assert_allclose(a["class_std"] ** 2, b["class_std"] ** 2, atol=tol / 10, rtol=0)
+    top2 = np.sort(a["probs"], 0)[-2:]
+    clear = top2[1] - top2[0] > 10 * tol  # a random narrow net has exact ties where its ReLUs die
+    np.testing.assert_array_equal(a["labels"][clear], b["labels"][clear])
+
+
+def test_pb_fc1_by_fft_equals_direct_convolution_and_tiles_exactly():
+    net, img = _pb(), _image(72, 56)
+    direct = mc_predict(net, img, T=3, seed=2)
+    fft = mc_predict(net, img, T=3, seed=2, pb_fft_block=24)
+    _assert_close_fft(direct, fft, 1e-4)
+    tiled = mc_predict(net, img, T=3, seed=2, pb_fft_block=24, tile_size=32)
+    _assert_close_fft(fft, tiled, 1e-5)
+    # the option is ignored for the FCN (no FC1)
+    fcn = _fcn()
+    _assert_close(mc_predict(fcn, img[:, :48, :48], T=2), mc_predict(fcn, img[:, :48, :48], T=2, pb_fft_block=24), 0)

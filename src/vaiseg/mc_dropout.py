@@ -304,6 +304,7 @@ def _tile_samples(
     shared_trunk: bool,
     head_batch_elems: int,
     plan: _HeadPlan | None = None,
+    trunk=None,
 ) -> dict:
     """Run MC dropout on one input tile x (1, B, h+2p, w+2p) -> dict of (C, h, w) / (h, w) tensors.
 
@@ -314,18 +315,19 @@ def _tile_samples(
     pad = int(getattr(net, "pad", 0) or 0)
     hw = (x.shape[-2] - 2 * pad, x.shape[-1] - 2 * pad)
     md.extent = hw
+    trunk = trunk or net.trunk
     plan = plan if (plan is not None and shared_trunk) else _HeadPlan.__new__(_HeadPlan)
     if not shared_trunk:
         plan.pre = None
         plan.net = net
     if shared_trunk:
         md.phase = "trunk"
-        f = net.trunk(x)
+        f = trunk(x)
         md.phase = "det"
         logits = plan.logits(f, hw)
     else:
         md.phase = "det"
-        logits = net(x)
+        logits = net.head(trunk(x))
         if logits.shape[-2:] != hw:
             raise RuntimeError(f"network returned {tuple(logits.shape)} for a tile of {hw} output pixels")
         logits = logits.reshape(1, logits.shape[1], -1)
@@ -355,7 +357,7 @@ def _tile_samples(
         for t in range(T):
             md.t = torch.tensor([t])
             md.phase = "mc"
-            accumulate(net(x).reshape(1, C, -1))
+            accumulate(net.head(trunk(x)).reshape(1, C, -1))
     md.phase = "det"
     m1 = s1.div_(T)
     std = (s2.div_(T) - m1 * m1).clamp_min_(0).sqrt_()
@@ -394,6 +396,7 @@ def mc_predict(
     shared_trunk: bool = True,
     halo: int | None = None,
     head_batch_elems: int = 1 << 25,
+    pb_fft_block: int | None = None,
     progress: bool = False,
 ) -> dict:
     """MC-dropout prediction of a whole area (§4.3), tile by tile.
@@ -406,6 +409,10 @@ def mc_predict(
     reflect-padded context) or "none" (leave ``net.pad`` px unclassified, as the paper).
     ``shared_trunk``: trunk once + batched head (default) or T full passes (naive
     reference). ``halo``: context px per tile side (default: the receptive field).
+    ``pb_fft_block``: for the dense PB, compute FC1 (the 41x41 convolution, ~98 % of its
+    FLOPs) by FFT overlap-save in blocks of this many output px
+    (:func:`vaiseg.sliding.dense_trunk_fft`; equal to the direct convolution up to float32
+    rounding, tested); None = the network's own ``trunk`` (direct convolution).
 
     Returns float32 arrays ``probs`` (C, H, W), ``class_std`` (C, H, W), ``uncertainty``
     (H, W), ``entropy`` (H, W), ``mutual_info`` (H, W), ``probs_det`` (C, H, W) and
@@ -459,13 +466,20 @@ def mc_predict(
     except ImportError:  # pragma: no cover
         it = tiles
     plan = _HeadPlan(net)
+    trunk = None
+    if pb_fft_block:
+        from .models import DensePatchCNN
+        from .sliding import dense_trunk_fft
+
+        if isinstance(net, DensePatchCNN):
+            trunk = lambda x: dense_trunk_fft(net, x, block=int(pb_fft_block))  # noqa: E731
     with _MaskedDropout(net, seed) as md:
         for y0, y1, x0, x1 in it:
             iy0, iy1 = max(0, y0 - halo), min(Hp, y1 + halo)
             ix0, ix1 = max(0, x0 - halo), min(Wp, x1 + halo)
             xin = torch.from_numpy(np.ascontiguousarray(src[:, iy0 : iy1 + 2 * pad, ix0 : ix1 + 2 * pad]))[None]
             md.origin = (iy0 + off, ix0 + off)
-            res = _tile_samples(net, xin.to(dev), T, md, shared_trunk, head_batch_elems, plan)
+            res = _tile_samples(net, xin.to(dev), T, md, shared_trunk, head_batch_elems, plan, trunk)
             yo1, xo1 = min(y1, Ho), min(x1, Wo)
             if yo1 <= y0 or xo1 <= x0:
                 continue
@@ -492,6 +506,7 @@ def infer_area(
     device: str = "auto",
     pb_border: str = "reflect",
     shared_trunk: bool = True,
+    pb_fft_block: int | None = None,
 ) -> dict:
     """MC-dropout inference of one area to GeoTIFFs in ``out_dir`` (§4.3; output contract).
 
@@ -519,7 +534,7 @@ def infer_area(
     t0 = time.perf_counter()
     res = mc_predict(
         net, image, T, seed=seed, tile_size=tile_size, device=dev, pad_mode=pb_border, shared_trunk=shared_trunk,
-        progress=True,
+        pb_fft_block=pb_fft_block, progress=True,
     )
     seconds = time.perf_counter() - t0
     C = res["probs"].shape[0]

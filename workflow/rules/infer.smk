@@ -22,6 +22,7 @@ rule mc_infer:
         tile_size=INFER["tile_size"],
         pb_border=INFER["pb_border"],
         shared_trunk=INFER["shared_trunk"],
+        pb_fft_block=INFER["pb_fft_block"],
         seed=config["seed"],
         device=config["device"],
     threads: 4

@@ -24,6 +24,7 @@ try:
         device=p.device,
         pb_border=p.pb_border,
         shared_trunk=p.shared_trunk,
+        pb_fft_block=p.pb_fft_block,
     )
 except VaisegError as e:  # a clear message, not a traceback
     logging.error("%s", e)
