@@ -16,6 +16,7 @@ p(true) = 0. Pixels with a non-finite probability (the PB's unclassified border 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from ..classes import IGNORE, N_CLASSES
 from ..errors import DataError
 from ..raster import read_raster
 from .uncertainty import check_same_shape, read_band
+
+log = logging.getLogger(__name__)
 
 EPS = 1e-12
 KINDS = {"mc": "probs", "deterministic": "probs_deterministic"}
@@ -174,4 +177,5 @@ def calibration_analysis(
     with atomic_path(out_bins_csv) as tmp:
         bins.to_csv(tmp, index=False, float_format="%.6g", na_rep="NaN")
     plot_reliability(bins, df, out_png)
+    log.info("calibration (%d bins):\n%s", n_bins, df.to_string(index=False))
     return df

@@ -256,6 +256,9 @@ def map_figures(
     with atomic_path(files["composite"]) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    for t, thr, kept, _ in thr_maps:
+        log.info("%s at %g %% OA: threshold %.4f keeps %.2f %% of area %s", THRESHOLD_MODEL, t, thr, 100 * kept, area)
+    log.info("area %s: %d maps written, composite %s", area, len(files), files["composite"])
 
 
 def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> None:
@@ -296,6 +299,7 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
         ax.grid(alpha=0.3)
         if cols:
             ax.legend(fontsize=8)
+    log.info("%s: %d epochs; plotted %s", model, len(df), losses + scores)
     fig.suptitle(f"{model}: training history")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:

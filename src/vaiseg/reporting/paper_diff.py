@@ -23,6 +23,7 @@ Qualitative findings, answered yes/no from *our* numbers only (nothing is tuned)
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
 from .tables import TABLE_COLUMNS, VALUE_COLUMNS
+
+log = logging.getLogger(__name__)
 
 PAPER_RESULTS = "paper_results.csv"
 PAPER_COVERAGE = "uncertainty_coverage.csv"
@@ -251,4 +254,7 @@ def build_paper_diff(
     for t, g in cells.groupby("table"):
         md += ["", f"## Table {t}", "", _md_table(g.drop(columns=["table"]))]
     write_text(out_md, "\n".join(md) + "\n")
+    log.info("paper diff (%s data): %d cells -> %s", source, len(cells), out_csv)
+    for f in findings:
+        log.info("finding: %s: %s (%s)", f["finding"], f["ours"], f["evidence"])
     return cells

@@ -23,6 +23,7 @@ ratio (0/0, a class absent from both truth and prediction) is written as NaN, an
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from ..errors import DataError
 from ..metrics import scores
 
 #: Table 1 rows (single CNNs, §4.1-4.2) and Table 2 rows (SVM fusions, §4.4)
+log = logging.getLogger(__name__)
+
 TABLE1_METHODS = ("PB", "FCN", "FCN-MFB")
 TABLE2_METHODS = ("PB+FCN", "PB+FCN-MFB", "FCN+FCN-MFB", "ALL")
 #: the contract's table columns (= paper_results.csv without ``table``)
@@ -197,6 +200,7 @@ def build_table(
     write_text(out_md, to_markdown(df, caption))
     write_text(out_tex, to_latex(df, caption, f"tab:{name}"))
     write_csv(pd.DataFrame(ext), out_extended)
+    log.info("%s -> %s (+ md, tex, extended):\n%s", name, out_csv, df.to_string(index=False))
     return df
 
 

@@ -31,6 +31,7 @@ min/max, a second accumulates per-bin pixel and correct counts with ``np.bincoun
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ from ..atomic import atomic_path, write_json
 from ..classes import IGNORE, N_CLASSES
 from ..errors import DataError
 from ..raster import read_raster
+
+log = logging.getLogger(__name__)
 
 #: accuracy targets of Fig. 6 (percent)
 TARGETS = (97.5, 95.0, 90.0)
@@ -346,6 +349,10 @@ def uncertainty_analysis(
             )
             covs.append(dict(model=model, **row))
         summary[model] = h.summary()
+        log.info("%s: uncertainty range [%.4g, %.4g], %d scored pixels, OA %.4f, mean normalised "
+                 "uncertainty correct %.4f / errors %.4f", model, h.u_min, h.u_max, summary[model]["n_scored"],
+                 summary[model]["overall_acc"], summary[model]["mean_uncertainty_correct"],
+                 summary[model]["mean_uncertainty_error"])
     cdf = pd.concat(curves, ignore_index=True)
     cov = pd.DataFrame(covs)
     with atomic_path(out_curve_csv) as tmp:
@@ -354,6 +361,7 @@ def uncertainty_analysis(
         cov.to_csv(tmp, index=False, float_format="%.4f", na_rep="NaN")
     plot_curve(cdf, out_curve_png)
     write_json(out_summary_json, summary)
+    log.info("coverage (%% of pixels kept at a target OA):\n%s", cov.to_string(index=False))
     return cdf, cov
 
 
