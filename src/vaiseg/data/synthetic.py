@@ -689,7 +689,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
         return
 
     if kind == "dense":
-        depth = rng.uniform(110, 180)
+        depth = rng.uniform(100, 165)
         court = rng.random() < 0.6
         if rng.random() < 0.7:  # town centre: paved up to the facades
             x, y = at((u0 + u1) / 2, (v0 + v1) / 2)
@@ -763,7 +763,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             # house
             rot = rng.random() < 0.3
             hu = float(np.clip(su * rng.uniform(0.55, 0.82), 70, 220))
-            hv = float(np.clip(sv * rng.uniform(0.55, 0.78), 70, 190))
+            hv = float(np.clip(sv * rng.uniform(0.5, 0.75), 70, 190))
             if rot:
                 hu, hv = hv, hu
             mu = rng.uniform(a0 + hu / 2 + 8, max(a0 + hu / 2 + 8, a1 - hu / 2 - 8))
