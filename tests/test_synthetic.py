@@ -212,3 +212,20 @@ def test_write_archives_layout_md5_and_determinism(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
         list(layout.ARCHIVES.values()) + ["md5.json", "class_frequencies.csv"]
     )
+
+
+def test_cast_shadow_length_and_direction():
+    from vaiseg.data.synthetic import cast_shadows
+
+    dsm = np.full((300, 200), 250.0, np.float32)
+    dsm[190:210, 90:110] += 9.0  # a 9 m block
+    # sun due south (azimuth 180 deg) at 45 deg: the shadow falls north, 9 m = 100 px long
+    sh = cast_shadows(dsm, 180.0, 45.0) > 0.5
+    assert not sh[211:, :].any() and not sh[:, :85].any() and not sh[:, 115:].any()
+    rows = np.flatnonzero(sh[:190, 100])
+    assert rows.size and abs((190 - rows.min()) - 100) <= 3
+    assert not sh[192:208, 92:108].any()  # the roof itself is lit
+    # sun from the east (90 deg) at 60 deg: shadow to the west, 9 / tan(60) m = 58 px
+    sh = cast_shadows(dsm, 90.0, 60.0) > 0.5
+    cols = np.flatnonzero(sh[200, :90])
+    assert cols.size and abs((90 - cols.min()) - 58) <= 3 and not sh[200, 110:].any()
