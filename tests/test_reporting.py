@@ -70,7 +70,7 @@ def test_clutter_not_in_avg_f1():
 def test_build_table_files(tmp_path):
     m = {k: write_metrics(tmp_path / f"{k}.json", CM) for k in ("PB", "FCN", "FCN-MFB")}
     out = {e: tmp_path / f"table1.{e}" for e in ("csv", "md", "tex")}
-    build_table(m, out["csv"], out["md"], out["tex"], tmp_path / "table1_extended.csv", name="table1", caption="Table 1")
+    build_table(m, out["csv"], out["md"], out["tex"], tmp_path / "table1_extended.csv", name="table1", caption="Table 1 (%)")
     df = pd.read_csv(out["csv"])
     assert list(df.columns) == TABLE_COLUMNS
     assert list(df["method"]) == ["PB", "FCN", "FCN-MFB"]
@@ -79,6 +79,7 @@ def test_build_table_files(tmp_path):
     assert "| PB |" in out["md"].read_text()
     tex = out["tex"].read_text()
     assert r"\begin{tabular}" in tex and "82.05" in tex and r"\label{tab:table1}" in tex
+    assert r"\caption{Table 1 (\%)}" in tex  # % would start a LaTeX comment
     ext = pd.read_csv(tmp_path / "table1_extended.csv")
     for k in ("imp_surf", "car", "clutter"):
         assert {f"{k}_precision", f"{k}_recall", f"{k}_f1", f"{k}_iou"} <= set(ext.columns)

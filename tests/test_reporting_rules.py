@@ -66,6 +66,12 @@ def test_report_rules_end_to_end(tmp_path, repo_root):
     assert len(pd.read_csv(res / "paper_diff.csv")) == 84
     md = (res / "paper_diff.md").read_text()
     assert "NOT comparable" in md and "## Fig. 6" in md and "| FCN | 97.5 |" in md
+    # `snakemake --report` finds every caption and embeds the annotated outputs
+    r = subprocess.run([str(snakemake), "--snakefile", "Snakefile", "--directory", str(tmp_path), "--report", "report.html"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    html = (tmp_path / "report.html").read_bytes()
+    assert len(html) > 10000 and b"paper_diff" in html
     for rule in ("tables", "paper_diff", "uncertainty_curve", "calibration", "figures"):
         assert (tmp_path / "logs" / rule / f"{rule}.log").exists(), rule
         assert (res / "benchmarks" / rule / f"{rule}.tsv").exists(), rule

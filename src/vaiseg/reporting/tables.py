@@ -134,6 +134,12 @@ def to_markdown(df: pd.DataFrame, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tex_escape(text: str) -> str:
+    for ch in ("\\", "%", "&", "_", "#", "$"):
+        text = text.replace(ch, "\\" + ch if ch != "\\" else r"\textbackslash{}")
+    return text
+
+
 def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs LaTeX table laid out like the paper's (two sub-columns F1/Acc per class)."""
     classes = [CLASSES[c] for c in SCORED]
@@ -141,7 +147,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     head2 = " & ".join([""] + ["F1 & Acc"] * len(classes) + ["", ""])
     body = []
     for _, r in df.iterrows():
-        cells = [str(r["method"]).replace("_", r"\_")] + [_fmt(r[c]) for c in VALUE_COLUMNS]
+        cells = [_tex_escape(str(r["method"]))] + [_fmt(r[c]) for c in VALUE_COLUMNS]
         body.append(" & ".join(cells) + r" \\")
     ncol = len(TABLE_COLUMNS)
     return "\n".join(
@@ -157,7 +163,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
             *body,
             r"\bottomrule",
             r"\end{tabular}",
-            rf"\caption{{{caption}}}",
+            rf"\caption{{{_tex_escape(caption)}}}",
             rf"\label{{{label}}}",
             r"\end{table}",
             "",
