@@ -38,6 +38,7 @@ from vaiseg.sliding import dense_trunk_fft, pb_macs_per_pixel, sliding_window_lo
 #: slide_px: pixels the sliding window classifies (scaled per pixel); eval/fuse/rss: (H, W).
 MODES = {
     "quick": dict(width=0.25, T=10, reps=3, naive_reps=2, mc_pb=48, mc_fcn=256, slide_px=192, slide_batch=64,
+                  fcn_width1=128,
                   eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("FCN",), tile=512),
     "full": dict(width=1.0, T=10, reps=5, naive_reps=3, mc_pb=512, mc_fcn=1024, slide_px=4096, slide_batch=512,
                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("PB", "FCN"), tile=1024,
@@ -45,7 +46,7 @@ MODES = {
                  train_steps=10),
 }
 #: --tiny: the same code paths in seconds (tests); merged over the mode's settings.
-TINY = dict(width=0.0625, T=4, reps=2, naive_reps=1, mc_pb=34, mc_fcn=64, slide_px=16, slide_batch=8,
+TINY = dict(width=0.0625, T=4, reps=2, naive_reps=1, mc_pb=34, mc_fcn=64, fcn_width1=32, slide_px=16, slide_batch=8,
             eval=(300, 200), fuse=(300, 200), rss=(160, 128), rss_models=("FCN",), tile=64, rss_width=0.0625,
             area=(96, 80), train_pb_batch=4, train_fcn_batch=2, train_fcn_size=64, train_steps=2)
 
@@ -161,7 +162,7 @@ def deterministic_pass(net, img: np.ndarray, device: torch.device):
 
 
 # --------------------------------------------------------------------------- parts
-def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device) -> dict:
+def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device, naive: bool = True) -> dict:
     """T-sample MC (shared trunk and naive) vs one deterministic pass on a side x side area."""
     img = image((side, side), seed=1)
     T, reps = cfg["T"], cfg["reps"]
@@ -173,7 +174,8 @@ def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device) -> dict
         "T1": lambda: mc_predict(net, img, 1, shared_trunk=True, **kw),
     }, reps, device)
     det, shared, one = tt["det"], tt["shared"], tt["T1"]
-    naive = timeit(lambda: mc_predict(net, img, T, shared_trunk=False, **kw), cfg["naive_reps"], device, warmup=0)
+    naive = (timeit(lambda: mc_predict(net, img, T, shared_trunk=False, **kw), cfg["naive_reps"], device, warmup=0)
+             if naive else {"median_s": math.nan, "times_s": []})
     d = det["median_s"]
     return {
         "area_px": side * side,
@@ -454,6 +456,7 @@ def summary_table(r: dict) -> str:
     rows = [
         (f"MC T={r['T']} / 1 pass, PB (shared trunk)", r["mc_ratio_pb"], "<= 1.5"),
         (f"MC T={r['T']} / 1 pass, FCN (shared trunk)", r["mc_ratio_fcn"], "<= 1.5"),
+        ("  same, FCN at paper width (width 1)", r["mc_ratio_fcn_paper_width"], "<= 1.5"),
         (f"MC T={r['T']} / 1 pass, PB (naive)", r["naive_mc_ratio_pb"], "(~T)"),
         (f"MC T={r['T']} / 1 pass, FCN (naive)", r["naive_mc_ratio_fcn"], "(~T)"),
         ("PB dense speed-up over sliding window", r["pb_dense_speedup"], ">= 100"),
@@ -489,6 +492,11 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dic
     r["parameters"] = {"PB": parameter_count(nets_["PB"]), "FCN": parameter_count(nets_["FCN"])}
     mc = {"PB": bench_mc("PB", nets_["PB"], cfg["mc_pb"], cfg, device),
           "FCN": bench_mc("FCN", nets_["FCN"], cfg["mc_fcn"], cfg, device)}
+    if cfg.get("fcn_width1") and cfg["width"] != 1.0:
+        # the shared-trunk ratio depends on the trunk/head cost ratio: the FCN at paper width
+        torch.manual_seed(0)
+        mc["FCN_width1"] = bench_mc("FCN width 1", FCN(width=1.0).eval().to(device), cfg["fcn_width1"], cfg, device,
+                                    naive=False)
     sl = bench_sliding(nets_, cfg, device)
     ev = bench_eval(tuple(cfg["eval"]), cfg["reps"])
     fu = bench_fuse(tuple(cfg["fuse"]), cfg["reps"])
@@ -498,6 +506,7 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dic
         "T": cfg["T"],
         "mc_ratio_pb": mc["PB"]["mc_ratio"],
         "mc_ratio_fcn": mc["FCN"]["mc_ratio"],
+        "mc_ratio_fcn_paper_width": mc["FCN_width1"]["mc_ratio"] if "FCN_width1" in mc else mc["FCN"]["mc_ratio"],
         "naive_mc_ratio_pb": mc["PB"]["naive_mc_ratio"],
         "naive_mc_ratio_fcn": mc["FCN"]["naive_mc_ratio"],
         "pb_dense_speedup": sl["speedup"],

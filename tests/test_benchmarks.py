@@ -30,7 +30,7 @@ def tiny_result(tmp_path_factory, repo_root):
 
 def test_json_has_every_number_finite_and_positive(tiny_result):
     r, _ = tiny_result
-    for key in REQUIRED:
+    for key in (*REQUIRED, "mc_ratio_fcn_paper_width", "pb_dense_fft_speedup"):
         v = r[key]
         assert isinstance(v, (int, float)) and math.isfinite(v) and v > 0, (key, v)
     m = r["machine"]
