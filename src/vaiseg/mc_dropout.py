@@ -13,11 +13,13 @@ trunk features stacked along the batch dimension (in chunks that bound memory). 
 extra head pass with dropout off gives the deterministic prediction ``probs_det``.
 
 Dropout masks (choice; the paper is silent): masks are *counter-based*: the keep/drop
-decision of one activation is a 32-bit integer hash of (seed, dropout layer, sample index
-t, channel, absolute row, absolute column of the activation on the area's grid), kept
-when the hash is below ``(1 - p) * 2**32`` and scaled by ``1 / (1 - p)`` (inverted
-dropout, as ``nn.Dropout``). The hash is a bijective 32-bit mixer (murmur3 ``fmix32``)
-evaluated in int64 with torch ops. Hence
+decision of one activation is a function of (seed, dropout layer, sample index t,
+channel, absolute row, absolute column of the activation on the area's grid): a 32-bit
+integer hash (murmur3's bijective ``fmix32`` mixer, evaluated with wrapping int32 torch
+ops) of (seed, layer, t, channel group of 4, row, col) whose 4 bytes decide the 4
+channels of the group; an activation is kept when its byte is below
+``round((1 - p) * 256)`` and scaled by 256 / that (inverted dropout, as ``nn.Dropout``;
+p is used in steps of 1/256, exact for the paper's p = 0.5). Hence
 
 - shared-trunk and naive (T full passes) sampling see exactly the same masks, whatever
   the batching, so they give equal samples (tests/test_mc_dropout.py);
@@ -40,7 +42,8 @@ reflect-padded (``pad_mode="reflect"``, default; our choice), or, as in the pape
 Fig. 3), the 32-px border is left unclassified (``pad_mode="none"``: NaN in the float
 outputs, ``IGNORE`` = 255 in ``labels``). FCN inputs are reflect-padded at the bottom and
 right up to a multiple of 16 and cropped back. Outputs accumulate into preallocated
-float32 arrays; only one tile's T samples are ever in memory.
+float32 arrays; per tile only one head batch of samples is in memory (the statistics are
+running sums).
 
 Uncertainty measures, per pixel, with samples p_t (C,) for t = 1..T:
 
@@ -110,6 +113,75 @@ def _keys(seed: int, layer: int, t: torch.Tensor, n_channels: int, device) -> to
     return _fmix32(k[:, None] ^ c[None, :])  # (n, C)
 
 
+def _to_i32(x: torch.Tensor) -> torch.Tensor:
+    """int64 values in [0, 2**32) -> int32 with the same 32 bits (two's complement)."""
+    return (x - ((x >> 31) << 32)).to(torch.int32)
+
+
+def _fmix32_i32_(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_fmix32` on an int32 tensor in place: int32 products wrap mod 2**32 (the same
+    bits), and ``(x >> s) & (2**(32-s) - 1)`` is the logical shift of the unsigned value."""
+    x.bitwise_xor_((x >> 16) & 0xFFFF)
+    x.mul_(0x85EBCA6B - (1 << 32))
+    x.bitwise_xor_((x >> 13) & 0x7FFFF)
+    x.mul_(0xC2B2AE35 - (1 << 32))
+    x.bitwise_xor_((x >> 16) & 0xFFFF)
+    return x
+
+
+def keep_mask(
+    seed: int,
+    layer: int,
+    t: torch.Tensor | list[int],
+    shape: tuple[int, ...],
+    p: float,
+    origin: tuple[int, int] = (0, 0),
+    device="cpu",
+) -> tuple[torch.Tensor, float]:
+    """Counter-based dropout keep-mask of one layer: (bool tensor of ``shape``, scale).
+
+    ``t``: (n,) sample indices (one per batch row); ``shape``: (n, C[, h, w]) activation
+    shape; ``origin``: absolute (row, col) of element (0, 0) on the layer's grid.
+
+    One 32-bit hash of (seed, layer, t, channel group, row, col) per 4 channels: its 4
+    bytes decide 4 channels, an activation is kept when its byte is below
+    ``q256 = round((1 - p) * 256)``; the keep probability is q = q256 / 256 (p is used in
+    steps of 1/256; exact for p = 0.5) and ``scale`` = 1 / q (inverted dropout, unbiased).
+    """
+    t = torch.as_tensor(t, dtype=torch.int64)
+    n, C = shape[0], shape[1]
+    if t.numel() != n:
+        raise ValueError(f"need one sample index per batch row: {t.numel()} vs {n}")
+    q256 = int(round((1.0 - p) * 256))
+    if q256 >= 256:
+        return torch.ones(shape, device=device, dtype=torch.bool), 1.0
+    if q256 <= 0:
+        return torch.zeros(shape, device=device, dtype=torch.bool), 0.0
+    C4 = -(-C // 4)
+    key = _keys(seed, layer, t, C4, device)  # (n, C4) int64 in [0, 2**32)
+    spatial = shape[2:]
+    if spatial:
+        if len(spatial) != 2:
+            raise ValueError(f"dropout on {len(shape)}-d activations is not supported")
+        h, w = spatial
+        gy = torch.arange(origin[0], origin[0] + h, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
+        gx = torch.arange(origin[1], origin[1] + w, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
+        pos = _fmix32((gy[:, None] << 16) | gx[None, :])  # (h, w), bijective in (row, col) < 65536
+        x = _to_i32(key)[:, :, None, None] ^ _to_i32(pos)[None, None]  # (n, C4, h, w) int32
+    else:
+        h = w = None
+        x = _to_i32(key).clone()
+    _fmix32_i32_(x)
+    # the 4 bytes of each hash (little-endian) decide channels 4 g + j, j = 0..3
+    b = x.view(torch.uint8).reshape(*x.shape[:-1], x.shape[-1], 4) if spatial else x.view(torch.uint8).reshape(n, C4, 4)
+    keep = b < q256
+    if spatial:
+        keep = keep.permute(0, 1, 4, 2, 3).reshape(n, 4 * C4, h, w)
+    else:
+        keep = keep.reshape(n, 4 * C4)
+    return keep[:, :C], 256.0 / q256
+
+
 def dropout_mask(
     seed: int,
     layer: int,
@@ -120,35 +192,9 @@ def dropout_mask(
     device="cpu",
     dtype=torch.float32,
 ) -> torch.Tensor:
-    """Counter-based inverted-dropout mask of one layer (see module docstring).
-
-    ``t``: (n,) sample indices (one per batch row); ``shape``: (n, C[, h, w]) activation
-    shape; ``origin``: absolute (row, col) of element (0, 0) on the layer's grid. Returns a
-    tensor of ``shape`` holding 0 or 1/(1-p). Element-wise masks (``nn.Dropout``).
-    """
-    t = torch.as_tensor(t, dtype=torch.int64)
-    n, C = shape[0], shape[1]
-    if t.numel() != n:
-        raise ValueError(f"need one sample index per batch row: {t.numel()} vs {n}")
-    if p <= 0:
-        return torch.ones(shape, device=device, dtype=dtype)
-    if p >= 1:
-        return torch.zeros(shape, device=device, dtype=dtype)
-    key = _keys(seed, layer, t, C, device)
-    spatial = shape[2:]
-    if spatial:
-        if len(spatial) != 2:
-            raise ValueError(f"dropout on {len(shape)}-d activations is not supported")
-        h, w = spatial
-        gy = torch.arange(origin[0], origin[0] + h, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
-        gx = torch.arange(origin[1], origin[1] + w, device=device, dtype=torch.int64).bitwise_and_(0xFFFF)
-        pos = _fmix32((gy[:, None] << 16) | gx[None, :])  # (h, w), bijective in (row, col) < 65536
-        x = key[:, :, None, None] ^ pos[None, None]
-    else:
-        x = key.clone()
-    x = _fmix32(x)
-    thr = int(round((1.0 - p) * 2**32))
-    return (x < thr).to(dtype).mul_(1.0 / (1.0 - p))
+    """:func:`keep_mask` as a float inverted-dropout mask: 0 or 1/q, of ``shape``."""
+    keep, scale = keep_mask(seed, layer, t, shape, p, origin, device)
+    return keep.to(dtype).mul_(scale)
 
 
 class _MaskedDropout:
@@ -203,8 +249,8 @@ class _MaskedDropout:
                 (h, w), (eh, ew) = out.shape[-2:], self.extent
                 sy, sx = max(1, eh // h), max(1, ew // w)
                 origin = (self.origin[0] // sy, self.origin[1] // sx)
-            mask = dropout_mask(self.seed, layer, self.t, tuple(out.shape), p, origin, out.device, out.dtype)
-            return out * mask
+            keep, scale = keep_mask(self.seed, layer, self.t, tuple(out.shape), p, origin, out.device)
+            return (out * keep).mul_(scale)
 
         return hook
 
