@@ -202,7 +202,7 @@ def results(tmp_path_factory, repo_root):
                coverage=fig / "uncertainty_coverage.csv", summary=fig / "uncertainty_summary.json")
     uncertainty_analysis(list(MODELS), list(AREAS), mc(pred, "uncertainty"), mc(pred, "labels"), gt(data, "labels_eroded"),
                          gt(data, "labels"), paper, out["curve"], out["png"], out["coverage"],
-                         out["summary"], n_thresholds=101)
+                         out["summary"], n_thresholds=101, figure_area=30)
     return root, data, pred, out
 
 
@@ -219,7 +219,10 @@ def test_uncertainty_analysis_files(results):
         assert ok.iloc[-1] < ok.iloc[len(ok) // 10]
     assert out["png"].read_bytes()[:4] == PNG
     cov = pd.read_csv(out["coverage"])
-    assert len(cov) == 9
+    assert len(cov) == 2 * 9 and set(cov["scope"]) == {"validation", "area 30"}
+    area = cov[cov["scope"] == "area 30"]
+    assert ((area["pixels_classified_pct"].dropna() >= 0) & (area["pixels_classified_pct"].dropna() <= 100)).all()
+    cov = cov[cov["scope"] == "validation"]
     fcn = cov[cov["model"] == "FCN"]
     assert (fcn["paper_pixels_classified_pct"].to_numpy() == [64.85, 75.81, 94.06]).all()
     assert cov[cov["model"] == "PB"]["paper_pixels_classified_pct"].isna().all()

@@ -65,7 +65,7 @@ def test_report_rules_end_to_end(tmp_path, repo_root):
         assert (res / f).is_file() and (res / f).stat().st_size > 0, f
     assert len(pd.read_csv(res / "paper_diff.csv")) == 84
     md = (res / "paper_diff.md").read_text()
-    assert "NOT comparable" in md and "## Fig. 6" in md and "| FCN | 97.5 |" in md
+    assert "NOT comparable" in md and "## Fig. 6" in md and "| FCN | validation | 97.5 |" in md and "| FCN | area 30 | 97.5 |" in md
     # `snakemake --report` finds every caption and embeds the annotated outputs
     r = subprocess.run([str(snakemake), "--snakefile", "Snakefile", "--directory", str(tmp_path), "--report", "report.html"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -58,6 +58,7 @@ rule uncertainty_curve:
         areas=list(VAL_AREAS),
         paper_dir=PAPER_DIR,
         thresholds=REPORT["thresholds"],
+        figure_area=FIGURE_AREA,
     threads: 1
     resources:
         mem_mb=4000,

@@ -20,4 +20,5 @@ uncertainty_analysis(
     snakemake.output.coverage,
     snakemake.output.summary,
     n_thresholds=snakemake.params.thresholds,
+    figure_area=snakemake.params.figure_area,
 )

@@ -198,6 +198,8 @@ def map_figures(
         uncs[m] = np.where(np.isfinite(u), un, np.nan)  # NaN (unclassified) is drawn black
     check_same_shape(shapes)
     cov = pd.read_csv(coverage_csv)
+    if "scope" in cov.columns:
+        cov = cov[cov["scope"] == "validation"]
 
     img = irrg(image)
     _save_rgb(files["irrg"], img)

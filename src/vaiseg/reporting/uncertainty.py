@@ -20,8 +20,10 @@ Choices where the paper is silent:
   histogram (``fine_bins`` >= 65 536 bins). "With boundaries" scores the kept pixels
   against the full GT (boundary pixels included; the paper's 64.85 %), "ignoring
   boundaries" against the eroded GT (the paper's 67.65 %). The paper reports these for
-  its Fig. 6 image; here they are computed over the whole validation set. A target
-  that no threshold reaches gives NaN.
+  its Fig. 6 image; here they are computed over the whole validation set (``scope``
+  ``validation``) and, for a closer comparison, over the figure area alone (``scope``
+  ``area N``, same validation-set normalisation). A target that no threshold reaches
+  gives NaN.
 
 Everything is streamed one area at a time and vectorised: a first pass finds the
 min/max, a second accumulates per-bin pixel and correct counts with ``np.bincount``
@@ -255,15 +257,17 @@ def model_histogram(
     eroded: dict,
     full: dict,
     n_thresholds: int,
+    value_range: tuple[float, float] | None = None,
 ) -> UncertaintyHistogram:
     """Two streaming passes over the validation ``areas`` of one CNN -> its histogram.
 
     ``uncertainty``/``labels``: {(model, area): path} of ``uncertainty.tif`` (1 band,
     float) and ``labels.tif`` (1 band, class index); ``eroded``/``full``: {area: path}
-    of the eroded and full ground truth (1 band uint8)."""
+    of the eroded and full ground truth (1 band uint8). ``value_range``: (min, max) for
+    the normalisation; default: min-max over ``areas`` (a first streaming pass)."""
     areas = [int(a) for a in areas]
     upaths = [uncertainty[(model, a)] for a in areas]
-    lo, hi = uncertainty_range(upaths)
+    lo, hi = value_range if value_range is not None else uncertainty_range(upaths)
     h = UncertaintyHistogram(lo, hi, fine_bin_count(n_thresholds))
     for a, up in zip(areas, tqdm(upaths, desc=f"uncertainty {model}", unit="area")):
         lp, ep, fp = labels[(model, a)], eroded[a], full[a]
@@ -320,6 +324,7 @@ def uncertainty_analysis(
     *,
     n_thresholds: int = 101,
     targets=TARGETS,
+    figure_area: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The whole §5 uncertainty analysis for the CNNs ``models`` on the validation ``areas``
     (input mappings as in :func:`model_histogram`; see :func:`by_model_area`).
@@ -328,7 +333,9 @@ def uncertainty_analysis(
     plot, the coverage table (percent; the paper's numbers beside ours, NaN for models
     the paper does not report; read from ``paper_dir``/uncertainty_coverage.csv, a
     DataError when it is missing) and a JSON summary per model (normalisation range, mean
-    normalised uncertainty of correct and misclassified pixels). Returns (curve, coverage).
+    normalised uncertainty of correct and misclassified pixels). With ``figure_area`` (a
+    validation area) the coverage also has rows for that area alone (``scope``).
+    Returns (curve, coverage).
     """
     if n_thresholds < 101:
         raise ValueError("n_thresholds must be >= 101")
@@ -341,13 +348,18 @@ def uncertainty_analysis(
         c = curve(h.count, h.correct, n_thresholds)
         c.insert(0, "model", model)
         curves.append(c)
-        for row in coverage(h, targets):
-            p = paper[(paper["model"] == model) & np.isclose(paper["target_overall_acc"], row["target_overall_acc"])]
-            row["paper_pixels_classified_pct"] = float(p["pixels_classified_pct"].iloc[0]) if len(p) else math.nan
-            row["paper_pixels_classified_pct_ignoring_boundaries"] = (
-                float(p["pixels_classified_pct_ignoring_boundaries"].iloc[0]) if len(p) else math.nan
-            )
-            covs.append(dict(model=model, **row))
+        scopes = [("validation", h)]
+        if figure_area is not None and int(figure_area) in [int(a) for a in areas]:
+            ha = model_histogram(model, [figure_area], uncertainty, labels, eroded, full, n_thresholds, (h.u_min, h.u_max))
+            scopes.append((f"area {int(figure_area)}", ha))
+        for scope, hs in scopes:
+            for row in coverage(hs, targets):
+                p = paper[(paper["model"] == model) & np.isclose(paper["target_overall_acc"], row["target_overall_acc"])]
+                row["paper_pixels_classified_pct"] = float(p["pixels_classified_pct"].iloc[0]) if len(p) else math.nan
+                row["paper_pixels_classified_pct_ignoring_boundaries"] = (
+                    float(p["pixels_classified_pct_ignoring_boundaries"].iloc[0]) if len(p) else math.nan
+                )
+                covs.append(dict(model=model, scope=scope, **row))
         summary[model] = h.summary()
         log.info("%s: uncertainty range [%.4g, %.4g], %d scored pixels, OA %.4f, mean normalised "
                  "uncertainty correct %.4f / errors %.4f", model, h.u_min, h.u_max, summary[model]["n_scored"],
