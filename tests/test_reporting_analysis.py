@@ -15,7 +15,7 @@ from vaiseg.config import FUSIONS, MODELS
 from vaiseg.errors import DataError
 from vaiseg.raster import write_raster
 from vaiseg.reporting.calibration import CalibrationAccumulator, calibration_analysis
-from vaiseg.reporting.figures import choose_figure_area, figure_files, history_plot, map_figures, thresholded
+from vaiseg.reporting.figures import choose_figure_area, figure_files, history_plot, history_plots, map_figures, thresholded
 from vaiseg.reporting.uncertainty import (
     UncertaintyHistogram,
     coverage,
@@ -321,8 +321,8 @@ def test_history_plot(tmp_path):
     # vaiseg.training's columns
     pd.DataFrame(dict(epoch=[1, 2, 3], train_loss=[1.0, 0.7, 0.5], val_loss=[1.1, 0.8, 0.7],
                       val_oa=[0.5, 0.6, 0.7], val_car_f1=[0.1, 0.3, 0.4], seconds=[3.0] * 3)).to_csv(h, index=False)
-    history_plot(h, tmp_path / "h.png", "FCN")
-    assert (tmp_path / "h.png").read_bytes()[:4] == PNG
+    history_plots({"FCN": h, "PB": h}, {"FCN": tmp_path / "h.png", "PB": tmp_path / "p.png"})
+    assert (tmp_path / "h.png").read_bytes()[:4] == PNG and (tmp_path / "p.png").read_bytes()[:4] == PNG
     with pytest.raises(DataError, match="not found"):
         history_plot(tmp_path / "none.csv", tmp_path / "x.png", "PB")
     (tmp_path / "time.csv").write_text("epoch,seconds\n1,2.0\n")

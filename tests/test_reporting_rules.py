@@ -52,7 +52,7 @@ def test_report_rules_end_to_end(tmp_path, repo_root):
         include: "{rules / 'common.smk'}"
         include: "{rules / 'report.smk'}"
         rule all:
-            input: rules.paper_diff.output, rules.figures.output, rules.calibration.output, "results/figures/history_FCN-MFB.png"
+            input: rules.paper_diff.output, rules.figures.output, rules.calibration.output, rules.history_plots.output
         """))
     snakemake = Path(sys.executable).parent / "snakemake"
     p = subprocess.run([str(snakemake), "--cores", "1", "--snakefile", "Snakefile", "--directory", str(tmp_path)],

@@ -137,18 +137,22 @@ rule figures:
 
 rule history_plots:
     input:
-        history="results/models/{cnn}/history.csv",
+        histories=expand("results/models/{cnn}/history.csv", cnn=MODELS),
     output:
-        plot=report("results/figures/history_{cnn}.png", caption="../report/history.rst", category="Training"),
+        plots=report(
+            expand("results/figures/history_{cnn}.png", cnn=MODELS), caption="../report/history.rst", category="Training"
+        ),
+    params:
+        models=list(MODELS),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/history_plots/{cnn}.log",
+        "logs/history_plots/history_plots.log",
     benchmark:
-        "results/benchmarks/history_plots/{cnn}.tsv"
+        "results/benchmarks/history_plots/history_plots.tsv"
     message:
-        "Plotting the training history of {wildcards.cnn}"
+        "Plotting the training histories of {params.models}"
     conda:
         "../../envs/report.yaml"
     script:
@@ -190,5 +194,5 @@ REPORT_EXTRAS = (
     + list(rules.uncertainty_curve.output)
     + list(rules.calibration.output)
     + list(rules.figures.output)
-    + expand(rules.history_plots.output.plot, cnn=MODELS)
+    + list(rules.history_plots.output)
 )

@@ -263,6 +263,12 @@ def map_figures(
     log.info("area %s: %d maps written, composite %s", area, len(files), files["composite"])
 
 
+def history_plots(histories: dict, outputs: dict) -> None:
+    """:func:`history_plot` for every model: ``histories``/``outputs``: {model: path}."""
+    for model, path in histories.items():
+        history_plot(path, outputs[model], model)
+
+
 def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> None:
     """Training curves of one model from its ``history.csv`` (one row per epoch).
 

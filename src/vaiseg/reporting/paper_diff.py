@@ -123,7 +123,6 @@ def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary
 
     Returns a list of ``{finding, ours ("yes"|"no"|"n/a"), paper ("yes"), evidence}``.
     """
-    from scipy.stats import spearmanr  # slow import; only needed here
     out = []
 
     def add(finding, ok, evidence):
@@ -153,7 +152,7 @@ def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary
             if len(g) < 2:
                 add(f"{model}: accuracy falls as the uncertainty threshold rises", None, "fewer than 2 populated thresholds")
                 continue
-            rho = float(spearmanr(g["threshold"], g["overall_acc"]).statistic)
+            rho = float(g["threshold"].corr(g["overall_acc"], method="spearman"))
             first, last = float(g["overall_acc"].iloc[0]), float(g["overall_acc"].iloc[-1])
             ok = bool(np.isfinite(rho) and rho < 0 and last < first)
             add(f"{model}: accuracy falls as the uncertainty threshold rises", ok,
