@@ -254,20 +254,22 @@ class _Canvas:
 # ---------------------------------------------------------------------------------------
 
 
-def _building(cv: _Canvas, cx, cy, ang, half_len, half_wid, *, flat: bool, eave: float):
+def _building(cv: _Canvas, cx, cy, ang, half_len, half_wid, *, flat: bool, eave: float, colour=None) -> np.ndarray:
     """A building: rectangle with a pitched or a flat roof, eaves at ``eave`` m.
 
     Pitched: gabled (ridge along the long axis) or, for 30 % of elongated ones, hipped;
     pitch 25-45 deg, every plane shaded by Lambert's law, faint tile rows, chimneys and
     dormers, solar panels on 20 %. Flat: a parapet rim and roof objects (vents, skylights)
-    0.5-2 m high, all building pixels of other tones."""
+    0.5-2 m high, all building pixels of other tones. ``colour``: roof colour (3,) lit DN,
+    drawn from the roof tones when None. Returns the roof colour used."""
     rng = cv.rng
+    if colour is None:
+        colour = _jitter(rng, _pick(rng, ROOF_TONES[2:] if flat else ROOF_TONES), 0.12)
     r = cv.rect(cx, cy, ang, half_len, half_wid)
     if r is None:
-        return
+        return colour
     sl, mask, a, b = r
     if flat:
-        colour = _jitter(rng, _pick(rng, ROOF_TONES[2:]), 0.12)
         cv.paint(sl, mask, BUILDING, eave, colour, M_ROOF_FLAT)
         # parapet: a slightly brighter rim 3-5 px wide
         rim = rng.uniform(3, 5)
@@ -282,8 +284,7 @@ def _building(cv: _Canvas, cx, cy, ang, half_len, half_wid, *, flat: bool, eave:
             if o is not None:
                 tone = (210, 205, 205) if rng.random() < 0.4 else (70, 66, 70)
                 cv.paint(o[0], o[1] & _restrict(sl, o[0], mask), BUILDING, eave + rng.uniform(0.5, 2.0), _jitter(rng, tone, 0.1), M_ROOF_FLAT)
-        return
-    colour = _jitter(rng, _pick(rng, ROOF_TONES), 0.12)
+        return colour
     pitch = math.radians(rng.uniform(25, 45))
     t = math.tan(pitch)
     hipped = rng.random() < 0.3 and half_len > half_wid * 1.2
@@ -334,6 +335,7 @@ def _building(cv: _Canvas, cx, cy, ang, half_len, half_wid, *, flat: bool, eave:
         if o is not None:
             hh = roof_height(ca, cb) + rng.uniform(0.3, 1.2)
             cv.paint(o[0], o[1] & _restrict(sl, o[0], mask), BUILDING, hh, _jitter(rng, (120, 110, 108), 0.15), M_ROOF_FLAT)
+    return colour
 
 
 def _restrict(sl_outer, sl_inner, mask_outer) -> np.ndarray:
@@ -755,7 +757,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             r = cv.rect(x, y, g.theta, su / 2 - 1, sv / 2 - 1)
             if r is not None:
                 cv.paint(r[0], r[1], LOW_VEG, 0.3, tone, M_GRASS)
-            if rng.random() < 0.4:  # a paved yard / terrace
+            if rng.random() < 0.5:  # a paved yard / terrace
                 yu, yv = rng.uniform(a0, a1), rng.uniform(b0, b1)
                 x, y = at(yu, yv)
                 r = cv.rect(x, y, g.theta, rng.uniform(25, 60), rng.uniform(20, 45))
@@ -763,7 +765,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
                     cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.12), M_PAVEMENT)
             # house
             rot = rng.random() < 0.3
-            hu = float(np.clip(su * rng.uniform(0.55, 0.82), 70, 220))
+            hu = float(np.clip(su * rng.uniform(0.52, 0.78), 70, 220))
             hv = float(np.clip(sv * rng.uniform(0.5, 0.75), 70, 190))
             if rot:
                 hu, hv = hv, hu
@@ -778,7 +780,7 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
             r = cv.rect(x, y, g.theta + math.pi / 2, (dv1 - dv0) / 2, dw)
             if r is not None:
                 cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, _pick(rng, ((PAVEMENT, 0.6), (ASPHALT, 0.4))), 0.1), M_PAVEMENT)
-            if rng.random() < 0.35:  # a terrace / paved path around the house
+            if rng.random() < 0.45:  # a terrace / paved path around the house
                 x, y = at(mu, mv)
                 pad = rng.uniform(12, 30)
                 r = cv.rect(x, y, g.theta, hu / 2 + pad, hv / 2 + pad)
@@ -786,8 +788,17 @@ def _block(cv: _Canvas, g: _Grid, u0, u1, v0, v1, kind: str):
                     cv.paint(r[0], r[1], IMP, 0.0, _jitter(rng, PAVEMENT, 0.12), M_PAVEMENT)
             x, y = at(mu, mv)
             long_u = hu >= hv
-            ang = g.theta + rng.normal(0, 0.03) + (0 if long_u else math.pi / 2)
-            _building(cv, x, y, ang, max(hu, hv) / 2, min(hu, hv) / 2, flat=rng.random() < 0.25, eave=rng.uniform(5.5, 9.0))
+            skew = rng.normal(0, 0.15) if rng.random() < 0.2 else rng.normal(0, 0.03)  # old village: some houses askew
+            ang = g.theta + skew + (0 if long_u else math.pi / 2)
+            hl, hw = max(hu, hv) / 2, min(hu, hv) / 2
+            eave = rng.uniform(5.5, 9.0)
+            roof = _building(cv, x, y, ang, hl, hw, flat=rng.random() < 0.25, eave=eave)
+            if rng.random() < 0.25:  # an L-shaped house: a lower wing off one end, same roof
+                wl, ww = hw * rng.uniform(0.8, 1.3), hw * rng.uniform(0.55, 0.8)
+                end, side = rng.choice([-1, 1]), rng.choice([-1, 1])
+                ca, cb = end * (hl - ww), side * (hw + wl - 4)
+                c_, s_ = math.cos(ang), math.sin(ang)
+                _building(cv, x + ca * c_ - cb * s_, y + ca * s_ + cb * c_, ang + math.pi / 2, wl, ww, flat=False, eave=eave - rng.uniform(0.5, 2.0), colour=roof)
             if rng.random() < 0.5:  # a garage / shed beside the house (flat, 2.5-3.5 m)
                 gl, gw = rng.uniform(25, 35), rng.uniform(15, 22)
                 side = 1 if rng.random() < 0.5 else -1
