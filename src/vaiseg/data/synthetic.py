@@ -38,8 +38,8 @@ Scene model (all choices; the paper is silent, §3 only describes the real data)
   blur (sigma 0.5 px) and sensor noise (2 DN).
 
 Measured (seed 2016; impervious / building / low veg. / tree / car / clutter): the 16
-paper-split areas at 448 x 448 pool to 26 / 27 / 21 / 24 / 1.9 / 0.3 %, areas 1, 5, 11,
-30 at 2500 x 2000 to 23 / 26 / 25 / 24 / 1.4 / 0.3 % (Vaihingen: ~27 / 26 / 21 / 23 /
+paper-split areas at 448 x 448 pool to 25 / 27 / 21 / 25 / 1.9 / 0.3 %, areas 1, 5, 11,
+30 at 2500 x 2000 to 28 / 27 / 23 / 20 / 1.6 / 0.2 % (Vaihingen: ~27 / 26 / 21 / 23 /
 1-2 / <= 1 %); single small tiles vary much more (a 40 m tile may be all houses).
 Costs (one CPU core): ~0.5 s for 448 x 448 and ~12 s for 2500 x 2000; peak memory about
 90 bytes per pixel (~0.45 GB for a Vaihingen-sized tile; the road layer is computed in
