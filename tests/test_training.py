@@ -124,3 +124,18 @@ def test_settings_and_device():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1) != epoch_order(10, 0, 2)
     assert sorted(epoch_order(10, 0, 1)) == list(range(10))
+
+
+def test_pb_fc1_gets_the_fan_in_scaled_learning_rate():
+    from vaiseg.models import PatchCNN
+    from vaiseg.training import param_groups
+
+    for width in (1.0, 0.25):
+        net = PatchCNN(width=width)
+        g = param_groups(net, 0.01)
+        assert len(g) == 2 and sum(p.numel() for gr in g for p in gr["params"]) == sum(p.numel() for p in net.parameters())
+        fc1 = {id(p) for p in net.fc1.parameters()}
+        assert {id(p) for p in g[1]["params"]} == fc1
+        # fan-in ratio conv4 / FC1 = 5*5*96w / (128w*41*41), ~1/90 at every width
+        assert g[1]["lr"] == pytest.approx(0.01 * 25 * 96 / (128 * 41 * 41), rel=0.02)
+    assert len(param_groups(FCN(width=0.125), 0.01)) == 1
