@@ -221,3 +221,20 @@ def test_pb_fc1_by_fft_equals_direct_convolution_and_tiles_exactly():
     # the option is ignored for the FCN (no FC1)
     fcn = _fcn()
     _assert_close(mc_predict(fcn, img[:, :48, :48], T=2), mc_predict(fcn, img[:, :48, :48], T=2, pb_fft_block=24), 0)
+
+
+def test_infer_area_bad_inputs_raise_data_error_naming_the_file(tmp_path):
+    from vaiseg.errors import DataError
+
+    save_model(tmp_path / "model.pt", FCN(width=1 / 16), {"model": "FCN"})
+    write_raster(tmp_path / "four.tif", _image(32, 32)[:4])
+    with pytest.raises(DataError, match="four.tif.*4 bands"):
+        infer_area(tmp_path / "model.pt", tmp_path / "four.tif", tmp_path / "out", T=2)
+    bad = _image(32, 32)
+    bad[0, 3, 3] = np.nan
+    write_raster(tmp_path / "nan.tif", bad)
+    with pytest.raises(DataError, match="nan.tif.*NaN"):
+        infer_area(tmp_path / "model.pt", tmp_path / "nan.tif", tmp_path / "out", T=2)
+    with pytest.raises(DataError, match="missing.pt"):
+        infer_area(tmp_path / "missing.pt", tmp_path / "nan.tif", tmp_path / "out", T=2)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no partial outputs
