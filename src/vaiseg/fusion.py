@@ -261,13 +261,14 @@ def train_fusion(
 
 
 # --------------------------------------------------------------------------- applying
-def apply_fusion(model: FusionModel, probs_list: list[np.ndarray], chunk: int = 1 << 18):
+def apply_fusion(model: FusionModel, probs_list: list[np.ndarray], chunk: int = 1 << 14):
     """Decision values and labels of every pixel (§4.4), vectorised.
 
     ``probs_list``: the members' (C_m, H, W) float softmax arrays in ``model.members``
     order. Returns ``scores`` (K, H, W) float32 (row k = class ``model.classes[k]``) and
     ``labels`` (H, W) uint8 class indices (``IGNORE`` where a feature is not finite).
-    Per chunk of pixels the features are stacked into (F, n) and multiplied once by W.
+    Per chunk of 2**14 pixels (stays in cache) the features are stacked into (F, n) and
+    multiplied once by W; the argmax is a running maximum over the K rows.
     """
     if len(probs_list) != len(model.members):
         raise ValueError(f"fusion of {model.members} needs {len(model.members)} probability arrays, got {len(probs_list)}")
