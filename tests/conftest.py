@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,12 +48,39 @@ def write_tiny_config(workdir: Path) -> Path:
     return out
 
 
-def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run snakemake on the tiny config in ``workdir``; output captured in workdir/snakemake.out."""
+SNAPSHOT_PATHS = ("Snakefile", "config.yaml", "workflow", "src", "envs", "profiles")
+
+
+@functools.lru_cache(maxsize=None)
+def repo_snapshot() -> Path:
+    """A copy of the workflow and the package, taken once per test session.
+
+    End-to-end runs (local and SLURM, compared with each other) use it, so edits to the
+    checkout while a long test runs cannot make two runs of one session use different
+    code. ``PYTHONPATH`` points the runs at the snapshot's ``src``. Removed at exit.
+    """
+    dest = Path(tempfile.mkdtemp(prefix="vaiseg-snapshot-"))
+    atexit.register(shutil.rmtree, dest, True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
+    for name in SNAPSHOT_PATHS:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
+    """Run snakemake (from :func:`repo_snapshot`) on the tiny config in ``workdir``;
+    output captured in workdir/snakemake.out."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = write_tiny_config(workdir)
-    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+    snap = repo_snapshot()
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join([str(snap / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    cmd = [*SNAKEMAKE, "--snakefile", str(snap / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(cfg), *args]
     with open(workdir / "snakemake.out", "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
