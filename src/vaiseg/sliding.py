@@ -220,8 +220,8 @@ def _fc1_spectrum(dense: DensePatchCNN, size: int) -> torch.Tensor:
 @torch.inference_mode()
 def dense_trunk_fft(dense: DensePatchCNN, x: torch.Tensor, block: int = 64) -> torch.Tensor:
     """``dense.trunk(x)`` with FC1 (the 41x41 convolution, 98 % of PB's dense FLOPs) computed
-    by FFT, overlap-save in blocks of ``block`` x ``block`` output pixels (a proposal for
-    :meth:`vaiseg.models.DensePatchCNN.trunk`, timed by benchmarks/run.py).
+    by FFT, overlap-save in blocks of ``block`` x ``block`` output pixels (the pipeline's
+    default PB trunk via ``infer.pb_fft_block``; timed by benchmarks/run.py).
 
     x (N, C, H+64, W+64) float32 -> (N, 128w, H, W), equal to ``dense.trunk(x)`` up to
     float32 FFT rounding. Per block: rfft2 of the (block+40)^2 feature window, one complex
