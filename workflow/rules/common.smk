@@ -1,6 +1,8 @@
 # Config validation and the helpers that turn the config into targets.
 # Area lists and model names come from vaiseg.config (one place for them).
 
+import os
+
 from snakemake.utils import validate
 
 from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, all_areas, split_areas
@@ -13,6 +15,8 @@ AREAS = all_areas(config)
 # (pixels the fusion SVMs are trained on, §4.4)
 PRED_AREAS = AREAS
 SOURCE = config["data"]["source"]
+# the label raster the FCNs train on (and MFB counts): full GT or eroded GT
+FCN_LABELS = "labels_eroded" if config["patches"]["fcn"].get("labels", "full") == "eroded" else "labels"
 
 
 wildcard_constraints:
@@ -42,3 +46,20 @@ def contract_outputs():
     ]
     out += [f for f in REPORT_EXTRAS if f not in out]  # report.smk: coverage, calibration, maps, history
     return out
+
+
+def data_root(per_area_files):
+    """results/data: the folder holding the per-area folders of a rule's raster inputs."""
+    return os.path.dirname(os.path.dirname(per_area_files[0]))
+
+
+def train_params(model):
+    """The config values one CNN's training depends on (changing another model's does not rerun it)."""
+    return {
+        **config["train"].get(model, {}),
+        "amp": config["train"].get("amp", False),
+        "width": config["models"]["width"],
+        "dropout": config["models"]["dropout"],
+        "seed": config["seed"],
+        **({"fcn_labels": FCN_LABELS} if model != "PB" else {}),
+    }

@@ -2,8 +2,6 @@
 # training datasets cut the patches from memory-mapped copies of the rasters.
 
 PATCH_CONFIG = config["patches"]
-# the label raster the FCNs train on (and MFB counts): full GT or eroded GT
-FCN_LABELS = "labels_eroded" if PATCH_CONFIG["fcn"].get("labels", "full") == "eroded" else "labels"
 
 
 rule extract_patches_pb:
@@ -13,7 +11,7 @@ rule extract_patches_pb:
     output:
         index="results/patches/pb.npz",
     params:
-        data_dir="results/data",
+        data_dir=lambda w, input: data_root(input.labels),
         areas=list(TRAIN_AREAS),
         per_class=PATCH_CONFIG["pb"]["per_class"],
         car_rotations=PATCH_CONFIG["pb"]["car_rotations"],
@@ -40,7 +38,7 @@ rule extract_patches_fcn:
     output:
         index="results/patches/fcn.npz",
     params:
-        data_dir="results/data",
+        data_dir=lambda w, input: data_root(input.images),
         areas=list(TRAIN_AREAS),
         size=PATCH_CONFIG["fcn"]["size"],
         overlap=PATCH_CONFIG["fcn"]["overlap"],

@@ -5,18 +5,6 @@
 TRAIN_CONFIG = config["train"]
 
 
-def train_params(model):
-    """The config values one CNN's training depends on (changing another model's does not rerun it)."""
-    return {
-        **TRAIN_CONFIG.get(model, {}),
-        "amp": TRAIN_CONFIG.get("amp", False),
-        "width": config["models"]["width"],
-        "dropout": config["models"]["dropout"],
-        "seed": config["seed"],
-        **({"fcn_labels": FCN_LABELS} if model != "PB" else {}),
-    }
-
-
 rule mfb_weights:
     input:
         labels=expand("results/data/{area}/{labels}.tif", area=TRAIN_AREAS, labels=FCN_LABELS),
@@ -47,7 +35,7 @@ rule train_pb:
     params:
         model="PB",
         settings=train_params("PB"),
-        data_dir="results/data",
+        data_dir=lambda w, input: data_root(input.images),
         cache_dir="results/cache",
         checkpoint_dir="results/checkpoints/PB",
         stats="results/data/stats.json",
@@ -80,7 +68,7 @@ rule train_fcn:
     params:
         model="FCN",
         settings=train_params("FCN"),
-        data_dir="results/data",
+        data_dir=lambda w, input: data_root(input.images),
         cache_dir="results/cache",
         checkpoint_dir="results/checkpoints/FCN",
         stats="results/data/stats.json",
@@ -114,7 +102,7 @@ rule train_fcn_mfb:
     params:
         model="FCN-MFB",
         settings=train_params("FCN-MFB"),
-        data_dir="results/data",
+        data_dir=lambda w, input: data_root(input.images),
         cache_dir="results/cache",
         checkpoint_dir="results/checkpoints/FCN-MFB",
         stats="results/data/stats.json",
