@@ -11,7 +11,7 @@ What it does, as root on a Debian/Ubuntu machine (steps from shared/notes/local-
    are missing (``apt-get update`` first);
 2. starts ``munged`` unless one already answers (``munge -n | unmunge``);
 3. writes a ``slurm.conf`` into ``workdir`` (never into ``/etc/slurm``): this host's
-   name, its CPUs, its memory minus 2 GiB headroom (at least 1 GiB), ``MinJobAge=3600``
+   name, its CPUs (times ``oversubscribe``, default 1), its memory minus 2 GiB headroom (at least 1 GiB), ``MinJobAge=3600``
    (finished jobs stay visible to ``squeue``: there is no slurmdbd, so the executor plugin
    must use ``--slurm-status-command squeue``), no accounting, no GRES/GPUs, state, spool,
    pid and log files under ``workdir``. Clients and daemons find it through ``SLURM_CONF``
@@ -101,7 +101,10 @@ def _memory_mb() -> int:
 
 
 def slurm_conf(workdir: Path, host: str, cpus: int, mem_mb: int) -> str:
-    """The text of a one-node slurm.conf whose state/spool/log/pid files live in ``workdir``."""
+    """The text of a one-node slurm.conf whose state/spool/log/pid files live in ``workdir``.
+
+    ``cpus`` is what the node offers to SLURM; it may exceed the machine's cores
+    (``SlurmdParameters=config_overrides`` makes slurmd accept the configured value)."""
     return f"""\
 {MARKER} for a throw-away one-node test cluster
 ClusterName=vaiseg-test
@@ -130,6 +133,7 @@ ReturnToService=2
 MinJobAge=3600
 SchedulerParameters=sched_interval=1
 MpiDefault=none
+SlurmdParameters=config_overrides
 NodeName={host} CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
@@ -138,7 +142,10 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 class SlurmCluster:
     """Start/stop a one-node SLURM cluster configured in ``workdir`` (see module docstring)."""
 
-    def __init__(self, workdir: str | Path):
+    def __init__(self, workdir: str | Path, oversubscribe: int = 1):
+        """``oversubscribe``: the node offers SLURM that many times the machine's CPUs
+        (``node_cpus``), so that several jobs that each ask for all ``cpus`` can run side
+        by side (for jobs dominated by process start-up rather than computation)."""
         self.workdir = Path(workdir).resolve()
         self.host = socket.gethostname().split(".")[0]
         self.conf = self.workdir / "slurm.conf"
@@ -146,6 +153,7 @@ class SlurmCluster:
         self._made_link = False
         self._made_etc_dir = False
         self.cpus = os.cpu_count() or 1
+        self.node_cpus = self.cpus * max(1, int(oversubscribe))
         self.mem_mb = max(1024, _memory_mb() - HEADROOM_MB)
 
     # -- environment for clients -------------------------------------------------
@@ -164,7 +172,7 @@ class SlurmCluster:
             raise SlurmUnavailable("a slurmctld is already running on this machine; not touching an existing cluster")
         for sub in ("state", "spool"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(slurm_conf(self.workdir, self.host, self.cpus, self.mem_mb))
+        self.conf.write_text(slurm_conf(self.workdir, self.host, self.node_cpus, self.mem_mb))
         try:
             self._link_etc_conf()
             self._start_munge()

@@ -10,9 +10,15 @@ generated from profiles/slurm/config.yaml with only these edits):
 - ``max-threads`` and ``cores`` = the node's CPUs and every ``mem_mb`` capped at half
   the node's memory, so the GPU rules' large requests and the group jobs can be
   scheduled on this small node (``cores`` bounds the CPUs a group job asks for);
+- the test node offers SLURM twice the machine's CPUs (``oversubscribe=2``), so that
+  two jobs, each asking for all the machine's CPUs (``max-threads``, hence the same
+  thread counts as the local run), run side by side: the tiny jobs are mostly
+  Snakemake start-up, which uses one core;
 - ``retries: 0`` (a failure must fail the test), first status check after 5 s instead
   of 20 s (``slurm-init-seconds-before-status-checks``; the plugin then adds 10 s per
-  check until a job finishes, so with ~13 s jobs 5 s is quicker than 1 s).
+  check until a job finishes, so with ~13 s jobs 5 s is quicker than 1 s; the only
+  polling setting of plugin 2.8.0). Measured on an idle 2-core machine: the SLURM run
+  (13 SLURM jobs: 4 group jobs, 9 GPU jobs) ~5 min, the local tiny run ~1 min.
 
 The profile's job grouping (``groups:``/``group-components:``) is used as is: the data,
 patch, fusion and report stages each run as ONE SLURM job. The test maps every job to
@@ -99,7 +105,7 @@ test_profile.__test__ = False  # a helper, not a test
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    c = SlurmCluster(tmp_path_factory.mktemp("slurm"), oversubscribe=2)
     try:
         c.start()
     except SlurmUnavailable as e:
