@@ -410,7 +410,7 @@ def _tile_samples(
     md.phase = "det"
     m1 = s1.div_(T)
     std = (s2.div_(T) - m1 * m1).clamp_min_(0).sqrt_()
-    mean = m1.add_(det)
+    mean = m1.add_(det).clamp_min_(0)  # shifted sums can round a few ulp below 0
     entropy = -(mean * torch.log(mean.clamp_min(1e-30))).sum(0)
     mutual_info = (entropy + neg_ent / T).clamp_min_(0)
     res = {
