@@ -104,6 +104,17 @@ def _pb_features(in_channels: int, widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _pb_init(net: nn.Module, width: float, dropout: float, n_classes: int, in_channels: int) -> None:
+    """Settings and the four conv blocks shared by :class:`PatchCNN` and :class:`DensePatchCNN`."""
+    net.width = float(width)
+    net.dropout = float(dropout)
+    net.n_classes = int(n_classes)
+    net.in_channels = int(in_channels)
+    net.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
+    net.fc_width = scaled(128, width)
+    net.features = _pb_features(in_channels, net.widths)
+
+
 class PatchCNN(nn.Module):
     """Patch-based CNN (§4.1): classify the centre pixel of a 65x65x5 patch.
 
@@ -120,13 +131,7 @@ class PatchCNN(nn.Module):
 
     def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
         super().__init__()
-        self.width = float(width)
-        self.dropout = float(dropout)
-        self.n_classes = int(n_classes)
-        self.in_channels = int(in_channels)
-        self.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
-        self.fc_width = scaled(128, width)
-        self.features = _pb_features(in_channels, self.widths)
+        _pb_init(self, width, dropout, n_classes, in_channels)
         self.fc1 = nn.Linear(self.widths[-1] * PB_FEATURE * PB_FEATURE, self.fc_width)
         self.fc2 = nn.Linear(self.fc_width, self.fc_width)
         self.fc3 = nn.Linear(self.fc_width, self.n_classes)
@@ -183,13 +188,7 @@ class DensePatchCNN(_InferenceMixin, nn.Module):
 
     def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
         super().__init__()
-        self.width = float(width)
-        self.dropout = float(dropout)
-        self.n_classes = int(n_classes)
-        self.in_channels = int(in_channels)
-        self.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
-        self.fc_width = scaled(128, width)
-        self.features = _pb_features(in_channels, self.widths)
+        _pb_init(self, width, dropout, n_classes, in_channels)
         self.fc1 = nn.Conv2d(self.widths[-1], self.fc_width, kernel_size=PB_FEATURE)
         self.head = nn.Sequential(
             nn.Dropout(self.dropout),
