@@ -1,10 +1,7 @@
 """Adapter: rule benchmarks_table -> vaiseg.provenance.write_benchmarks_table."""
 
-import logging
-
 from vaiseg.provenance import write_benchmarks_table
+from vaiseg.step import log_to
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
+log_to(snakemake.log[0])
 write_benchmarks_table(snakemake.params.root, snakemake.output.table)

@@ -1,11 +1,10 @@
 """Rule calibration: ECE, NLL, Brier and reliability diagrams, MC mean vs. deterministic pass."""
 
-import logging
-
 from vaiseg.reporting.calibration import calibration_analysis
 from vaiseg.reporting.uncertainty import by_area, by_model_area
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 models, areas = snakemake.params.models, snakemake.params.areas
 
 calibration_analysis(

@@ -1,10 +1,9 @@
 """Rule extract_patches_fcn: FCN patch index (overlap x 8 dihedral transforms, §4.2) -> results/patches/fcn.npz."""
 
-import logging
-
 from vaiseg.patches import extract_fcn
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 p = snakemake.params
 extract_fcn(

@@ -1,10 +1,9 @@
 """Rule extract_patches_pb: class-balanced PB patch index (§4.1) -> results/patches/pb.npz."""
 
-import logging
-
 from vaiseg.patches import extract_pb
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 p = snakemake.params
 extract_pb(

@@ -1,10 +1,9 @@
 """Rule figures: maps of one validation area (IRRG, GT, predictions, uncertainty, Fig. 6 thresholds)."""
 
-import logging
-
 from vaiseg.reporting.figures import map_figures
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 map_figures(
     snakemake.params.area,

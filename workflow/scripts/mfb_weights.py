@@ -1,9 +1,8 @@
 """Rule mfb_weights: median-frequency class weights (§4.2 eq. 2) -> results/models/mfb_weights.json."""
 
-import logging
-
 from vaiseg.mfb import compute_mfb_weights
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 compute_mfb_weights(list(snakemake.input.labels), snakemake.output.weights)

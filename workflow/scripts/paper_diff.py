@@ -1,10 +1,9 @@
 """Rule paper_diff: every Table 1-2 cell against the paper, qualitative findings checked."""
 
-import logging
-
 from vaiseg.reporting.paper_diff import build_paper_diff
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 build_paper_diff(
     [snakemake.input.table1, snakemake.input.table2],

@@ -1,12 +1,9 @@
 """Adapter: rule provenance -> vaiseg.provenance.write_provenance."""
 
-import logging
-
 from vaiseg.provenance import write_provenance
+from vaiseg.step import log_to
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
+log_to(snakemake.log[0])
 p = snakemake.params
 write_provenance(
     snakemake.output.provenance,

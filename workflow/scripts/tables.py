@@ -1,10 +1,9 @@
 """Rule tables: Tables 1-2 (csv, md, tex) and the extended tables from results/metrics/*.json."""
 
-import logging
-
 from vaiseg.reporting.tables import build_tables
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 build_tables(
     dict(zip(snakemake.params.models, snakemake.input.metrics)),

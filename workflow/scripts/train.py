@@ -1,12 +1,11 @@
 """Rules train_pb, train_fcn, train_fcn_mfb: train one CNN (§4.1, §4.2) with checkpoints/resume."""
 
-import logging
-
 import torch
 
 from vaiseg.training import TrainSettings, train
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 
 p = snakemake.params

@@ -1,10 +1,9 @@
 """Rule uncertainty_curve: accuracy vs. uncertainty threshold, coverage at 97.5/95/90 % (§5, Figs. 6-7)."""
 
-import logging
-
 from vaiseg.reporting.uncertainty import by_area, by_model_area, uncertainty_analysis
+from vaiseg.step import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 models, areas = snakemake.params.models, snakemake.params.areas
 
 uncertainty_analysis(
