@@ -9,7 +9,7 @@ import torch
 from rasterio.transform import Affine
 
 from vaiseg.classes import IGNORE
-from vaiseg.mc_dropout import OUTPUT_FILES, _HeadPlan, dropout_mask, infer_area, mc_predict
+from vaiseg.mc_dropout import OUTPUT_FILES, _argmax_, _HeadPlan, _Workspace, dropout_mask, infer_area, mc_predict
 from vaiseg.models import FCN, PatchCNN, save_model
 from vaiseg.raster import GeoInfo, write_raster
 
@@ -128,6 +128,57 @@ def test_fcn_upsampling_plan_equals_transposed_convolution():
         z = plan.logits(f, (80, 64))
         got = plan.to_image(z, (80, 64))
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0], ids=["logits", "logit-gaps-beyond-80"])
+def test_statistics_equal_a_float64_reference_from_the_same_samples(scale):
+    """probs, class_std, uncertainty, entropy, mutual_info, probs_det and labels equal their
+    definitions (module docstring) evaluated in float64 on the very logits of the T samples
+    (captured from the naive loop). scale=300 makes logit gaps of hundreds: the clamp at -80
+    before the exp may change probabilities by < 2e-35 only."""
+    net, img, T = _fcn(seed=3), _image(32, 48, seed=3), 5
+    with torch.no_grad():
+        net.score.weight.mul_(scale)
+    seen = []
+    hook = net.upsample.register_forward_hook(lambda m, i, o: seen.append(o.detach().double().clone()))
+    got = mc_predict(net, img, T=T, seed=4, shared_trunk=False)
+    hook.remove()
+    assert len(seen) == T + 1  # the deterministic pass, then the T samples
+    det = torch.softmax(seen[0][0], 0)
+    p = torch.softmax(torch.cat(seen[1:]), 1)  # (T, C, H, W)
+    mean = p.mean(0)
+    std = p.std(0, correction=0)
+    ent = -torch.special.xlogy(mean, mean).sum(0)
+    mi = ent + torch.special.xlogy(p, p).sum(1).mean(0)
+    ref = {"probs": mean, "class_std": std, "uncertainty": std.mean(0), "entropy": ent, "mutual_info": mi.clamp_min(0),
+           "probs_det": det}
+    for k, v in ref.items():
+        np.testing.assert_allclose(got[k], v.numpy(), atol=2e-5 if k in ("entropy", "mutual_info") else 1e-5, rtol=0,
+                                   err_msg=k)
+    if scale > 1:
+        assert (p < 1e-35).any() and (p.max(1).values > 1 - 1e-6).double().mean() > 0.5  # saturated samples
+    top2 = torch.sort(mean, 0).values[-2:]
+    clear = (top2[1] - top2[0] > 1e-5).numpy()
+    np.testing.assert_array_equal(got["labels"][clear], mean.argmax(0).numpy()[clear])
+
+
+def test_running_argmax_equals_argmax_first_maximum_wins():
+    rng = np.random.default_rng(0)
+    p = torch.from_numpy(rng.integers(0, 4, (7, 6, 33)).astype(np.float32))  # many exact ties
+    out = torch.empty(7, 33)
+    _argmax_(p, out, _Workspace("cpu"))
+    np.testing.assert_array_equal(out.numpy().astype(np.int64), p.numpy().argmax(1))
+
+
+def test_workspace_reuses_its_buffers_and_grows_when_needed():
+    ws = _Workspace("cpu")
+    a = ws.get("z", (2, 3))
+    b = ws.get("z", (3, 2))
+    assert a.data_ptr() == b.data_ptr() and b.shape == (3, 2)
+    c = ws.get("z", (4, 5))
+    assert c.shape == (4, 5) and c.numel() == 20
+    assert ws.get("z", (2, 2)).data_ptr() == c.data_ptr()
+    assert ws.get("m", (2, 2), torch.bool).dtype == torch.bool
 
 
 def test_pb_border_none_leaves_border_unclassified_and_interior_equal():

@@ -271,20 +271,48 @@ def _default_halo(net: nn.Module) -> int:
     return int(math.ceil(halo / m) * m)
 
 
+class _Workspace:
+    """Scratch tensors reused across sample chunks and tiles of one :func:`mc_predict` call.
+
+    The per-sample head and statistics of a tile work on (n, C, L) float32 blocks of tens
+    of MB. Allocated afresh for every chunk, each such block is returned to the OS when
+    freed (glibc serves them by mmap/trim) and page-faulted in again on first touch: on
+    the 2-core dev machine that kernel time was 40 % of an FCN MC call (56 of 144 ms for
+    T = 10 on a 256 px tile, width 0.25). Reusing one buffer per role removes it.
+    ``get`` returns a view of the first prod(shape) elements of the named buffer, growing
+    it when too small; contents are undefined.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self._buf: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+        n = math.prod(shape)
+        b = self._buf.get(name)
+        if b is None or b.numel() < n or b.dtype != dtype:
+            b = self._buf[name] = torch.empty(n, dtype=dtype, device=self.device)
+        return b[:n].view(shape)
+
+
 class _HeadPlan:
     """How the head's logits are produced and laid out (an inference-only optimisation).
 
-    Generic plan: ``logits = head(f)`` viewed as (n, C, L) with L = h * w.
+    Logits come as (n, A, C, B): n samples, C classes at dim 2, A * B pixels in the plan's
+    layout; every statistic is per pixel, so it is computed in that layout and only the
+    final statistics are put back into image order (:meth:`to_image`), once per tile.
+
+    Generic plan: ``logits = head(f)`` (n, C, h, w) viewed as (n, 1, C, h * w).
 
     Up-sampling plan (FCN, §4.2): when ``head`` is a Sequential ending in a
     ``ConvTranspose2d`` with kernel 2s, stride s, padding P <= s (the FCN's x16
     fractional-strided convolution), that layer is computed as an equivalent 2x2
-    convolution on the coarse grid (unfold + one matrix product) producing C * s * s
-    channels, i.e. the output in "pixel-shuffled" layout (n, C, s, s, h/s + 1, w/s + 1).
-    Softmax and the MC statistics are per pixel, so they are computed in that layout and
-    only the final (C, ...) statistics are shuffled back and cropped - once per tile
-    instead of once per sample. Same sums as the transposed convolution, reordered
-    (equal within float rounding; tested).
+    convolution on the coarse grid: the 4 taps x cin channels of every coarse position
+    (one row each) times a (cin * 4, C * s * s) matrix, i.e. the output in
+    "pixel-shuffled" layout (n, (h/s + 1) * (w/s + 1), C, s * s): A = coarse positions,
+    B = the s x s output pixels of one coarse cell. Putting it back into image order
+    moves runs of s contiguous values (cheap). Same sums as the transposed convolution,
+    reordered (equal within float rounding; tested).
     """
 
     def __init__(self, net: nn.Module):
@@ -303,45 +331,87 @@ class _HeadPlan:
                 cin, cout = w.shape[:2]
                 # conv tap a (0: coarse q-1 after padding, 1: coarse q) uses kernel half a' = 1 - a
                 wr = w.reshape(cin, cout, 2, s, 2, s).flip(2).flip(4)
-                self.w = wr.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin * 4).contiguous()
-                self.b = None if ct.bias is None else ct.bias.detach()
+                # rows (cin, tap a, tap b) + one row for the bias (a column of ones in the
+                # taps), columns (cout, r, c)
+                bias = torch.zeros(cout) if ct.bias is None else ct.bias.detach()
+                self.w = torch.cat([
+                    wr.permute(0, 2, 4, 1, 3, 5).reshape(cin * 4, cout * s * s),
+                    bias.to(w.dtype).repeat_interleave(s * s)[None],
+                ]).contiguous()
                 self.s, self.P, self.cout = s, P, cout
                 self.pre = head[:-1]
 
-    def logits(self, f: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        """Head logits of features f (n, F, hf, wf) -> (n, C, L)."""
+    def logits(self, f: torch.Tensor, out_hw: tuple[int, int], ws: _Workspace | None = None) -> torch.Tensor:
+        """Head logits of features f (n, F, hf, wf) -> (n, A, C, B) (in ``ws``'s buffer "z" if given)."""
         if self.pre is None:
             lg = self.net.head(f)
             if lg.shape[-2:] != out_hw:
                 raise RuntimeError(f"network returned {tuple(lg.shape)} for a tile of {out_hw} output pixels")
-            return lg.reshape(lg.shape[0], lg.shape[1], -1)
+            self._coarse = None
+            return lg.reshape(lg.shape[0], 1, lg.shape[1], -1)
         g = self.pre(f)
-        n, _, h, w = g.shape
+        n, cin, h, w = g.shape
         s, P = self.s, self.P
         if ((h - 1) * s - 2 * P + 2 * s, (w - 1) * s - 2 * P + 2 * s) != out_hw:
             raise RuntimeError(f"up-sampled size of a {h}x{w} coarse grid does not match {out_hw}")
         gp = torch.nn.functional.pad(g, (1, 1, 1, 1))
-        # 2x2 patches as (n, cin, tap a, tap b, h+1, w+1) -> (n, cin*4, L) (= unfold(gp, 2), faster)
-        taps = [gp[:, :, a : a + h + 1, b : b + w + 1] for a in (0, 1) for b in (0, 1)]
-        cols = torch.stack(taps, 2).reshape(n, -1, (h + 1) * (w + 1))
-        z = torch.matmul(self.w.to(g.dtype), cols)  # (n, cout*s*s, L)
-        z = z.view(n, self.cout, -1)
-        if self.b is not None:
-            z += self.b.to(z.dtype)[:, None]
+        # 2x2 patches as (n, h+1, w+1, cin, tap a, tap b) + a 1 for the bias -> (n, A, cin * 4 + 1)
+        # (small: coarse grid)
+        A = (h + 1) * (w + 1)
+        cols = g.new_ones((n, h + 1, w + 1, cin * 4 + 1))
+        for a in (0, 1):
+            for b in (0, 1):
+                cols[..., 2 * a + b : cin * 4 : 4] = gp[:, :, a : a + h + 1, b : b + w + 1].permute(0, 2, 3, 1)
+        cols = cols.view(n, A, cin * 4 + 1)
+        wt = self.w.to(g.dtype)
+        z = torch.matmul(cols, wt) if ws is None else torch.matmul(cols, wt, out=ws.get("z", (n, A, wt.shape[1]), g.dtype))
         self._coarse = (h, w)
-        return z
+        return z.view(n, A, self.cout, s * s)
 
     def to_image(self, a: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        """(..., L) statistics in the plan's layout -> (..., H, W)."""
+        """(..., A, K, B) planes in the plan's layout -> (..., K, H, W) in image order."""
+        lead, (A, K, B) = a.shape[:-3], a.shape[-3:]
+        nd = len(lead)
         if self.pre is None:
-            return a.reshape(*a.shape[:-1], *out_hw)
+            return a.movedim(nd + 1, nd).reshape(*lead, K, *out_hw)
         h, w = self._coarse
         s, P = self.s, self.P
-        lead = a.shape[:-1]
-        a = a.reshape(*lead, s, s, h + 1, w + 1)
-        nd = len(lead)
-        a = a.permute(*range(nd), nd + 2, nd, nd + 3, nd + 1).reshape(*lead, (h + 1) * s, (w + 1) * s)
+        a = a.reshape(*lead, h + 1, w + 1, K, s, s)
+        a = a.permute(*range(nd), nd + 2, nd, nd + 3, nd + 1, nd + 4).reshape(*lead, K, (h + 1) * s, (w + 1) * s)
         return a[..., P : P + out_hw[0], P : P + out_hw[1]]
+
+
+def _softmax_(z: torch.Tensor, ws: _Workspace, log: bool = False) -> torch.Tensor:
+    """Softmax over dim 2 of float32 logits z (n, A, C, B) into ``ws``'s buffer "p" (returned).
+
+    z is overwritten: with z - max_c z clamped at -80 (see :func:`_tile_samples`), or with
+    ``log=True`` with p log p (log p = z - max - log Σ e)."""
+    red = ws.get("red", (z.shape[0], z.shape[1], 1, z.shape[3]))
+    z.sub_(torch.amax(z, 2, keepdim=True, out=red)).clamp_min_(-80.0)
+    p = torch.exp(z, out=ws.get("p", tuple(z.shape)))
+    S = torch.sum(p, 2, keepdim=True, out=red)
+    p.div_(S)
+    if log:
+        z.sub_(S.log_()).mul_(p)
+    return p
+
+
+def _argmax_(p: torch.Tensor, out: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+    """argmax over dim 1 of p (A, C, B) into the float tensor out (A, B) by a running maximum
+    (first maximum wins, as ``argmax``): C vectorised passes; torch's argmax over a middle
+    dimension is not vectorised on the CPU (20 ms instead of ~1 for a 256 px FCN tile)."""
+    best = ws.get("best", out.shape).copy_(p[:, 0])
+    out.zero_()
+    gt = ws.get("gt", out.shape, torch.bool)
+    for c in range(1, p.shape[1]):
+        out.masked_fill_(torch.gt(p[:, c], best, out=gt), c)
+        torch.maximum(best, p[:, c], out=best)
+    return out
+
+
+#: statistics planes of a tile, in the order of the stacked result: (name, planes per class?)
+_STATS = (("probs", True), ("class_std", True), ("probs_det", True), ("uncertainty", False), ("entropy", False),
+          ("mutual_info", False))
 
 
 @torch.inference_mode()
@@ -354,74 +424,100 @@ def _tile_samples(
     head_batch_elems: int,
     plan: _HeadPlan | None = None,
     trunk=None,
+    ws: _Workspace | None = None,
 ) -> dict:
-    """Run MC dropout on one input tile x (1, B, h+2p, w+2p) -> dict of (C, h, w) / (h, w) tensors.
+    """Run MC dropout on one input tile x (1, B, h+2p, w+2p) -> dict of (C, h, w) / (h, w) tensors
+    (views of one stacked float32 tensor) plus ``labels`` (h, w) = argmax of ``probs`` (class index as float).
 
-    Statistics accumulate as shifted sums around the deterministic softmax (d = p_t - p_det:
-    Σ d, Σ d², and Σ_c p log p for the expected entropy), so no (T, C, h, w) stack is
-    kept; the shift keeps the variance free of cancellation (p = 0 -> std ~ 1e-7 or 0).
+    Per sample chunk, in place in two reused buffers (``ws``): z = logits - max_c,
+    e = exp(max(z, -80)), S = Σ_c e, p = e / S, log p = z - log S. The statistics
+    accumulate as shifted sums around the first sample's softmax p_0 (d = p_t - p_0: Σ d,
+    Σ d², and Σ_c p log p for the expected entropy), so no (T, C, h, w) stack is kept.
+    The shift keeps the variance Σd²/T - (Σd/T)² free of cancellation: (p_0 - mean)² <=
+    T var, so its rounding error is ~T float32 eps relative to var (equal samples give
+    exactly 0). Shifting by the deterministic softmax instead, as before, failed where the
+    deterministic prediction and all samples disagree with saturated softmaxes (std
+    3e-4 instead of 0; tests/test_mc_dropout.py).
+
+    The clamp at -80 (choice): a class whose logit lies more than 80 below the best one
+    gets p = e^-80 / S (<= 1.8e-35) instead of an even smaller number; this changes
+    probabilities by < 2e-35 and keeps every value a normal float32 (exp of arguments
+    below -87 and arithmetic on subnormals take slow paths on x86: 55 ns instead of 1.5 ns
+    per exp measured here).
     """
     pad = int(getattr(net, "pad", 0) or 0)
     hw = (x.shape[-2] - 2 * pad, x.shape[-1] - 2 * pad)
     md.extent = hw
+    ws = ws or _Workspace(x.device)
     trunk = trunk or net.trunk
-    plan = plan if (plan is not None and shared_trunk) else _HeadPlan.__new__(_HeadPlan)
-    if not shared_trunk:
-        plan.pre = None
-        plan.net = net
+    if plan is None or not shared_trunk:
+        plan = _HeadPlan.__new__(_HeadPlan)
+        plan.pre, plan.net = None, net
     if shared_trunk:
         md.phase = "trunk"
         f = trunk(x)
         md.phase = "det"
-        logits = plan.logits(f, hw)
+        logits = plan.logits(f, hw, ws)
     else:
         md.phase = "det"
-        logits = net.head(trunk(x))
-        if logits.shape[-2:] != hw:
-            raise RuntimeError(f"network returned {tuple(logits.shape)} for a tile of {hw} output pixels")
-        logits = logits.reshape(1, logits.shape[1], -1)
-    C, L = logits.shape[1], logits.shape[2]
-    det = torch.softmax(logits.float(), 1)[0]  # (C, L)
-    s1 = torch.zeros((C, L), dtype=torch.float32, device=x.device)
-    s2 = torch.zeros((C, L), dtype=torch.float32, device=x.device)
-    neg_ent = torch.zeros((L,), dtype=torch.float32, device=x.device)  # Σ_t Σ_c p log p
+        logits = plan.logits(trunk(x), hw)
+    A, C, B = logits.shape[1:]
+    K = 3 * C + 4
+    res = ws.get("res", (A, K, B))
+    mean, std, det = res[:, :C], res[:, C : 2 * C], res[:, 2 * C : 3 * C]
+    unc, entropy, mutual_info = res[:, 3 * C], res[:, 3 * C + 1], res[:, 3 * C + 2]
+    _softmax_(logits[:1].float(), ws)
+    det.copy_(ws.get("p", (1, A, C, B))[0])
+    s1 = mean.zero_()  # Σ_t d, then the mean
+    s2 = std.zero_()  # Σ_t d², then the std
+    neg_ent = mutual_info.zero_()  # Σ_t Σ_c p log p, then the mutual information
 
-    def accumulate(lg: torch.Tensor) -> None:
-        lsm = torch.log_softmax(lg.float(), 1)
-        pr = lsm.exp()
-        neg_ent.add_((pr * lsm).sum(0).sum(0))
-        d = pr.sub_(det)
-        s1.add_(d.sum(0))
-        s2.add_(d.mul_(d).sum(0))
+    def sum0(t: torch.Tensor) -> torch.Tensor:  # Σ over the samples of a chunk
+        return t[0] if t.shape[0] == 1 else torch.sum(t, 0, out=ws.get("acc", (A, C, B)))
+
+    shift = []  # [p_0 (A, C, B)], set by the first chunk
+
+    def accumulate(z: torch.Tensor) -> None:
+        """Add the samples of z (n, A, C, B) logits (overwritten) to the running sums."""
+        p = _softmax_(z.float(), ws, log=True)  # z is now p log p
+        neg_ent.add_(torch.sum(sum0(z), 1, out=ws.get("px", (A, B))))
+        if not shift:
+            shift.append(ws.get("shift", (A, C, B)).copy_(p[0]))
+        d = p.sub_(shift[0])
+        s1.add_(sum0(d))
+        s2.add_(sum0(d.mul_(d)))
 
     if shared_trunk:
-        per_sample = max(f[0].numel(), C * L)
+        per_sample = max(f[0].numel(), C * A * B)
         chunk = max(1, min(T, head_batch_elems // max(per_sample, 1)))
         for t0 in range(0, T, chunk):
             n = min(chunk, T - t0)
             md.t = torch.arange(t0, t0 + n)
             md.phase = "mc"
-            accumulate(plan.logits(f.expand(n, *f.shape[1:]), hw))
+            accumulate(plan.logits(f.expand(n, *f.shape[1:]), hw, ws))
     else:
         for t in range(T):
             md.t = torch.tensor([t])
             md.phase = "mc"
-            accumulate(net.head(trunk(x)).reshape(1, C, -1))
+            accumulate(plan.logits(trunk(x), hw))
     md.phase = "det"
-    m1 = s1.div_(T)
-    std = (s2.div_(T) - m1 * m1).clamp_min_(0).sqrt_()
-    mean = m1.add_(det).clamp_min_(0)  # shifted sums can round a few ulp below 0
-    entropy = -(mean * torch.log(mean.clamp_min(1e-30))).sum(0)
-    mutual_info = (entropy + neg_ent / T).clamp_min_(0)
-    res = {
-        "probs": mean,
-        "class_std": std,
-        "uncertainty": std.mean(0),
-        "entropy": entropy,
-        "mutual_info": mutual_info,
-        "probs_det": det,
-    }
-    return {k: plan.to_image(v, hw) for k, v in res.items()}
+    mean.div_(T)
+    # population variance Σd²/T - (Σd/T)², clamped at 0 (rounding), then the std
+    torch.sqrt(s2.div_(T).addcmul_(mean, mean, value=-1).clamp_min_(0), out=std)
+    mean.add_(shift[0]).clamp_min_(0)  # shifted sums can round a few ulp below 0
+    torch.mean(std, 1, out=unc)
+    torch.sum(torch.special.xlogy(mean, mean, out=ws.get("acc", (A, C, B))), 1, out=entropy).neg_()  # 0 log 0 = 0
+    mutual_info.div_(T).add_(entropy).clamp_min_(0)
+    _argmax_(mean, res[:, 3 * C + 3], ws)  # labels as exact small floats (one layout change for all)
+    img = plan.to_image(res, hw)  # (K, H, W)
+    out = {}
+    i = 0
+    for name, per_class in _STATS:
+        k = C if per_class else 1
+        out[name] = img[i : i + k] if per_class else img[i]
+        i += k
+    out["labels"] = img[i]
+    return out
 
 
 # --------------------------------------------------------------------------- an area
@@ -506,6 +602,7 @@ def mc_predict(
         "entropy": np.full((H, W), np.nan, np.float32),
         "mutual_info": np.full((H, W), np.nan, np.float32),
         "probs_det": np.full((C, H, W), np.nan, np.float32),
+        "labels": np.full((H, W), IGNORE, np.uint8),
     }
     tiles = tile_grid(Hp, Wp, tile_size, mult)
     try:
@@ -522,13 +619,14 @@ def mc_predict(
 
         if isinstance(net, DensePatchCNN):
             trunk = lambda x: dense_trunk_fft(net, x, block=int(pb_fft_block))  # noqa: E731
+    ws = _Workspace(dev)
     with _MaskedDropout(net, seed) as md:
         for y0, y1, x0, x1 in it:
             iy0, iy1 = max(0, y0 - halo), min(Hp, y1 + halo)
             ix0, ix1 = max(0, x0 - halo), min(Wp, x1 + halo)
             xin = torch.from_numpy(np.ascontiguousarray(src[:, iy0 : iy1 + 2 * pad, ix0 : ix1 + 2 * pad]))[None]
             md.origin = (iy0 + off, ix0 + off)
-            res = _tile_samples(net, xin.to(dev), T, md, shared_trunk, head_batch_elems, plan, trunk)
+            res = _tile_samples(net, xin.to(dev), T, md, shared_trunk, head_batch_elems, plan, trunk, ws)
             yo1, xo1 = min(y1, Ho), min(x1, Wo)
             if yo1 <= y0 or xo1 <= x0:
                 continue
@@ -536,11 +634,7 @@ def mc_predict(
             sx = slice(x0 - ix0, xo1 - ix0)
             dy, dx = slice(y0 + off, yo1 + off), slice(x0 + off, xo1 + off)
             for k, v in res.items():
-                out[k][..., dy, dx] = v[..., sy, sx].cpu().numpy()
-    labels = np.full((H, W), IGNORE, np.uint8)
-    valid = np.isfinite(out["probs"]).all(0)
-    labels[valid] = out["probs"][:, valid].argmax(0).astype(np.uint8)
-    out["labels"] = labels
+                out[k][..., dy, dx] = v[..., sy, sx].cpu().numpy()  # one strided copy per output
     return out
 
 
