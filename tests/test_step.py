@@ -23,3 +23,14 @@ def test_other_errors_keep_their_traceback(tmp_path):
     code = f"from vaiseg.step import log_to\nlog_to({str(tmp_path / 'l.log')!r})\nraise KeyError('x')\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" in r.stderr and "KeyError" in r.stderr
+
+
+def test_keep_freed_memory_is_accepted_by_glibc():
+    """The mc_infer memory policy: glibc accepts both mallopt settings; elsewhere it is a no-op."""
+    import platform
+
+    code = "from vaiseg.step import keep_freed_memory\nprint(keep_freed_memory(), keep_freed_memory(64 << 20))\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    expect = "True True" if platform.libc_ver()[0] == "glibc" else "False False"
+    assert r.stdout.strip() == expect

@@ -5,9 +5,10 @@ from pathlib import Path
 import torch
 
 from vaiseg.mc_dropout import infer_area
-from vaiseg.step import log_to
+from vaiseg.step import keep_freed_memory, log_to
 
 log_to(snakemake.log[0])
+keep_freed_memory()  # reuse freed tile temporaries instead of page-faulting them in again
 torch.set_num_threads(snakemake.threads)
 
 p = snakemake.params
