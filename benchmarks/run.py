@@ -33,21 +33,23 @@ from vaiseg.atomic import write_json
 from vaiseg.mc_dropout import mc_predict, resolve_device
 from vaiseg.models import FCN, PatchCNN, parameter_count
 from vaiseg.sliding import dense_trunk_fft, pb_macs_per_pixel, sliding_window_logits
+from vaiseg.step import keep_freed_memory
 
 #: sizes per mode. mc_*: side of the square area timed for the MC ratios (one tile);
 #: slide_px: pixels the sliding window classifies (scaled per pixel); eval/fuse/rss: (H, W).
 MODES = {
     "quick": dict(width=0.25, T=10, reps=3, naive_reps=2, mc_pb=48, mc_fcn=256, slide_px=192, slide_batch=64,
                   fcn_width1=128, dense_pb=128,
-                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("FCN",), tile=512),
+                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("FCN", "PB"), tile=512,
+                  pb_fft_block=64),
     "full": dict(width=1.0, T=10, reps=5, naive_reps=3, mc_pb=512, dense_pb=512, mc_fcn=1024, slide_px=4096, slide_batch=512,
                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("PB", "FCN"), tile=1024,
                  rss_width=0.25, area=(2500, 2000), train_pb_batch=128, train_fcn_batch=16, train_fcn_size=256,
-                 train_steps=10),
+                 train_steps=10, pb_fft_block=64),
 }
 #: --tiny: the same code paths in seconds (tests); merged over the mode's settings.
 TINY = dict(width=0.0625, T=4, reps=2, naive_reps=1, mc_pb=34, mc_fcn=64, fcn_width1=32, dense_pb=34, slide_px=16, slide_batch=8,
-            eval=(300, 200), fuse=(300, 200), rss=(160, 128), rss_models=("FCN",), tile=64, rss_width=0.0625,
+            eval=(300, 200), fuse=(300, 200), rss=(160, 128), rss_models=("FCN", "PB"), tile=64, rss_width=0.0625,
             area=(96, 80), train_pb_batch=4, train_fcn_batch=2, train_fcn_size=64, train_steps=2)
 
 #: dense peak FLOP/s of known accelerators (NVIDIA data sheets; SXM parts, no sparsity)
@@ -162,6 +164,35 @@ def deterministic_pass(net, img: np.ndarray, device: torch.device):
     return run
 
 
+def mc_flop_floor(net, side: int, T: int) -> dict:
+    """The least possible MC/deterministic time ratio if time were proportional to FLOPs.
+
+    Counted with ``torch.utils.flop_counter`` on the network's own ``trunk`` and ``head``
+    for a side x side output tile (convolutions, transposed convolution and matrix
+    products; PB's trunk as its direct 41x41 convolution): MC with a shared trunk runs the
+    trunk once and the head T + 1 times (T samples and the deterministic prediction), one
+    deterministic pass runs each once, so floor = (trunk + (T + 1) head) / (trunk + head).
+    Softmax, statistics and memory traffic come on top, so a measured ``mc_ratio`` cannot
+    go below it on any device. Per output pixel: ``trunk_mac_per_px``, ``head_mac_per_px``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pad = int(getattr(net, "pad", 0) or 0)
+    p = next(net.parameters())
+    x = torch.zeros((1, int(getattr(net, "in_channels", 5)), side + 2 * pad, side + 2 * pad), dtype=p.dtype,
+                    device=p.device)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc:
+            f = net.trunk(x)
+        trunk = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            net.head(f)
+        head = fc.get_total_flops()
+    px = side * side
+    return {"floor": (trunk + (T + 1) * head) / (trunk + head), "trunk_mac_per_px": trunk / 2 / px,
+            "head_mac_per_px": head / 2 / px, "T": T}
+
+
 # --------------------------------------------------------------------------- parts
 def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device, naive: bool = True) -> dict:
     """T-sample MC (shared trunk and naive) vs one deterministic pass on a side x side area."""
@@ -183,8 +214,11 @@ def bench_mc(name: str, net, side: int, cfg: dict, device: torch.device, naive: 
     else:
         naive, det_n = {"median_s": math.nan, "times_s": []}, math.nan
     d = det["median_s"]
+    floor = mc_flop_floor(net, side, T)
     return {
         "area_px": side * side,
+        "flop_floor": floor["floor"],
+        "flops": floor,
         "det_s": d,
         "mc_shared_s": shared["median_s"],
         "mc_shared_T1_s": one["median_s"],
@@ -338,7 +372,7 @@ def rss_child(args) -> None:
     net = PatchCNN(width=args.width).to_dense() if args.model == "PB" else FCN(width=args.width)
     img = image((args.height, args.width_px), seed=6)
     t0 = time.perf_counter()
-    res = mc_predict(net.eval(), img, args.T, tile_size=args.tile, device=device)
+    res = mc_predict(net.eval(), img, args.T, tile_size=args.tile, device=device, pb_fft_block=args.pb_fft_block)
     sync(device)
     dt = time.perf_counter() - t0
     ok = all(np.isfinite(v).all() for k, v in res.items() if k != "labels")
@@ -354,7 +388,7 @@ def bench_rss(model: str, shape: tuple[int, int], width: float, cfg: dict, devic
 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", "--model", model, "--height", str(shape[0]),
            "--width-px", str(shape[1]), "--net-width", str(width), "--T", str(cfg["T"]), "--tile", str(cfg["tile"]),
-           "--device", str(device)]
+           "--device", str(device), "--pb-fft-block", str(cfg.get("pb_fft_block") or 0)]
     log(f"[rss] {model} {shape[0]}x{shape[1]} width {width} T={cfg['T']} tile {cfg['tile']} (subprocess)")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -381,6 +415,7 @@ def bench_rss(model: str, shape: tuple[int, int], width: float, cfg: dict, devic
     child = json.loads(out.strip().splitlines()[-1])
     return {
         "model": model, "area": list(shape), "width": width, "T": cfg["T"], "tile": cfg["tile"],
+        "pb_fft_block": (cfg.get("pb_fft_block") or None) if model == "PB" else None,
         "peak_rss_mb": max(maxrss_kb / 1024, polled[0] / 2**20), "polled_peak_rss_mb": polled[0] / 2**20,
         "infer_s": child["seconds"], "wall_s": time.perf_counter() - t0, "finite": child["finite"],
         "mpx_per_s": shape[0] * shape[1] / child["seconds"] / 1e6,
@@ -469,15 +504,16 @@ def bench_full_infer(nets_: dict, cfg: dict, device: torch.device) -> dict:
     img = image(cfg["area"], seed=8)
     for name in ("PB", "FCN"):
         net = nets_[name]
-        mc_predict(net, img[:, :256, :256], cfg["T"], tile_size=cfg["tile"], device=device)  # warm-up
+        kw = dict(tile_size=cfg["tile"], device=device, pb_fft_block=cfg.get("pb_fft_block"))  # the pipeline's path
+        mc_predict(net, img[:, :256, :256], cfg["T"], **kw)  # warm-up
         log(f"[infer] {name}: {cfg['area']} T={cfg['T']}")
         sync(device)
         t0 = time.perf_counter()
-        mc_predict(net, img, cfg["T"], tile_size=cfg["tile"], device=device)
+        mc_predict(net, img, cfg["T"], **kw)
         sync(device)
         dt = time.perf_counter() - t0
         out[name] = {"mpx_per_s": img.shape[1] * img.shape[2] / dt / 1e6, "seconds": dt, "area": list(cfg["area"]),
-                     "T": cfg["T"], "tile": cfg["tile"]}
+                     "T": cfg["T"], "tile": cfg["tile"], "pb_fft_block": kw["pb_fft_block"] if name == "PB" else None}
     return out
 
 
@@ -487,6 +523,9 @@ def summary_table(r: dict) -> str:
         (f"MC T={r['T']} / 1 pass, PB (shared trunk)", r["mc_ratio_pb"], "<= 1.5"),
         (f"MC T={r['T']} / 1 pass, FCN (shared trunk)", r["mc_ratio_fcn"], "<= 1.5"),
         ("  same, FCN at paper width (width 1)", r["mc_ratio_fcn_paper_width"], "<= 1.5"),
+        ("  FLOP floor of that ratio, PB", r["mc_flop_floor_pb"], "(bound)"),
+        ("  FLOP floor of that ratio, FCN", r["mc_flop_floor_fcn"], "(bound)"),
+        ("  FLOP floor, FCN at paper width", r["mc_flop_floor_fcn_paper_width"], "(bound)"),
         (f"MC T={r['T']} / 1 pass, PB (naive)", r["naive_mc_ratio_pb"], "(~T)"),
         (f"MC T={r['T']} / 1 pass, FCN (naive)", r["naive_mc_ratio_fcn"], "(~T)"),
         ("PB dense speed-up over sliding window", r["pb_dense_speedup"], ">= 100"),
@@ -537,6 +576,9 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dic
         "mc_ratio_pb": mc["PB"]["mc_ratio"],
         "mc_ratio_fcn": mc["FCN"]["mc_ratio"],
         "mc_ratio_fcn_paper_width": mc["FCN_width1"]["mc_ratio"] if "FCN_width1" in mc else mc["FCN"]["mc_ratio"],
+        "mc_flop_floor_pb": mc["PB"]["flop_floor"],
+        "mc_flop_floor_fcn": mc["FCN"]["flop_floor"],
+        "mc_flop_floor_fcn_paper_width": (mc["FCN_width1"] if "FCN_width1" in mc else mc["FCN"])["flop_floor"],
         "naive_mc_ratio_pb": mc["PB"]["naive_mc_ratio"],
         "naive_mc_ratio_fcn": mc["FCN"]["naive_mc_ratio"],
         "pb_dense_speedup": sl["speedup"],
@@ -595,13 +637,18 @@ def main(argv=None) -> int:
     ap.add_argument("--net-width", dest="width", type=float, default=0.25, help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--tile", type=int, default=512, help=argparse.SUPPRESS)
+    ap.add_argument("--pb-fft-block", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    # the memory policy of the pipeline's mc_infer rule (vaiseg.step.keep_freed_memory), in
+    # the parent (timings) and in the RSS child alike
+    args.malloc_policy = keep_freed_memory()
     if args.rss_child:
         rss_child(args)
         return 0
     mode = "full" if args.full else "quick"
     device = resolve_device(args.device)
     r = run(mode, args.tiny, device, args.threads)
+    r["machine"]["malloc_keep_freed"] = args.malloc_policy
     write_json(args.out, r)
     print(summary_table(r))
     print(f"wrote {args.out} ({r['elapsed_s']:.0f} s)")

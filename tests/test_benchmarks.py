@@ -30,7 +30,8 @@ def tiny_result(tmp_path_factory, repo_root):
 
 def test_json_has_every_number_finite_and_positive(tiny_result):
     r, _ = tiny_result
-    for key in (*REQUIRED, "mc_ratio_fcn_paper_width", "pb_dense_fft_speedup"):
+    for key in (*REQUIRED, "mc_ratio_fcn_paper_width", "pb_dense_fft_speedup", "mc_flop_floor_pb", "mc_flop_floor_fcn",
+                "mc_flop_floor_fcn_paper_width"):
         v = r[key]
         assert isinstance(v, (int, float)) and math.isfinite(v) and v > 0, (key, v)
     m = r["machine"]
@@ -51,10 +52,14 @@ def test_details_are_consistent(tiny_result):
     assert d["sliding"]["sliding_pixels_timed"] <= d["sliding"]["dense_pixels_timed"]
     # the sliding window does ~40x the dense FLOPs per pixel (PB architecture)
     assert 30 < d["sliding"]["flop_ratio"] < 60
-    # the RSS child really ran MC inference of its area and its peak is its own (> torch import)
-    rss = d["rss"]["FCN"]
-    assert rss["finite"] and rss["peak_rss_mb"] > 50 and rss["area"] == r["setup"]["rss"]
-    assert r["infer_peak_rss_mb"] == pytest.approx(rss["peak_rss_mb"])
+    # the RSS children really ran MC inference of their area and each peak is its own (> torch import);
+    # PB through the pipeline's default path (FC1 by FFT)
+    assert r["infer_peak_rss_models"] == ["FCN", "PB"]
+    for name, rss in d["rss"].items():
+        assert rss["finite"] and rss["peak_rss_mb"] > 50 and rss["area"] == r["setup"]["rss"], name
+    assert d["rss"]["PB"]["pb_fft_block"] == 64 and d["rss"]["FCN"]["pb_fft_block"] is None
+    assert r["infer_peak_rss_mb"] == pytest.approx(max(v["peak_rss_mb"] for v in d["rss"].values()))
+    assert r["machine"]["malloc_keep_freed"] is True  # glibc here: the mc_infer memory policy applied
     # the readable summary table is printed
     assert "PB dense speed-up over sliding window" in stdout and "machine:" in stdout
 
@@ -67,3 +72,24 @@ def test_rss_child_cli(tmp_path, repo_root):
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     assert line["finite"] and line["seconds"] > 0
+
+
+def test_flop_floor_counts_the_architecture(tiny_result):
+    """The MC FLOP floor: FCN head = class-score 1x1 conv + the x16 up-sampling (6 x 6 classes x
+    2 x 2 taps per output pixel); PB trunk + head = the hand count of vaiseg.sliding; the floor
+    is (trunk + (T + 1) head) / (trunk + head)."""
+    from vaiseg.models import scaled
+    from vaiseg.sliding import pb_macs_per_pixel
+
+    r, _ = tiny_result
+    w, T = r["setup"]["width"], r["setup"]["T"]
+    fcn = r["details"]["mc"]["FCN"]["flops"]
+    assert fcn["head_mac_per_px"] == pytest.approx(scaled(512, w) * 6 / 256 + 6 * 6 * 4)
+    pb = r["details"]["mc"]["PB"]["flops"]
+    side = r["setup"]["mc_pb"]
+    assert pb["trunk_mac_per_px"] + pb["head_mac_per_px"] == pytest.approx(pb_macs_per_pixel(w, tile=(side, side)))
+    for name, f in (("PB", pb), ("FCN", fcn)):
+        t, h = f["trunk_mac_per_px"], f["head_mac_per_px"]
+        assert f["floor"] == pytest.approx((t + (T + 1) * h) / (t + h)) and f["floor"] > 1, name
+    assert r["mc_flop_floor_fcn"] == pytest.approx(fcn["floor"])
+    assert r["mc_flop_floor_fcn_paper_width"] < r["mc_flop_floor_fcn"]  # wider encoder, same head
