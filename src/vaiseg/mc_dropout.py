@@ -381,19 +381,15 @@ class _HeadPlan:
         return a[..., P : P + out_hw[0], P : P + out_hw[1]]
 
 
-def _softmax_(z: torch.Tensor, ws: _Workspace, log: bool = False) -> torch.Tensor:
-    """Softmax over dim 2 of float32 logits z (n, A, C, B) into ``ws``'s buffer "p" (returned).
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the class dim (-2) of (..., C, B) logits, in float32, clamped at -80.
 
-    z is overwritten: with z - max_c z clamped at -80 (see :func:`_tile_samples`), or with
-    ``log=True`` with p log p (log p = z - max - log Σ e)."""
-    red = ws.get("red", (z.shape[0], z.shape[1], 1, z.shape[3]))
-    z.sub_(torch.amax(z, 2, keepdim=True, out=red)).clamp_min_(-80.0)
-    p = torch.exp(z, out=ws.get("p", tuple(z.shape)))
-    S = torch.sum(p, 2, keepdim=True, out=red)
-    p.div_(S)
-    if log:
-        z.sub_(S.log_()).mul_(p)
-    return p
+    The clamp (choice): a class more than 80 nats below the log-sum-exp gets p = e^-80
+    (1.8e-35) instead of an even smaller number, which changes probabilities by < 2e-35
+    and keeps every value a normal float32: torch's CPU exp takes a slow path for
+    arguments below -87 (55 ns instead of 1.5 ns per value measured here), which saturated
+    softmaxes (trained networks, large logit gaps) would otherwise hit for most classes."""
+    return torch.log_softmax(z.float(), -2).clamp_min_(-80.0)
 
 
 def _argmax_(p: torch.Tensor, out: torch.Tensor, ws: _Workspace) -> torch.Tensor:
@@ -429,8 +425,8 @@ def _tile_samples(
     """Run MC dropout on one input tile x (1, B, h+2p, w+2p) -> dict of (C, h, w) / (h, w) tensors
     (views of one stacked float32 tensor) plus ``labels`` (h, w) = argmax of ``probs`` (class index as float).
 
-    Per sample chunk, in place in two reused buffers (``ws``): z = logits - max_c,
-    e = exp(max(z, -80)), S = Σ_c e, p = e / S, log p = z - log S. The statistics
+    Per sample chunk: log p = :func:`_log_softmax` (clamped at -80), p = exp(log p) into a
+    reused buffer (``ws``); the deterministic prediction likewise. The statistics
     accumulate as shifted sums around the first sample's softmax p_0 (d = p_t - p_0: Σ d,
     Σ d², and Σ_c p log p for the expected entropy), so no (T, C, h, w) stack is kept.
     The shift keeps the variance Σd²/T - (Σd/T)² free of cancellation: (p_0 - mean)² <=
@@ -438,12 +434,6 @@ def _tile_samples(
     exactly 0). Shifting by the deterministic softmax instead, as before, failed where the
     deterministic prediction and all samples disagree with saturated softmaxes (std
     3e-4 instead of 0; tests/test_mc_dropout.py).
-
-    The clamp at -80 (choice): a class whose logit lies more than 80 below the best one
-    gets p = e^-80 / S (<= 1.8e-35) instead of an even smaller number; this changes
-    probabilities by < 2e-35 and keeps every value a normal float32 (exp of arguments
-    below -87 and arithmetic on subnormals take slow paths on x86: 55 ns instead of 1.5 ns
-    per exp measured here).
     """
     pad = int(getattr(net, "pad", 0) or 0)
     hw = (x.shape[-2] - 2 * pad, x.shape[-1] - 2 * pad)
@@ -466,8 +456,7 @@ def _tile_samples(
     res = ws.get("res", (A, K, B))
     mean, std, det = res[:, :C], res[:, C : 2 * C], res[:, 2 * C : 3 * C]
     unc, entropy, mutual_info = res[:, 3 * C], res[:, 3 * C + 1], res[:, 3 * C + 2]
-    _softmax_(logits[:1].float(), ws)
-    det.copy_(ws.get("p", (1, A, C, B))[0])
+    torch.exp(_log_softmax(logits[0]), out=det)
     s1 = mean.zero_()  # Σ_t d, then the mean
     s2 = std.zero_()  # Σ_t d², then the std
     neg_ent = mutual_info.zero_()  # Σ_t Σ_c p log p, then the mutual information
@@ -478,9 +467,10 @@ def _tile_samples(
     shift = []  # [p_0 (A, C, B)], set by the first chunk
 
     def accumulate(z: torch.Tensor) -> None:
-        """Add the samples of z (n, A, C, B) logits (overwritten) to the running sums."""
-        p = _softmax_(z.float(), ws, log=True)  # z is now p log p
-        neg_ent.add_(torch.sum(sum0(z), 1, out=ws.get("px", (A, B))))
+        """Add the samples of the logits z (n, A, C, B) to the running sums."""
+        lsm = _log_softmax(z)
+        p = torch.exp(lsm, out=ws.get("p", tuple(z.shape)))
+        neg_ent.add_(torch.sum(sum0(lsm.mul_(p)), 1, out=ws.get("px", (A, B))))
         if not shift:
             shift.append(ws.get("shift", (A, C, B)).copy_(p[0]))
         d = p.sub_(shift[0])
@@ -502,11 +492,17 @@ def _tile_samples(
             accumulate(plan.logits(trunk(x), hw))
     md.phase = "det"
     mean.div_(T)
-    # population variance Σd²/T - (Σd/T)², clamped at 0 (rounding), then the std
-    torch.sqrt(s2.div_(T).addcmul_(mean, mean, value=-1).clamp_min_(0), out=std)
+    # population variance Σd²/T - (Σd/T)², then the std; variances below 1e-30 (rounding,
+    # or exactly 0) give std 0: torch's CPU sqrt takes a slow path on 0 and subnormals
+    # (2.5 ms instead of 0.25 for a 256 px FCN tile), so it never sees them
+    torch.sqrt(s2.div_(T).addcmul_(mean, mean, value=-1).clamp_min_(1e-30), out=std)
+    std.masked_fill_(torch.le(std, 1e-15, out=ws.get("le", (A, C, B), torch.bool)), 0.0)
     mean.add_(shift[0]).clamp_min_(0)  # shifted sums can round a few ulp below 0
     torch.mean(std, 1, out=unc)
-    torch.sum(torch.special.xlogy(mean, mean, out=ws.get("acc", (A, C, B))), 1, out=entropy).neg_()  # 0 log 0 = 0
+    # entropy of the mean: p log p with p clamped at 1e-30 (0 log 0 = 0; xlogy is 4x slower here)
+    acc = torch.clamp_min(mean, 1e-30, out=ws.get("acc", (A, C, B)))
+    plogp = torch.log(acc, out=acc).mul_(mean)
+    torch.sum(plogp, 1, out=entropy).neg_()
     mutual_info.div_(T).add_(entropy).clamp_min_(0)
     _argmax_(mean, res[:, 3 * C + 3], ws)  # labels as exact small floats (one layout change for all)
     img = plan.to_image(res, hw)  # (K, H, W)
