@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import subprocess
 import sys
 
@@ -59,7 +60,8 @@ def test_details_are_consistent(tiny_result):
         assert rss["finite"] and rss["peak_rss_mb"] > 50 and rss["area"] == r["setup"]["rss"], name
     assert d["rss"]["PB"]["pb_fft_block"] == 64 and d["rss"]["FCN"]["pb_fft_block"] is None
     assert r["infer_peak_rss_mb"] == pytest.approx(max(v["peak_rss_mb"] for v in d["rss"].values()))
-    assert r["machine"]["malloc_keep_freed"] is True  # glibc here: the mc_infer memory policy applied
+    # the mc_infer memory policy applied (glibc; elsewhere it is a no-op and says so)
+    assert r["machine"]["malloc_keep_freed"] is (platform.libc_ver()[0] == "glibc")
     # the readable summary table is printed
     assert "PB dense speed-up over sliding window" in stdout and "machine:" in stdout
 

@@ -274,13 +274,15 @@ def _default_halo(net: nn.Module) -> int:
 class _Workspace:
     """Scratch tensors reused across sample chunks and tiles of one :func:`mc_predict` call.
 
-    The per-sample head and statistics of a tile work on (n, C, L) float32 blocks of tens
-    of MB. Allocated afresh for every chunk, each such block is returned to the OS when
-    freed (glibc serves them by mmap/trim) and page-faulted in again on first touch: on
-    the 2-core dev machine that kernel time was 40 % of an FCN MC call (56 of 144 ms for
-    T = 10 on a 256 px tile, width 0.25). Reusing one buffer per role removes it.
-    ``get`` returns a view of the first prod(shape) elements of the named buffer, growing
-    it when too small; contents are undefined.
+    The per-sample head and statistics of a tile work on (n, A, C, B) float32 blocks of
+    tens of MB. Allocated afresh for every chunk, each such block is returned to the OS
+    when freed (glibc serves them by mmap/trim) and page-faulted in again on first touch:
+    on the 2-core dev machine that kernel time was 40 % of an FCN MC call (56 of 144 ms
+    for T = 10 on a 256 px tile, width 0.25). Reusing one buffer per role removes it
+    within a call (177 -> 148 ms measured); the rest, between calls and in the PB's FFT
+    trunk, goes with the process policy :func:`vaiseg.step.keep_freed_memory` that the
+    mc_infer rule sets. ``get`` returns a view of the first prod(shape) elements of the
+    named buffer, growing it when too small; contents are undefined.
     """
 
     def __init__(self, device):

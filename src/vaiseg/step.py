@@ -40,7 +40,7 @@ def keep_freed_memory(threshold: int = 256 << 20) -> bool:
     freed memory at the top of the heap back to the OS, so every large temporary of a
     tiled inference (FFT blocks, logits of a sample chunk, statistics planes) is
     page-faulted in again on first touch. Here, on the 2-core dev machine, that kernel time
-    was 47 % of the CPU time of PB's MC inference of a 1000 x 800 area (14.3 of 31.9
+    was 45 % of the CPU time of PB's MC inference of a 1000 x 800 area (14.3 of 31.9
     CPU-s; wall 16.0 s -> 9.7 s with this policy, peak RSS 1515 -> 1361 MB). Blocks of at
     least ``threshold`` still come from mmap and go back to the OS when freed, and the
     heap is trimmed once more than ``threshold`` is free at its top, so at most about
