@@ -95,3 +95,27 @@ def test_flop_floor_counts_the_architecture(tiny_result):
         assert f["floor"] == pytest.approx((t + (T + 1) * h) / (t + h)) and f["floor"] > 1, name
     assert r["mc_flop_floor_fcn"] == pytest.approx(fcn["floor"])
     assert r["mc_flop_floor_fcn_paper_width"] < r["mc_flop_floor_fcn"]  # wider encoder, same head
+
+
+def test_full_mode_runs_on_the_cpu_at_tiny_sizes(tmp_path, repo_root):
+    """The GPU mode's code paths (training rate, whole-area inference, precision/layout
+    variants, FLOP rate) run end to end; here on the CPU, where no peak is known."""
+    out = tmp_path / "full.json"
+    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--full", "--tiny", "--device", "cpu",
+           "--threads", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["mode"] == "full-tiny"
+    for key in ("train_samples_per_s", "infer_mpx_per_s"):
+        assert set(r[key]) == {"PB", "FCN"} and all(v > 0 for v in r[key].values()), key
+    assert r["details"]["infer"]["PB"]["pb_fft_block"] == 64  # the pipeline's PB path
+    variants = r["details"]["variants"]
+    for name in ("PB", "FCN"):
+        v = variants[name]
+        assert set(v) == {"fp32", "tf32", "bf16", "channels_last", "bf16_channels_last"}
+        assert v["fp32"]["max_abs_prob_diff_vs_fp32"] == 0 and v["channels_last"]["max_abs_prob_diff_vs_fp32"] < 1e-5
+        assert 0 < v["bf16"]["max_abs_prob_diff_vs_fp32"] < 0.1  # bf16 really ran in lower precision
+    assert r["pb_tflops"] > 0 and r["pb_tflops_variant"] in variants["PB"]
+    assert r["pb_peak"] is None and "pb_fraction_of_peak" not in r  # no data-sheet peak for a CPU
+    assert "training samples/s, PB" in proc.stdout
