@@ -386,9 +386,10 @@ def bench_rss(model: str, shape: tuple[int, int], width: float, cfg: dict, devic
     that process alone, KiB), cross-checked by polling ``psutil`` every 50 ms."""
     import psutil
 
+    block = (cfg.get("pb_fft_block") or None) if model == "PB" else None  # the pipeline's PB path
     cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", "--model", model, "--height", str(shape[0]),
            "--width-px", str(shape[1]), "--net-width", str(width), "--T", str(cfg["T"]), "--tile", str(cfg["tile"]),
-           "--device", str(device), "--pb-fft-block", str(cfg.get("pb_fft_block") or 0)]
+           "--device", str(device), "--pb-fft-block", str(block or 0)]
     log(f"[rss] {model} {shape[0]}x{shape[1]} width {width} T={cfg['T']} tile {cfg['tile']} (subprocess)")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -415,7 +416,7 @@ def bench_rss(model: str, shape: tuple[int, int], width: float, cfg: dict, devic
     child = json.loads(out.strip().splitlines()[-1])
     return {
         "model": model, "area": list(shape), "width": width, "T": cfg["T"], "tile": cfg["tile"],
-        "pb_fft_block": (cfg.get("pb_fft_block") or None) if model == "PB" else None,
+        "pb_fft_block": block,
         "peak_rss_mb": max(maxrss_kb / 1024, polled[0] / 2**20), "polled_peak_rss_mb": polled[0] / 2**20,
         "infer_s": child["seconds"], "wall_s": time.perf_counter() - t0, "finite": child["finite"],
         "mpx_per_s": shape[0] * shape[1] / child["seconds"] / 1e6,

@@ -349,7 +349,6 @@ class _HeadPlan:
             lg = self.net.head(f)
             if lg.shape[-2:] != out_hw:
                 raise RuntimeError(f"network returned {tuple(lg.shape)} for a tile of {out_hw} output pixels")
-            self._coarse = None
             return lg.reshape(lg.shape[0], 1, lg.shape[1], -1)
         g = self.pre(f)
         n, cin, h, w = g.shape
@@ -466,16 +465,16 @@ def _tile_samples(
     def sum0(t: torch.Tensor) -> torch.Tensor:  # Σ over the samples of a chunk
         return t[0] if t.shape[0] == 1 else torch.sum(t, 0, out=ws.get("acc", (A, C, B)))
 
-    shift = []  # [p_0 (A, C, B)], set by the first chunk
+    shift = ws.get("shift", (A, C, B))  # p_0, set by the first chunk
 
-    def accumulate(z: torch.Tensor) -> None:
+    def accumulate(z: torch.Tensor, first: bool) -> None:
         """Add the samples of the logits z (n, A, C, B) to the running sums."""
         lsm = _log_softmax(z)
         p = torch.exp(lsm, out=ws.get("p", tuple(z.shape)))
         neg_ent.add_(torch.sum(sum0(lsm.mul_(p)), 1, out=ws.get("px", (A, B))))
-        if not shift:
-            shift.append(ws.get("shift", (A, C, B)).copy_(p[0]))
-        d = p.sub_(shift[0])
+        if first:
+            shift.copy_(p[0])
+        d = p.sub_(shift)
         s1.add_(sum0(d))
         s2.add_(sum0(d.mul_(d)))
 
@@ -486,12 +485,12 @@ def _tile_samples(
             n = min(chunk, T - t0)
             md.t = torch.arange(t0, t0 + n)
             md.phase = "mc"
-            accumulate(plan.logits(f.expand(n, *f.shape[1:]), hw, ws))
+            accumulate(plan.logits(f.expand(n, *f.shape[1:]), hw, ws), t0 == 0)
     else:
         for t in range(T):
             md.t = torch.tensor([t])
             md.phase = "mc"
-            accumulate(plan.logits(trunk(x), hw))
+            accumulate(plan.logits(trunk(x), hw), t == 0)
     md.phase = "det"
     mean.div_(T)
     # population variance Σd²/T - (Σd/T)², then the std; variances below 1e-30 (rounding,
@@ -499,7 +498,7 @@ def _tile_samples(
     # (2.5 ms instead of 0.25 for a 256 px FCN tile), so it never sees them
     torch.sqrt(s2.div_(T).addcmul_(mean, mean, value=-1).clamp_min_(1e-30), out=std)
     std.masked_fill_(torch.le(std, 1e-15, out=ws.get("le", (A, C, B), torch.bool)), 0.0)
-    mean.add_(shift[0]).clamp_min_(0)  # shifted sums can round a few ulp below 0
+    mean.add_(shift).clamp_min_(0)  # shifted sums can round a few ulp below 0
     torch.mean(std, 1, out=unc)
     # entropy of the mean: p log p with p clamped at 1e-30 (0 log 0 = 0; xlogy is 4x slower here)
     acc = torch.clamp_min(mean, 1e-30, out=ws.get("acc", (A, C, B)))
