@@ -1,7 +1,14 @@
 # Kampffmeyer, Salberg & Jenssen (CVPRW 2016) on ISPRS Vaihingen: the DAG.
 # Run: ./run.sh pipeline   (= snakemake --cores all --resources gpu=1 on config.yaml)
 
-configfile: "config.yaml"
+# Config layering, explicit: config.yaml (the default CPU demo) is read only when no
+# --configfile is given. `--configfile config/vaihingen.yaml [overrides.yaml ...]` uses
+# exactly those files, merged in order, then --config; a key they leave out takes the
+# schema's default (workflow/schemas/config.schema.yaml), never the demo's value.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"
@@ -22,5 +29,5 @@ rule all:
     default_target: True
     input:
         contract_outputs(),
-        "results/provenance.json",
-        "results/benchmarks/rules.csv",
+        res("provenance.json"),
+        res("benchmarks/rules.csv"),

@@ -93,3 +93,27 @@ def test_compute_mfb_weights_file(tmp_path):
     (tmp_path / "w.json").write_text("{}")
     with pytest.raises(DataError, match="w.json"):
         load_mfb_weights(tmp_path / "w.json")
+
+
+def test_median_without_clutter_by_hand():
+    # six classes, one area: counts 6, 1, 2, 3, 4, 8 of 24 valid pixels (clutter = class 5)
+    lab = np.repeat(np.arange(6, dtype=np.uint8), [6, 1, 2, 3, 4, 8]).reshape(4, 6)
+    f = np.array([6, 1, 2, 3, 4, 8]) / 24
+    w_all = median_frequency_weights([lab], n_classes=6)
+    w_scored = median_frequency_weights([lab], n_classes=6, median_over="without_clutter")
+    assert np.allclose(w_all, np.median(f) / f)  # median of all six: (3 + 4) / 2 / 24
+    assert np.allclose(w_scored, (3 / 24) / f)  # median of classes 0-4: 3 / 24
+    assert w_scored[5] > 0  # clutter keeps its own weight
+    # one common factor between the two choices
+    assert np.allclose(w_scored / w_all, (3 / 24) / np.median(f))
+    with pytest.raises(ValueError, match="median_over"):
+        median_frequency_weights([lab], n_classes=6, median_over="scored")
+
+
+def test_median_choice_recorded(tmp_path):
+    lab = np.repeat(np.arange(6, dtype=np.uint8), [6, 1, 2, 3, 4, 8]).reshape(1, 4, 6)
+    path = tmp_path / "labels.tif"
+    write_raster(path, lab)
+    out = compute_mfb_weights([path], tmp_path / "w.json", median_over="without_clutter")
+    assert json.loads((tmp_path / "w.json").read_text())["median_over"] == "without_clutter"
+    assert np.allclose(out["weights"], median_frequency_weights([lab[0]], median_over="without_clutter"))

@@ -89,6 +89,20 @@ def test_pb_sampler_properties():
     assert np.bincount(idx2["label"]).tolist() == [18] * 5
 
 
+def test_pb_paper_rule_without_floor():
+    """per_class=None: every class gets cars x (1 + car_rotations) patches (§4.1), so
+    car_rotations sets the size; a floor above it would only repeat rotated cars."""
+    _, full, eroded = make_labels()  # 6 cars
+    for rot in (0, 1, 4):
+        idx = sample_pb([1], [full], [eroded], per_class=None, car_rotations=rot, seed=0)
+        assert np.bincount(idx["label"]).tolist() == [6 * (1 + rot)] * 5
+        car = idx["label"] == CAR
+        assert (np.bincount(idx["group"][car]) == 1 + rot).all()  # each car exactly once + rot copies
+    # with a floor of 50 the rotation count no longer changes the set's size
+    sizes = {len(sample_pb([1], [full], [eroded], per_class=50, car_rotations=r, seed=0)["label"]) for r in (0, 1, 4)}
+    assert sizes == {250}
+
+
 def test_rotated_car_patches_keep_the_car_at_the_centre():
     image, full, eroded = make_labels()
     centres, _ = car_centres(full, eroded)

@@ -63,3 +63,27 @@ def split_areas(config: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def all_areas(config: dict) -> tuple[int, ...]:
     train, val = split_areas(config)
     return tuple(sorted(set(train) | set(val)))
+
+
+def fusion_split(config: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(areas the CNNs train on, areas whose predictions train the fusion SVMs), §4.4.
+
+    ``fusion.train_on: train_areas`` (default): both are the split's training areas, so the
+    SVMs see in-sample CNN predictions. ``holdout``: the areas in ``fusion.holdout_areas``
+    (a strict subset of the training areas) are kept from the CNNs and train the SVMs
+    alone, so the SVMs learn from predictions the CNNs did not train on.
+    """
+    train, _ = split_areas(config)
+    fusion = config.get("fusion", {})
+    if fusion.get("train_on", "train_areas") != "holdout":
+        return train, train
+    holdout = tuple(fusion.get("holdout_areas") or ())
+    if not holdout:
+        raise ConfigError("fusion.holdout_areas: give the training areas kept for the SVMs (fusion.train_on: holdout)")
+    stray = sorted(set(holdout) - set(train))
+    if stray:
+        raise ConfigError(f"fusion.holdout_areas: areas {stray} are not training areas {list(train)}")
+    cnn = tuple(a for a in train if a not in holdout)
+    if not cnn:
+        raise ConfigError("fusion.holdout_areas: every training area is held out; the CNNs would have none")
+    return cnn, tuple(a for a in train if a in holdout)

@@ -7,6 +7,14 @@ boundaries) count neither as class pixels nor in the image totals. A class absen
 every training area gets weight 0 (it cannot contribute to the loss anyway) and the
 median is taken over the classes present.
 
+Which classes the median runs over is not stated: "the median class frequency in the
+training set" reads as all six classes, but clutter is not a class the paper scores.
+``median_over="with_clutter"`` (default, config ``train.mfb_median``) takes the median
+of all present classes; ``"without_clutter"`` leaves clutter out of the median (clutter
+still gets its own weight ``median / f_clutter``). The two choices differ by one common
+factor on every weight (the ratio of the two medians): the loss's class balance is the
+same, its scale (and so the effective learning rate of the FCN-MFB) is not.
+
 Weighted cross-entropy (eq. 1): ``L = -1/N * sum_n sum_c l_c^(n) w_c log p_c^(n)`` with N
 the number of samples in the mini-batch. Implemented literally: the weighted sum of
 per-pixel losses divided by N = the number of non-ignored pixels — *not* by the sum of
@@ -25,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import write_json
-from .classes import IGNORE, NAMES, N_CLASSES
+from .classes import CLUTTER, IGNORE, NAMES, N_CLASSES
 from .errors import DataError
 from .raster import read_raster
 
@@ -52,13 +60,27 @@ def class_frequencies(label_arrays: Iterable[np.ndarray], n_classes: int = N_CLA
     return freq, counts
 
 
-def median_frequency_weights(label_arrays: Iterable[np.ndarray], n_classes: int = N_CLASSES, ignore: int = IGNORE) -> np.ndarray:
-    """Eq. 2: (n_classes,) float64 weights ``median(f) / f_c`` (0 for absent classes)."""
+#: ``train.mfb_median`` options: which classes the median of eq. 2 runs over
+MEDIAN_OVER = ("with_clutter", "without_clutter")
+
+
+def median_frequency_weights(
+    label_arrays: Iterable[np.ndarray], n_classes: int = N_CLASSES, ignore: int = IGNORE, median_over: str = "with_clutter"
+) -> np.ndarray:
+    """Eq. 2: (n_classes,) float64 weights ``median(f) / f_c`` (0 for absent classes);
+    ``median_over``: one of :data:`MEDIAN_OVER` (see the module docstring)."""
+    if median_over not in MEDIAN_OVER:
+        raise ValueError(f"median_over must be one of {MEDIAN_OVER}, got {median_over!r}")
     freq, _ = class_frequencies(label_arrays, n_classes, ignore)
     present = np.isfinite(freq)
     if not present.any():
         raise ValueError("no labelled pixel in the given label arrays")
-    med = np.median(freq[present])
+    in_median = present.copy()
+    if median_over == "without_clutter" and CLUTTER < n_classes:
+        in_median[CLUTTER] = False
+    if not in_median.any():
+        raise ValueError("no class left for the median once clutter is left out")
+    med = np.median(freq[in_median])
     return np.where(present, med / np.where(present, freq, 1.0), 0.0)
 
 
@@ -76,7 +98,9 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: 
     return total / n
 
 
-def compute_mfb_weights(label_paths: list[str | Path], out: str | Path, n_classes: int = N_CLASSES, ignore: int = IGNORE) -> dict:
+def compute_mfb_weights(
+    label_paths: list[str | Path], out: str | Path, n_classes: int = N_CLASSES, ignore: int = IGNORE, median_over: str = "with_clutter"
+) -> dict:
     """Rule ``mfb_weights``: eq. 2 from the training areas' label rasters -> JSON.
 
     Writes ``{"weights": [...], "frequencies": [...], "pixels": [...], "classes": [...],
@@ -93,7 +117,7 @@ def compute_mfb_weights(label_paths: list[str | Path], out: str | Path, n_classe
             raise DataError(p, f"label values must be 0..{n_classes - 1} or {ignore}, found {sorted(np.unique(lab[bad]).tolist())[:5]}")
         arrays.append(lab)
     freq, counts = class_frequencies(arrays, n_classes, ignore)
-    weights = median_frequency_weights(arrays, n_classes, ignore)
+    weights = median_frequency_weights(arrays, n_classes, ignore, median_over)
     if (counts == 0).any():
         log.warning("MFB: classes %s absent from the training labels get weight 0", np.flatnonzero(counts == 0).tolist())
     result = {
@@ -102,6 +126,7 @@ def compute_mfb_weights(label_paths: list[str | Path], out: str | Path, n_classe
         "pixels": [int(c) for c in counts],
         "classes": list(NAMES[:n_classes]),
         "labels": [str(p) for p in label_paths],
+        "median_over": median_over,
         "definition": "w_c = median(f) / f_c, f_c = pixels of c / pixels of the areas containing c (Eigen & Fergus), ignored pixels excluded (§4.2 eq. 2)",
     }
     write_json(out, result)

@@ -21,7 +21,10 @@ Choices where the paper is silent (documented here and in the README):
   a car is at the component's non-ignored car pixel closest to its centroid (components
   that erosion removes entirely are skipped and counted).
 - Class balance: every class gets ``T = max(per_class, n_cars * (1 + car_rotations))``
-  patches; cars are all centred once, each with ``car_rotations`` rotated copies at
+  patches (``per_class=None``: ``T = n_cars * (1 + car_rotations)``, the paper's rule
+  alone: §4.1 centres one patch on every car, adds rotations, and samples the other
+  classes to the same count; a ``per_class`` floor above that only repeats rotated cars,
+  so ``car_rotations`` no longer matters); cars are all centred once, each with ``car_rotations`` rotated copies at
   uniform random angles, then extra rotated copies (cycling over the cars) up to T.
   The other classes are drawn uniformly over their (non-ignored) pixels of all training
   areas, without replacement when there are enough pixels.
@@ -169,7 +172,7 @@ def sample_pb(
     areas: list[int],
     full_labels: list[np.ndarray],
     eroded_labels: list[np.ndarray],
-    per_class: int,
+    per_class: int | None,
     car_rotations: int,
     seed: int,
     val_fraction: float = 0.1,
@@ -194,7 +197,7 @@ def sample_pb(
     where = label_paths if label_paths else areas
     if n_cars == 0:
         raise DataError(where[0] if label_paths else None, f"no car in the training areas {areas}: PB needs car centres")
-    total = max(per_class, n_cars * (1 + car_rotations))
+    total = max(per_class or 0, n_cars * (1 + car_rotations))
     car_idx = np.concatenate([np.arange(n_cars), np.tile(np.arange(n_cars), car_rotations)])
     extra = total - len(car_idx)
     car_idx = np.concatenate([car_idx, np.arange(extra) % n_cars])
@@ -301,7 +304,7 @@ def extract_pb(
     areas: list[int],
     out: str | Path,
     *,
-    per_class: int,
+    per_class: int | None,
     car_rotations: int,
     seed: int,
     val_fraction: float = 0.1,

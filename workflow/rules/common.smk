@@ -5,11 +5,45 @@ import os
 
 from snakemake.utils import validate
 
-from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, all_areas, split_areas
+from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, all_areas, fusion_split, split_areas
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+# Output roots (§3b of issue 10): with `run_name` set, every output, log, benchmark and
+# downloaded/generated resource of this run lives under results/<run_name>/,
+# logs/<run_name>/ and resources/<run_name>/, so runs of different configs sit side by side.
+# Without it the paths are today's results/, logs/, resources/ (the output contract).
+RUN_NAME = config.get("run_name") or ""
+RESULTS = os.path.join("results", RUN_NAME) if RUN_NAME else "results"
+LOGS = os.path.join("logs", RUN_NAME) if RUN_NAME else "logs"
+RESOURCES = os.path.join("resources", RUN_NAME) if RUN_NAME else "resources"
+
+
+def res(path):
+    """A path under this run's results folder."""
+    return f"{RESULTS}/{path}"
+
+
+def logs(path):
+    """A path under this run's log folder."""
+    return f"{LOGS}/{path}"
+
+
+def resource(path):
+    """A path under this run's resources folder (archives, extracted members)."""
+    return f"{RESOURCES}/{path}"
+
+
+def project_path(path):
+    """``path`` as given when absolute, else relative to the project folder (where the
+    Snakefile is), so shipped files are found whatever the working directory."""
+    return path if os.path.isabs(path) else os.path.join(workflow.basedir, path)
+
+
 TRAIN_AREAS, VAL_AREAS = split_areas(config)
+# the areas the CNNs train on and the areas whose predictions train the fusion SVMs
+# (the same unless fusion.train_on: holdout; §4.4)
+CNN_AREAS, SVM_AREAS = fusion_split(config)
 AREAS = all_areas(config)
 # what MC inference / fusion run on: validation areas (evaluation) + training areas
 # (pixels the fusion SVMs are trained on, §4.4)
@@ -30,19 +64,19 @@ def contract_outputs():
     """Every file of the output contract (ARCHITECTURE.md) plus the report's extras."""
     out = []
     for a in AREAS:
-        out += [f"results/data/{a}/image.tif", f"results/data/{a}/labels.tif", f"results/data/{a}/labels_eroded.tif"]
+        out += [f"{RESULTS}/data/{a}/image.tif", f"{RESULTS}/data/{a}/labels.tif", f"{RESULTS}/data/{a}/labels_eroded.tif"]
     for m in ALL_MODELS:
         for a in VAL_AREAS:
-            out += [f"results/predictions/{m}/{a}/probs.tif", f"results/predictions/{m}/{a}/labels.tif"]
+            out += [f"{RESULTS}/predictions/{m}/{a}/probs.tif", f"{RESULTS}/predictions/{m}/{a}/labels.tif"]
             if m in MODELS:
-                out.append(f"results/predictions/{m}/{a}/uncertainty.tif")
+                out.append(f"{RESULTS}/predictions/{m}/{a}/uncertainty.tif")
     for t in ("table1", "table2"):
-        out += [f"results/tables/{t}.{ext}" for ext in ("csv", "md", "tex")]
+        out += [f"{RESULTS}/tables/{t}.{ext}" for ext in ("csv", "md", "tex")]
     out += [
-        "results/figures/accuracy_vs_uncertainty.csv",
-        "results/figures/accuracy_vs_uncertainty.png",
-        "results/paper_diff.md",
-        "results/paper_diff.csv",
+        res("figures/accuracy_vs_uncertainty.csv"),
+        res("figures/accuracy_vs_uncertainty.png"),
+        res("paper_diff.md"),
+        res("paper_diff.csv"),
     ]
     out += [f for f in REPORT_EXTRAS if f not in out]  # report.smk: coverage, calibration, maps, history
     return out
@@ -61,5 +95,5 @@ def train_params(model):
         "width": config["models"]["width"],
         "dropout": config["models"]["dropout"],
         "seed": config["seed"],
-        **({"fcn_labels": FCN_LABELS} if model != "PB" else {}),
+        **({"fcn_labels": FCN_LABELS, "fcn_dropout": config["models"]["fcn_dropout"]} if model != "PB" else {}),
     }

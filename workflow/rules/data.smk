@@ -3,7 +3,7 @@
 
 from vaiseg.data.layout import ARCHIVES, REQUIRED_ARCHIVES
 
-SYNTHETIC_DIR = "resources/synthetic"
+SYNTHETIC_DIR = resource("synthetic")
 ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
 
 
@@ -35,9 +35,9 @@ rule synthesize_archives:
     resources:
         mem_mb=4000,
     log:
-        "logs/synthesize_archives/synthesize_archives.log",
+        logs("synthesize_archives/synthesize_archives.log"),
     benchmark:
-        "results/benchmarks/synthesize_archives/synthesize_archives.tsv"
+        res("benchmarks/synthesize_archives/synthesize_archives.tsv")
     message:
         "Synthesizing Vaihingen-like scenes of areas {params.areas} as ISPRS archives"
     conda:
@@ -50,7 +50,7 @@ rule fetch_archive:
     input:
         **FETCH_INPUT,
     output:
-        archive="resources/archives/{key}.zip",
+        archive=resource("archives/{key}.zip"),
     params:
         source=SOURCE,
         archives=ISPRS_ARCHIVES,
@@ -60,9 +60,9 @@ rule fetch_archive:
     resources:
         mem_mb=500,
     log:
-        "logs/fetch_archive/{key}.log",
+        logs("fetch_archive/{key}.log"),
     benchmark:
-        "results/benchmarks/fetch_archive/{key}.tsv"
+        res("benchmarks/fetch_archive/{key}.tsv")
     message:
         "Fetching archive {wildcards.key} ({params.source}) with md5 check"
     conda:
@@ -73,18 +73,18 @@ rule fetch_archive:
 
 rule extract_archives:
     input:
-        **{key: f"resources/archives/{key}.zip" for key in DATA_ARCHIVE_KEYS},
+        **{key: f"{RESOURCES}/archives/{key}.zip" for key in DATA_ARCHIVE_KEYS},
     output:
-        manifest="resources/extracted/manifest.json",
+        manifest=resource("extracted/manifest.json"),
     params:
         areas=AREAS,
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/extract_archives/extract_archives.log",
+        logs("extract_archives/extract_archives.log"),
     benchmark:
-        "results/benchmarks/extract_archives/extract_archives.tsv"
+        res("benchmarks/extract_archives/extract_archives.tsv")
     message:
         "Extracting TOP, DSM and ground truth of areas {params.areas}"
     conda:
@@ -97,7 +97,7 @@ rule normalize_stats:
     input:
         manifest=rules.extract_archives.output.manifest,
     output:
-        stats="results/data/stats.json",
+        stats=res("data/stats.json"),
     params:
         train_areas=TRAIN_AREAS,
         max_nodata_fraction=config["data"]["max_nodata_fraction"],
@@ -106,9 +106,9 @@ rule normalize_stats:
     resources:
         mem_mb=2000,
     log:
-        "logs/normalize_stats/normalize_stats.log",
+        logs("normalize_stats/normalize_stats.log"),
     benchmark:
-        "results/benchmarks/normalize_stats/normalize_stats.tsv"
+        res("benchmarks/normalize_stats/normalize_stats.tsv")
     message:
         "Per-band mean/std over the training areas {params.train_areas}"
     conda:
@@ -122,9 +122,9 @@ rule normalize:
         manifest=rules.extract_archives.output.manifest,
         stats=rules.normalize_stats.output.stats,
     output:
-        image="results/data/{area}/image.tif",
-        labels="results/data/{area}/labels.tif",
-        labels_eroded="results/data/{area}/labels_eroded.tif",
+        image=res("data/{area}/image.tif"),
+        labels=res("data/{area}/labels.tif"),
+        labels_eroded=res("data/{area}/labels_eroded.tif"),
     params:
         max_nodata_fraction=config["data"]["max_nodata_fraction"],
         ndsm=config["data"]["ndsm"],
@@ -132,9 +132,9 @@ rule normalize:
     resources:
         mem_mb=2000,
     log:
-        "logs/normalize/{area}.log",
+        logs("normalize/{area}.log"),
     benchmark:
-        "results/benchmarks/normalize/{area}.tsv"
+        res("benchmarks/normalize/{area}.tsv")
     message:
         "Normalising area {wildcards.area}: 5-band image (IR, R, G, DSM, nDSM) and labels"
     conda:

@@ -4,21 +4,21 @@
 
 rule evaluate:
     input:
-        pred=lambda w: [f"results/predictions/{w.model}/{a}/labels.tif" for a in VAL_AREAS],
-        eroded=expand("results/data/{area}/labels_eroded.tif", area=VAL_AREAS),
-        full=expand("results/data/{area}/labels.tif", area=VAL_AREAS),
+        pred=lambda w: [f"{RESULTS}/predictions/{w.model}/{a}/labels.tif" for a in VAL_AREAS],
+        eroded=expand(res("data/{area}/labels_eroded.tif"), area=VAL_AREAS),
+        full=expand(res("data/{area}/labels.tif"), area=VAL_AREAS),
     output:
-        metrics="results/metrics/{model}.json",
-        confusion="results/metrics/{model}_confusion.csv",
+        metrics=res("metrics/{model}.json"),
+        confusion=res("metrics/{model}_confusion.csv"),
     params:
         areas=list(VAL_AREAS),
     threads: 1
     resources:
         mem_mb=2000,
     log:
-        "logs/evaluate/{model}.log",
+        logs("evaluate/{model}.log"),
     benchmark:
-        "results/benchmarks/evaluate/{model}.tsv"
+        res("benchmarks/evaluate/{model}.tsv")
     message:
         "ISPRS evaluation (§3) of {wildcards.model} on validation areas {params.areas}"
     conda:

@@ -8,13 +8,13 @@ FUSION = config["fusion"]
 rule fuse_train:
     input:
         # member-major (feature order): every training area of member 1, then member 2, ...
-        probs=lambda w: [f"results/predictions/{m}/{a}/probs.tif" for m in FUSIONS[w.fusion] for a in TRAIN_AREAS],
-        labels=expand("results/data/{area}/labels_eroded.tif", area=TRAIN_AREAS),
+        probs=lambda w: [f"{RESULTS}/predictions/{m}/{a}/probs.tif" for m in FUSIONS[w.fusion] for a in SVM_AREAS],
+        labels=expand(res("data/{area}/labels_eroded.tif"), area=SVM_AREAS),
     output:
-        svm="results/fusion/{fusion}/svm.json",
+        svm=res("fusion/{fusion}/svm.json"),
     params:
         members=lambda w: list(FUSIONS[w.fusion]),
-        areas=list(TRAIN_AREAS),
+        areas=list(SVM_AREAS),
         samples=FUSION["samples"],
         balanced=FUSION["balanced"],
         C=FUSION["C"],
@@ -24,9 +24,9 @@ rule fuse_train:
     resources:
         mem_mb=4000,
     log:
-        "logs/fuse_train/{fusion}.log",
+        logs("fuse_train/{fusion}.log"),
     benchmark:
-        "results/benchmarks/fuse_train/{fusion}.tsv"
+        res("benchmarks/fuse_train/{fusion}.tsv")
     message:
         "Training the {wildcards.fusion} one-vs-all linear SVMs (§4.4, LIBLINEAR) on training-area predictions"
     conda:
@@ -38,19 +38,19 @@ rule fuse_train:
 rule fuse_apply:
     input:
         svm=rules.fuse_train.output.svm,
-        probs=lambda w: [f"results/predictions/{m}/{w.area}/probs.tif" for m in FUSIONS[w.fusion]],
+        probs=lambda w: [f"{RESULTS}/predictions/{m}/{w.area}/probs.tif" for m in FUSIONS[w.fusion]],
     output:
-        probs="results/predictions/{fusion}/{area}/probs.tif",
-        scores="results/predictions/{fusion}/{area}/scores.tif",
-        labels="results/predictions/{fusion}/{area}/labels.tif",
-        labels_color="results/predictions/{fusion}/{area}/labels_color.tif",
+        probs=res("predictions/{fusion}/{area}/probs.tif"),
+        scores=res("predictions/{fusion}/{area}/scores.tif"),
+        labels=res("predictions/{fusion}/{area}/labels.tif"),
+        labels_color=res("predictions/{fusion}/{area}/labels_color.tif"),
     threads: 1
     resources:
         mem_mb=4000,
     log:
-        "logs/fuse_apply/{fusion}_{area}.log",
+        logs("fuse_apply/{fusion}_{area}.log"),
     benchmark:
-        "results/benchmarks/fuse_apply/{fusion}_{area}.tsv"
+        res("benchmarks/fuse_apply/{fusion}_{area}.tsv")
     message:
         "Applying the {wildcards.fusion} SVMs to area {wildcards.area} (§4.4)"
     conda:

@@ -6,17 +6,17 @@ INFER = config["infer"]
 
 rule mc_infer:
     input:
-        model="results/models/{cnn}/model.pt",
-        image="results/data/{area}/image.tif",
+        model=res("models/{cnn}/model.pt"),
+        image=res("data/{area}/image.tif"),
     output:
-        probs="results/predictions/{cnn}/{area}/probs.tif",
-        uncertainty="results/predictions/{cnn}/{area}/uncertainty.tif",
-        labels="results/predictions/{cnn}/{area}/labels.tif",
-        class_std="results/predictions/{cnn}/{area}/class_std.tif",
-        entropy="results/predictions/{cnn}/{area}/entropy.tif",
-        mutual_info="results/predictions/{cnn}/{area}/mutual_info.tif",
-        probs_deterministic="results/predictions/{cnn}/{area}/probs_deterministic.tif",
-        labels_color="results/predictions/{cnn}/{area}/labels_color.tif",
+        probs=res("predictions/{cnn}/{area}/probs.tif"),
+        uncertainty=res("predictions/{cnn}/{area}/uncertainty.tif"),
+        labels=res("predictions/{cnn}/{area}/labels.tif"),
+        class_std=res("predictions/{cnn}/{area}/class_std.tif"),
+        entropy=res("predictions/{cnn}/{area}/entropy.tif"),
+        mutual_info=res("predictions/{cnn}/{area}/mutual_info.tif"),
+        probs_deterministic=res("predictions/{cnn}/{area}/probs_deterministic.tif"),
+        labels_color=res("predictions/{cnn}/{area}/labels_color.tif"),
     params:
         T=INFER["mc_samples"],
         tile_size=INFER["tile_size"],
@@ -30,9 +30,9 @@ rule mc_infer:
         gpu=1,
         mem_mb=4000,
     log:
-        "logs/mc_infer/{cnn}_{area}.log",
+        logs("mc_infer/{cnn}_{area}.log"),
     benchmark:
-        "results/benchmarks/mc_infer/{cnn}_{area}.tsv"
+        res("benchmarks/mc_infer/{cnn}_{area}.tsv")
     message:
         "MC-dropout inference (§4.3, T={params.T}) of {wildcards.cnn} on area {wildcards.area}"
     conda:

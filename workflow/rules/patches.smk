@@ -6,13 +6,13 @@ PATCH_CONFIG = config["patches"]
 
 rule extract_patches_pb:
     input:
-        labels=expand("results/data/{area}/labels.tif", area=TRAIN_AREAS),
-        eroded=expand("results/data/{area}/labels_eroded.tif", area=TRAIN_AREAS),
+        labels=expand(res("data/{area}/labels.tif"), area=CNN_AREAS),
+        eroded=expand(res("data/{area}/labels_eroded.tif"), area=CNN_AREAS),
     output:
-        index="results/patches/pb.npz",
+        index=res("patches/pb.npz"),
     params:
         data_dir=lambda w, input: data_root(input.labels),
-        areas=list(TRAIN_AREAS),
+        areas=list(CNN_AREAS),
         per_class=PATCH_CONFIG["pb"]["per_class"],
         car_rotations=PATCH_CONFIG["pb"]["car_rotations"],
         val_fraction=PATCH_CONFIG.get("val_fraction", 0.1),
@@ -21,9 +21,9 @@ rule extract_patches_pb:
     resources:
         mem_mb=4000,
     log:
-        "logs/extract_patches_pb/extract_patches_pb.log",
+        logs("extract_patches_pb/extract_patches_pb.log"),
     benchmark:
-        "results/benchmarks/extract_patches_pb/extract_patches_pb.tsv"
+        res("benchmarks/extract_patches_pb/extract_patches_pb.tsv")
     message:
         "Sampling class-balanced 65x65 PB patch centres (cars + rotations) in areas {params.areas}"
     conda:
@@ -34,12 +34,12 @@ rule extract_patches_pb:
 
 rule extract_patches_fcn:
     input:
-        images=expand("results/data/{area}/image.tif", area=TRAIN_AREAS),
+        images=expand(res("data/{area}/image.tif"), area=CNN_AREAS),
     output:
-        index="results/patches/fcn.npz",
+        index=res("patches/fcn.npz"),
     params:
         data_dir=lambda w, input: data_root(input.images),
-        areas=list(TRAIN_AREAS),
+        areas=list(CNN_AREAS),
         size=PATCH_CONFIG["fcn"]["size"],
         overlap=PATCH_CONFIG["fcn"]["overlap"],
         val_fraction=PATCH_CONFIG.get("val_fraction", 0.1),
@@ -48,9 +48,9 @@ rule extract_patches_fcn:
     resources:
         mem_mb=1000,
     log:
-        "logs/extract_patches_fcn/extract_patches_fcn.log",
+        logs("extract_patches_fcn/extract_patches_fcn.log"),
     benchmark:
-        "results/benchmarks/extract_patches_fcn/extract_patches_fcn.tsv"
+        res("benchmarks/extract_patches_fcn/extract_patches_fcn.tsv")
     message:
         "Indexing {params.size}x{params.size} FCN patches at {params.overlap} overlap x 8 transforms"
     conda:

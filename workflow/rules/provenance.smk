@@ -14,11 +14,11 @@ localrules:
 
 rule provenance:
     input:
-        models=expand("results/models/{cnn}/model.pt", cnn=MODELS),
+        models=expand(res("models/{cnn}/model.pt"), cnn=MODELS),
         archives=list(PROVENANCE_ARCHIVES.values()),
     output:
         provenance=report(
-            "results/provenance.json",
+            res("provenance.json"),
             caption="../report/provenance.rst",
             category="Provenance",
             labels={"file": "provenance.json"},
@@ -32,9 +32,9 @@ rule provenance:
     resources:
         mem_mb=1000,
     log:
-        "logs/provenance/provenance.log",
+        logs("provenance/provenance.log"),
     benchmark:
-        "results/benchmarks/provenance/provenance.tsv"
+        res("benchmarks/provenance/provenance.tsv")
     message:
         "Recording package versions, git commit, config, training devices and archive md5s"
     conda:
@@ -51,7 +51,7 @@ rule benchmarks_table:
         provenance=rules.provenance.output.provenance,
     output:
         table=report(
-            "results/benchmarks/rules.csv",
+            res("benchmarks/rules.csv"),
             caption="../report/benchmarks.rst",
             category="Provenance",
             labels={"file": "rules.csv (per-rule time and memory)"},
@@ -63,11 +63,11 @@ rule benchmarks_table:
     resources:
         mem_mb=500,
     log:
-        "logs/benchmarks_table/benchmarks_table.log",
+        logs("benchmarks_table/benchmarks_table.log"),
     benchmark:
-        "results/benchmarks/benchmarks_table/benchmarks_table.tsv"
+        res("benchmarks/benchmarks_table/benchmarks_table.tsv")
     message:
-        "Aggregating every rule's benchmark into results/benchmarks/rules.csv"
+        "Aggregating every rule's benchmark into {output.table}"
     conda:
         "../../envs/geo.yaml"
     script:

@@ -5,35 +5,36 @@
 from vaiseg.reporting.figures import choose_figure_area, figure_files
 
 REPORT = config["report"]
-PAPER_DIR = REPORT["paper_dir"]
+# the paper's published numbers (shipped in paper/; relative paths from the project folder)
+PAPER_DIR = project_path(REPORT["paper_dir"])
 # area 30 on real data; the first validation area when the configured one is not one
 FIGURE_AREA, FIGURE_NOTE = choose_figure_area(REPORT["figure_area"], VAL_AREAS)
-FIGURE_FILES = figure_files("results/figures", FIGURE_AREA, ALL_MODELS, MODELS)
-PRED_DIR = "results/predictions"
-DATA_DIR = "results/data"
+FIGURE_FILES = figure_files(res("figures"), FIGURE_AREA, ALL_MODELS, MODELS)
+PRED_DIR = res("predictions")
+DATA_DIR = res("data")
 
 
 rule tables:
     input:
-        metrics=expand("results/metrics/{model}.json", model=ALL_MODELS),
+        metrics=expand(res("metrics/{model}.json"), model=ALL_MODELS),
     output:
-        table1_csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
-        table1_md="results/tables/table1.md",
-        table1_tex="results/tables/table1.tex",
-        table1_extended=report("results/tables/table1_extended.csv", caption="../report/table_extended.rst", category="Tables"),
-        table2_csv=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
-        table2_md="results/tables/table2.md",
-        table2_tex="results/tables/table2.tex",
-        table2_extended=report("results/tables/table2_extended.csv", caption="../report/table_extended.rst", category="Tables"),
+        table1_csv=report(res("tables/table1.csv"), caption="../report/table1.rst", category="Tables"),
+        table1_md=res("tables/table1.md"),
+        table1_tex=res("tables/table1.tex"),
+        table1_extended=report(res("tables/table1_extended.csv"), caption="../report/table_extended.rst", category="Tables"),
+        table2_csv=report(res("tables/table2.csv"), caption="../report/table2.rst", category="Tables"),
+        table2_md=res("tables/table2.md"),
+        table2_tex=res("tables/table2.tex"),
+        table2_extended=report(res("tables/table2_extended.csv"), caption="../report/table_extended.rst", category="Tables"),
     params:
         models=list(ALL_MODELS),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        "logs/tables/tables.log",
+        logs("tables/tables.log"),
     benchmark:
-        "results/benchmarks/tables/tables.tsv"
+        res("benchmarks/tables/tables.tsv")
     message:
         "Writing Tables 1-2 (csv, md, tex) from the pooled confusion matrices"
     conda:
@@ -49,10 +50,10 @@ rule uncertainty_curve:
         eroded=expand(f"{DATA_DIR}/{{area}}/labels_eroded.tif", area=VAL_AREAS),
         full=expand(f"{DATA_DIR}/{{area}}/labels.tif", area=VAL_AREAS),
     output:
-        curve=report("results/figures/accuracy_vs_uncertainty.csv", caption="../report/uncertainty_curve.rst", category="Uncertainty"),
-        plot=report("results/figures/accuracy_vs_uncertainty.png", caption="../report/uncertainty_curve.rst", category="Uncertainty"),
-        coverage=report("results/figures/uncertainty_coverage.csv", caption="../report/uncertainty_coverage.rst", category="Uncertainty"),
-        summary="results/figures/uncertainty_summary.json",
+        curve=report(res("figures/accuracy_vs_uncertainty.csv"), caption="../report/uncertainty_curve.rst", category="Uncertainty"),
+        plot=report(res("figures/accuracy_vs_uncertainty.png"), caption="../report/uncertainty_curve.rst", category="Uncertainty"),
+        coverage=report(res("figures/uncertainty_coverage.csv"), caption="../report/uncertainty_coverage.rst", category="Uncertainty"),
+        summary=res("figures/uncertainty_summary.json"),
     params:
         models=list(MODELS),
         areas=list(VAL_AREAS),
@@ -63,9 +64,9 @@ rule uncertainty_curve:
     resources:
         mem_mb=4000,
     log:
-        "logs/uncertainty_curve/uncertainty_curve.log",
+        logs("uncertainty_curve/uncertainty_curve.log"),
     benchmark:
-        "results/benchmarks/uncertainty_curve/uncertainty_curve.tsv"
+        res("benchmarks/uncertainty_curve/uncertainty_curve.tsv")
     message:
         "Accuracy vs. normalised uncertainty threshold and coverage at 97.5/95/90 % OA (Figs. 6-7)"
     conda:
@@ -80,9 +81,9 @@ rule calibration:
         probs_deterministic=expand(f"{PRED_DIR}/{{cnn}}/{{area}}/probs_deterministic.tif", cnn=MODELS, area=VAL_AREAS),
         eroded=expand(f"{DATA_DIR}/{{area}}/labels_eroded.tif", area=VAL_AREAS),
     output:
-        metrics=report("results/figures/calibration.csv", caption="../report/calibration.rst", category="Calibration"),
-        bins="results/figures/calibration_bins.csv",
-        plot=report("results/figures/calibration.png", caption="../report/calibration.rst", category="Calibration"),
+        metrics=report(res("figures/calibration.csv"), caption="../report/calibration.rst", category="Calibration"),
+        bins=res("figures/calibration_bins.csv"),
+        plot=report(res("figures/calibration.png"), caption="../report/calibration.rst", category="Calibration"),
     params:
         models=list(MODELS),
         areas=list(VAL_AREAS),
@@ -91,9 +92,9 @@ rule calibration:
     resources:
         mem_mb=4000,
     log:
-        "logs/calibration/calibration.log",
+        logs("calibration/calibration.log"),
     benchmark:
-        "results/benchmarks/calibration/calibration.tsv"
+        res("benchmarks/calibration/calibration.tsv")
     message:
         "Expected calibration error and reliability diagrams: MC mean vs. deterministic pass"
     conda:
@@ -124,9 +125,9 @@ rule figures:
     resources:
         mem_mb=4000,
     log:
-        "logs/figures/figures.log",
+        logs("figures/figures.log"),
     benchmark:
-        "results/benchmarks/figures/figures.tsv"
+        res("benchmarks/figures/figures.tsv")
     message:
         "Maps of validation area {params.area}: IRRG, GT, predictions, uncertainty, FCN thresholded (Figs. 3-6)"
     conda:
@@ -137,10 +138,10 @@ rule figures:
 
 rule history_plots:
     input:
-        histories=expand("results/models/{cnn}/history.csv", cnn=MODELS),
+        histories=expand(res("models/{cnn}/history.csv"), cnn=MODELS),
     output:
         plots=report(
-            expand("results/figures/history_{cnn}.png", cnn=MODELS), caption="../report/history.rst", category="Training"
+            expand(res("figures/history_{cnn}.png"), cnn=MODELS), caption="../report/history.rst", category="Training"
         ),
     params:
         models=list(MODELS),
@@ -148,9 +149,9 @@ rule history_plots:
     resources:
         mem_mb=1000,
     log:
-        "logs/history_plots/history_plots.log",
+        logs("history_plots/history_plots.log"),
     benchmark:
-        "results/benchmarks/history_plots/history_plots.tsv"
+        res("benchmarks/history_plots/history_plots.tsv")
     message:
         "Plotting the training histories of {params.models}"
     conda:
@@ -167,8 +168,8 @@ rule paper_diff:
         summary=rules.uncertainty_curve.output.summary,
         coverage=rules.uncertainty_curve.output.coverage,
     output:
-        md=report("results/paper_diff.md", caption="../report/paper_diff.rst", category="Paper diff"),
-        csv=report("results/paper_diff.csv", caption="../report/paper_diff.rst", category="Paper diff"),
+        md=report(res("paper_diff.md"), caption="../report/paper_diff.rst", category="Paper diff"),
+        csv=report(res("paper_diff.csv"), caption="../report/paper_diff.rst", category="Paper diff"),
     params:
         paper_dir=PAPER_DIR,
         source=SOURCE,
@@ -176,9 +177,9 @@ rule paper_diff:
     resources:
         mem_mb=1000,
     log:
-        "logs/paper_diff/paper_diff.log",
+        logs("paper_diff/paper_diff.log"),
     benchmark:
-        "results/benchmarks/paper_diff/paper_diff.tsv"
+        res("benchmarks/paper_diff/paper_diff.tsv")
     message:
         "Comparing every table cell with the paper ({params.source} data)"
     conda:

@@ -5,4 +5,4 @@ from vaiseg.step import log_to
 
 log_to(snakemake.log[0])
 
-compute_mfb_weights(list(snakemake.input.labels), snakemake.output.weights)
+compute_mfb_weights(list(snakemake.input.labels), snakemake.output.weights, median_over=snakemake.params.median_over)
