@@ -145,14 +145,20 @@ def sample_pixels(labels: list[np.ndarray], n: int, balanced: bool, seed: int) -
     return [np.sort(np.concatenate(ch)) if ch else np.zeros(0, np.int64) for ch in chosen]
 
 
-def gather_features(prob_paths_by_model: dict, label_paths: list, n: int, balanced: bool, seed: int):
+def read_probs(model: str, path) -> np.ndarray:
+    """A member's (C, H, W) probabilities from its probs.tif (the default reader)."""
+    from .raster import read_raster
+
+    return read_raster(path)[0]
+
+
+def gather_features(prob_paths_by_model: dict, label_paths: list, n: int, balanced: bool, seed: int, read=read_probs):
     """(X (N, F) float64, y (N,) int64, member_classes) for :func:`train_fusion`.
 
     ``prob_paths_by_model``: model name -> list of probs.tif paths, one per area, in the
-    order of ``label_paths`` (eroded GT of the same areas).
+    order of ``label_paths`` (eroded GT of the same areas). ``read(model, path)`` returns
+    the (C, H, W) array (the ablations pass one that masks the PB border).
     """
-    from .raster import read_raster
-
     members = list(prob_paths_by_model)
     for m in members:
         if len(prob_paths_by_model[m]) != len(label_paths):
@@ -165,7 +171,7 @@ def gather_features(prob_paths_by_model: dict, label_paths: list, n: int, balanc
         feats = []
         for j, m in enumerate(members):
             pp = prob_paths_by_model[m][a]
-            probs, _ = read_raster(pp)
+            probs = read(m, pp)
             if probs.shape[1:] != lab.shape:
                 raise DataError(pp, f"probabilities {probs.shape[1:]} do not match labels {lp} {lab.shape}")
             if member_classes[j] is None:
@@ -228,13 +234,15 @@ def train_fusion(
     C: float = 1.0,
     seed: int = 0,
     solver: int = 2,
+    read=read_probs,
 ) -> FusionModel:
     """Train the §4.4 fusion on the training areas' predictions (see module docstring).
 
     ``prob_paths_by_model``: {model name: [probs.tif per training area]} (dict order =
-    feature order); ``label_paths``: eroded-GT label rasters of the same areas.
+    feature order); ``label_paths``: eroded-GT label rasters of the same areas; ``read``
+    as in :func:`gather_features`.
     """
-    X, y, member_classes, dropped = gather_features(prob_paths_by_model, label_paths, n, balanced, seed)
+    X, y, member_classes, dropped = gather_features(prob_paths_by_model, label_paths, n, balanced, seed, read)
     if len(np.unique(y)) < 2:
         raise DataError(None, "fusion training sample holds fewer than two classes")
     lin = train_svms(X, y, C, solver)

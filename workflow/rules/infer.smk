@@ -2,6 +2,12 @@
 # are trained on the training areas' predictions). Shared trunk, tiled, seeded masks.
 
 INFER = config["infer"]
+MC_OUTPUTS = ("probs", "uncertainty", "labels", "class_std", "entropy", "mutual_info", "probs_deterministic", "labels_color")
+
+
+def mc_outputs(folder):
+    """The rasters one MC-inference job writes into ``folder`` (name -> path)."""
+    return {name: f"{folder}/{name}.tif" for name in MC_OUTPUTS}
 
 
 rule mc_infer:
@@ -9,14 +15,7 @@ rule mc_infer:
         model=res("models/{cnn}/model.pt"),
         image=res("data/{area}/image.tif"),
     output:
-        probs=res("predictions/{cnn}/{area}/probs.tif"),
-        uncertainty=res("predictions/{cnn}/{area}/uncertainty.tif"),
-        labels=res("predictions/{cnn}/{area}/labels.tif"),
-        class_std=res("predictions/{cnn}/{area}/class_std.tif"),
-        entropy=res("predictions/{cnn}/{area}/entropy.tif"),
-        mutual_info=res("predictions/{cnn}/{area}/mutual_info.tif"),
-        probs_deterministic=res("predictions/{cnn}/{area}/probs_deterministic.tif"),
-        labels_color=res("predictions/{cnn}/{area}/labels_color.tif"),
+        **mc_outputs(res("predictions/{cnn}/{area}")),
     params:
         T=INFER["mc_samples"],
         tile_size=INFER["tile_size"],

@@ -9,7 +9,7 @@ Column conventions (ARCHITECTURE.md output contract):
 - all values in percent, 2 decimals;
 - ``<class>_f1``: per-class F1 score;
 - ``<class>_acc``: per-class *recall* (producer's accuracy). The paper does not define
-  its "Acc" (see ``../shared/paper/README.md``); the extended tables therefore also
+  its "Acc" (see ``paper/README.md``); the extended tables therefore also
   give precision, recall and IoU per class;
 - ``avg_f1``: mean of the five scored classes' F1 (clutter is not scored, §5/ISPRS),
   averaged before rounding;
