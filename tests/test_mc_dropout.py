@@ -9,7 +9,17 @@ import torch
 from rasterio.transform import Affine
 
 from vaiseg.classes import IGNORE
-from vaiseg.mc_dropout import OUTPUT_FILES, _argmax_, _HeadPlan, _Workspace, dropout_mask, infer_area, mc_predict
+from vaiseg.mc_dropout import (
+    OUTPUT_FILES,
+    _argmax_,
+    _HeadPlan,
+    _MaskedDropout,
+    _Workspace,
+    dropout_mask,
+    infer_area,
+    keep_mask,
+    mc_predict,
+)
 from vaiseg.models import FCN, PatchCNN, save_model
 from vaiseg.raster import GeoInfo, write_raster
 
@@ -289,3 +299,108 @@ def test_infer_area_bad_inputs_raise_data_error_naming_the_file(tmp_path):
     with pytest.raises(DataError, match="missing.pt"):
         infer_area(tmp_path / "missing.pt", tmp_path / "nan.tif", tmp_path / "out", T=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no partial outputs
+
+
+# ------------------------------------------------------------ FCN dropout after sets 3 and 4
+def _fcn2(p=0.5, seed=0):
+    """FCN with dropout_placement="last_two_sets" and non-default BatchNorm statistics."""
+    torch.manual_seed(seed)
+    net = FCN(width=1 / 16, dropout=p, dropout_placement="last_two_sets")
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            net(torch.randn(4, 5, 32, 32))
+    return net.eval()
+
+
+def test_last_two_sets_tiled_equals_whole_area():
+    """Tiles with real neighbours (the image is wider than tile + 2 halos), so the set-3
+    masks (stride 8) and the set-4 masks (stride 16) must come from each layer's own
+    absolute coordinates for the stitched result to equal the whole-area run."""
+    net, img = _fcn2(), _image(208, 184, seed=1)  # 184 not a multiple of 16: padded
+    whole = mc_predict(net, img, T=3, seed=5, tile_size=1024)
+    tiled = mc_predict(net, img, T=3, seed=5, tile_size=32)  # 7 x 6 tiles, halo 80
+    _assert_close(whole, tiled)
+    assert (whole["uncertainty"] > 1e-4).mean() > 0.9  # the dropouts did fire
+
+
+def test_last_two_sets_shared_trunk_equals_naive_loop():
+    net, img = _fcn2(seed=1), _image(48, 64, seed=2)
+    shared = mc_predict(net, img, T=4, seed=1, shared_trunk=True)
+    naive = mc_predict(net, img, T=4, seed=1, shared_trunk=False)
+    _assert_close(shared, naive)
+    # and in one-sample head batches (the trunk features are re-expanded per chunk)
+    _assert_close(shared, mc_predict(net, img, T=4, seed=1, head_batch_elems=1), 1e-6)
+
+
+def test_last_two_sets_both_dropouts_fire_in_mc_and_neither_in_the_deterministic_pass():
+    net, img, T, seed = _fcn2(seed=2), _image(48, 64, seed=3), 4, 7
+    bn4 = net.head[4]  # set 4's first BatchNorm, in the head
+    stats = bn4.running_mean.clone(), bn4.running_var.clone()
+    seen = {1: [], 9: []}  # inputs of the pool after dropout 0 and of the score conv after dropout 1
+    hooks = [net.head[i].register_forward_pre_hook(lambda m, a, i=i: seen[i].append(a[0].clone())) for i in seen]
+    res = mc_predict(net, img, T=T, seed=seed)
+    for h in hooks:
+        h.remove()
+    assert [len(v) for v in seen.values()] == [2, 2]  # the deterministic pass, then one batch of T
+    x = torch.from_numpy(img)[None]
+    with torch.no_grad():
+        f = net.trunk(x)  # (1, 16w, 6, 8) set 3, stride 8
+        ref = net(x)
+    # deterministic pass: dropout off at both layers, prediction = the eval network's
+    assert torch.equal(seen[1][0], f)
+    np.testing.assert_allclose(res["probs_det"], torch.softmax(ref[0], 0).numpy(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(bn4.running_mean, stats[0], atol=0, rtol=0)  # BN in eval mode
+    torch.testing.assert_close(bn4.running_var, stats[1], atol=0, rtol=0)
+    det4 = seen[9][0]
+    assert (det4 == 0).float().mean() < 0.05
+    # set-3 dropout: inverted-dropout masks, hashed on the stride-8 grid (layer 0), one per sample
+    mc3 = seen[1][1]
+    assert mc3.shape == (T, *f.shape[1:])
+    keep, scale = keep_mask(seed, 0, torch.arange(T), tuple(mc3.shape), 0.5)
+    assert scale == 2.0
+    torch.testing.assert_close(mc3, f * keep * 2.0, atol=0, rtol=0)
+    # set-4 dropout (layer 1, stride 16): about half of the activations zeroed, differently per sample
+    mc4 = seen[9][1]
+    assert mc4.shape == (T, *det4.shape[1:])
+    zero3, zero4 = keep.logical_not(), mc4 == 0
+    assert abs(zero4.float().mean().item() - 0.5) < 0.1
+    for a in range(T):
+        for b in range(a + 1, T):
+            assert (zero3[a] != zero3[b]).any() and (zero4[a] != zero4[b]).any()
+    keep4, _ = keep_mask(seed, 1, torch.arange(T), tuple(mc4.shape), 0.5)
+    assert torch.equal(zero4 & keep4, torch.zeros_like(zero4))  # zeros only where layer 1 drops
+    assert (zero4 == ~keep4).float().mean() > 0.95  # (a kept exact 0 is rare)
+
+
+def test_masked_dropout_refuses_a_grid_the_tile_origin_is_not_on():
+    net = _fcn2()
+    f = torch.randn(1, net.widths[2], 4, 4)  # set-3 features of a 32 x 32 tile, stride 8
+    with _MaskedDropout(net, 0) as md, torch.no_grad():
+        md.phase, md.t, md.extent = "mc", torch.tensor([0]), (32, 32)
+        md.origin = (16, 32)  # on the stride-16 lattice: both layers fine
+        net.head(f)
+        md.origin = (4, 0)  # a tile off the lattice would get tiling-dependent masks
+        with pytest.raises(RuntimeError, match="aligned grid"):
+            net.head(f)
+
+
+def test_last_two_sets_upsampling_plan_equals_head():
+    net = _fcn2(p=0.0)
+    f = torch.randn(2, net.widths[2], 10, 8)  # set-3 features: stride 8
+    plan = _HeadPlan(net)
+    assert plan.pre is not None and len(plan.pre) == len(net.head) - 1
+    with torch.inference_mode():
+        ref = net.head(f)
+        got = plan.to_image(plan.logits(f, (80, 64)), (80, 64))
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_infer_area_with_a_saved_last_two_sets_model(tmp_path):
+    net = _fcn2()
+    save_model(tmp_path / "model.pt", net, {"model": "FCN"})
+    write_raster(tmp_path / "image.tif", _image(40, 36))
+    infer_area(tmp_path / "model.pt", tmp_path / "image.tif", tmp_path / "out", T=2, tile_size=32)
+    with rasterio.open(tmp_path / "out" / "probs.tif") as src:
+        probs = src.read()
+    np.testing.assert_allclose(probs, mc_predict(net, _image(40, 36), T=2, tile_size=32)["probs"], atol=1e-6)

@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from vaiseg.errors import DataError
-from vaiseg.models import FCN, DensePatchCNN, PatchCNN, load_model, parameter_count, receptive_field, save_model
+from vaiseg.models import (
+    FCN,
+    FCN_DROPOUT_PLACEMENTS,
+    DensePatchCNN,
+    PatchCNN,
+    load_model,
+    parameter_count,
+    receptive_field,
+    save_model,
+)
 
 
 def _conv(k, c_in, c_out):  # weights + biases
@@ -144,3 +153,117 @@ def test_load_model_errors(tmp_path):
     torch.save({"hello": 1}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not a vaiseg model"):
         load_model(tmp_path / "other.pt")
+
+
+# ------------------------------------------------------------------ FCN dropout placement
+#: state_dict keys of the default FCN as they were before ``dropout_placement`` existed:
+#: convs at encoder 0, 3, 7, 10, 14, 17, 21, 24, BatchNorms two layers after each, score
+#: head.1, up-sampling head.2 (saved models must keep loading)
+_CONVS = (0, 3, 7, 10, 14, 17, 21, 24)
+_LEGACY_KEYS = (
+    [f"encoder.{i}.{k}" for c in _CONVS for i, ks in ((c, ("weight", "bias")),
+     (c + 2, ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"))) for k in ks]
+    + ["head.1.weight", "head.1.bias", "head.2.weight", "head.2.bias"]
+)
+
+
+def test_fcn_default_placement_keeps_the_legacy_structure():
+    net = FCN(width=0.125)
+    assert net.dropout_placement == "encoder_output" == FCN_DROPOUT_PLACEMENTS[0]
+    assert list(net.state_dict()) == _LEGACY_KEYS
+    assert [type(m) for m in net.head] == [torch.nn.Dropout, torch.nn.Conv2d, torch.nn.ConvTranspose2d]
+    assert net.score is net.head[1] and net.upsample is net.head[2]
+    assert net.settings()["dropout_placement"] == "encoder_output"
+
+
+def test_fcn_last_two_sets_structure_trunk_and_head():
+    torch.manual_seed(0)
+    net = FCN(width=0.125, dropout_placement="last_two_sets").eval()
+    w = net.widths
+    assert net.settings()["dropout_placement"] == "last_two_sets"
+    assert parameter_count(net) == parameter_count(FCN(width=0.125))  # dropout adds no parameters
+    assert receptive_field(net) == 149  # nor widens the receptive field: same halo
+    drops = net.dropout_modules()
+    assert [net.head[0], net.head[8]] == drops and len(drops) == 2
+    assert not any(isinstance(m, torch.nn.Dropout) for m in net.encoder.modules())
+    # head = dropout -> pool -> set 4 (conv ReLU BN conv ReLU BN) -> dropout -> score -> x16
+    assert isinstance(net.head[1], torch.nn.MaxPool2d)
+    assert [net.head[i].out_channels for i in (2, 5)] == [w[3], w[3]]
+    assert net.score is net.head[9] and net.score.in_channels == w[3] and net.upsample is net.head[10]
+    x = torch.randn(2, 5, 64, 48)
+    with torch.no_grad():
+        f = net.trunk(x)
+        assert f.shape == (2, w[2], 8, 6)  # set 3's output, stride 8
+        assert torch.equal(net(x), net.head(f)) and net(x).shape == (2, 6, 64, 48)
+        for d in drops:  # both dropouts sit in the head: the trunk stays deterministic, samples differ
+            d.train()
+        assert torch.equal(net.trunk(x), f)
+        a, b = net.head(f), net.head(f)
+        assert not torch.equal(a, b)
+        drops[1].eval()
+        assert not torch.equal(net.head(f), net.head(f))  # the set-3 dropout alone changes the output
+        drops[0].eval()
+        drops[1].train()
+        assert not torch.equal(net.head(f), net.head(f))  # and so does the set-4 one
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net.trunk(torch.zeros(1, 5, 40, 48))
+
+
+def test_fcn_placements_share_initialisation_and_deterministic_function():
+    """Same seed -> the same weights in the same creation order (only the dropouts moved),
+    so with dropout off (eval) the two placements compute the same function."""
+    x = torch.randn(1, 5, 48, 64)
+    torch.manual_seed(5)
+    a = FCN(width=0.125)
+    torch.manual_seed(5)
+    b = FCN(width=0.125, dropout_placement="last_two_sets")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert len(sa) == len(sb) and list(sa) != list(sb)
+    assert all(torch.equal(u, v) for u, v in zip(sa.values(), sb.values(), strict=True))
+    _trained_bn(a, torch.randn(4, 5, 32, 32))
+    b.load_state_dict(dict(zip(sb, a.state_dict().values(), strict=True)))
+    b.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fcn_bad_dropout_placement_is_a_clear_value_error():
+    msg = r"dropout_placement must be one of 'encoder_output', 'last_two_sets', got 'decoder'"
+    with pytest.raises(ValueError, match=msg):
+        FCN(width=0.125, dropout_placement="decoder")
+
+
+def test_save_load_roundtrip_keeps_the_dropout_placement(tmp_path):
+    torch.manual_seed(3)
+    net = FCN(width=0.125, dropout=0.4, dropout_placement="last_two_sets")
+    _trained_bn(net, torch.randn(4, 5, 32, 32))
+    save_model(tmp_path / "fcn.pt", net, {"model": "FCN"})
+    assert torch.load(tmp_path / "fcn.pt", weights_only=True)["arch"]["dropout_placement"] == "last_two_sets"
+    got, _ = load_model(tmp_path / "fcn.pt")
+    assert isinstance(got, FCN) and got.dropout_placement == "last_two_sets" and got.dropout == 0.4
+    assert len(got.dropout_modules()) == 2 and not got.training
+    x = torch.randn(1, 5, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(got(x), net.eval()(x), atol=0, rtol=0)
+
+
+def test_old_fcn_file_without_placement_loads_as_encoder_output(tmp_path):
+    torch.manual_seed(4)
+    net = FCN(width=0.125)
+    _trained_bn(net, torch.randn(4, 5, 32, 32))
+    save_model(tmp_path / "new.pt", net, {"model": "FCN"})
+    obj = torch.load(tmp_path / "new.pt", weights_only=True)
+    del obj["arch"]["dropout_placement"]  # as written before the option existed
+    torch.save(obj, tmp_path / "old.pt")
+    got, _ = load_model(tmp_path / "old.pt")
+    assert got.dropout_placement == "encoder_output" and len(got.dropout_modules()) == 1
+    x = torch.randn(1, 5, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(got(x), net.eval()(x))
+    # the key matters: last_two_sets weights without it do not fit the default structure
+    save_model(tmp_path / "l2.pt", FCN(width=0.125, dropout_placement="last_two_sets"), {"model": "FCN"})
+    obj = torch.load(tmp_path / "l2.pt", weights_only=True)
+    del obj["arch"]["dropout_placement"]
+    torch.save(obj, tmp_path / "l2_stripped.pt")
+    with pytest.raises(DataError, match="do not match"):
+        load_model(tmp_path / "l2_stripped.pt")

@@ -16,7 +16,7 @@ from vaiseg.mfb import compute_mfb_weights
 from vaiseg.models import FCN, DensePatchCNN, load_model
 from vaiseg.patches import extract_fcn, extract_pb
 from vaiseg.raster import write_raster
-from vaiseg.training import HISTORY_COLUMNS, TrainSettings, epoch_order, resolve_device, train
+from vaiseg.training import HISTORY_COLUMNS, TrainSettings, _fingerprint, epoch_order, resolve_device, train
 
 
 def _scene(h, w, seed):
@@ -139,3 +139,42 @@ def test_pb_fc1_gets_the_fan_in_scaled_learning_rate():
         # fan-in ratio conv4 / FC1 = 5*5*96w / (128w*41*41), ~1/90 at every width
         assert g[1]["lr"] == pytest.approx(0.01 * 25 * 96 / (128 * 41 * 41), rel=0.02)
     assert len(param_groups(FCN(width=0.125), 0.01)) == 1
+
+
+def test_fcn_training_with_dropout_after_the_last_two_sets(data, tmp_path):
+    # as the workflow passes them: TrainSettings(**params.settings) with the new key
+    params = {"epochs": 2, "batch_size": 8, "lr": 3e-3, "width": 0.125, "seed": 0, "schedule": "constant",
+              "fcn_dropout": "last_two_sets"}
+    s = TrainSettings(**params)
+    summary = _run(data, tmp_path, "FCN", s)
+    losses = [float(r["train_loss"]) for r in _history(tmp_path / "history.csv")]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0], losses
+    net, meta = load_model(tmp_path / "model.pt")
+    assert isinstance(net, FCN) and net.dropout_placement == "last_two_sets" and len(net.dropout_modules()) == 2
+    assert meta["training"]["settings"]["fcn_dropout"] == "last_two_sets" == summary["settings"]["fcn_dropout"]
+    arch = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True)["arch"]
+    assert arch["dropout_placement"] == "last_two_sets"
+
+
+def test_fcn_dropout_setting_validation_config_and_fingerprint(data):
+    assert TrainSettings().fcn_dropout == "encoder_output"
+    with pytest.raises(ConfigError, match="fcn_dropout must be one of encoder_output, last_two_sets, got 'middle'"):
+        TrainSettings(fcn_dropout="middle")
+    cfg = {"seed": 1, "models": {"width": 0.25, "dropout": 0.5}, "train": {"FCN": {"fcn_dropout": "last_two_sets"}}}
+    assert TrainSettings.from_config(cfg, "FCN").fcn_dropout == "last_two_sets"  # a per-model train key
+    assert TrainSettings.from_config(cfg, "FCN-MFB").fcn_dropout == "encoder_output"
+    # the default leaves fingerprints as they were before the field existed (checkpoints
+    # keep resuming); another placement is another run; PB ignores the field
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    index = data / "fcn.npz"
+    base = TrainSettings(width=0.125)
+    legacy = {k: v for k, v in asdict(base).items() if k != "fcn_dropout"}
+    h = hashlib.sha256(json.dumps(["FCN", legacy, None], sort_keys=True).encode())
+    h.update(index.read_bytes())
+    assert _fingerprint("FCN", base, index, None) == h.hexdigest()
+    l2 = TrainSettings(width=0.125, fcn_dropout="last_two_sets")
+    assert _fingerprint("FCN", l2, index, None) != _fingerprint("FCN", base, index, None)
+    assert _fingerprint("PB", l2, index, None) == _fingerprint("PB", base, index, None)

@@ -14,7 +14,8 @@ extra head pass with dropout off gives the deterministic prediction ``probs_det`
 
 Dropout masks (choice; the paper is silent): masks are *counter-based*: the keep/drop
 decision of one activation is a function of (seed, dropout layer, sample index t,
-channel, absolute row, absolute column of the activation on the area's grid): a 32-bit
+channel, absolute row, absolute column of the activation on the area's grid *at that
+layer's resolution*, i.e. output pixel / the layer's stride): a 32-bit
 integer hash (murmur3's bijective ``fmix32`` mixer, evaluated with wrapping int32 torch
 ops) of (seed, layer, t, channel group of 4, row, col) whose 4 bytes decide the 4
 channels of the group; an activation is kept when its byte is below
@@ -33,6 +34,19 @@ p is used in steps of 1/256, exact for the paper's p = 0.5). Hence
 
 For PB every output pixel is a separate 65x65 patch (§4.1), and the activation-wise masks
 of the dense FC layers are exactly per-patch dropout of the sliding-window classifier.
+
+FCN dropout placement (:class:`vaiseg.models.FCN` ``dropout_placement``; the paper does
+not say where the FCN's dropout sits). ``"encoder_output"`` (default): one dropout on the
+stride-16 encoder output; the trunk is the whole encoder, the head (score conv and
+up-sampling) is cheap. ``"last_two_sets"``: dropout on set 3's stride-8 output and on
+set 4's stride-16 output; the trunk is sets 1-3 and the head holds max-pool -> set 4
+(BatchNorm in eval mode, as everywhere here) -> dropout -> score -> up-sampling, so set 4
+(about a quarter of the encoder's multiply-adds) runs T + 1 times per tile instead of
+once. Each layer's masks are hashed on its own grid (stride 8 or 16; the hook derives the
+stride from the activation's size and requires the tile origin to sit on that grid, which
+the 16-px tile/halo lattice guarantees), so tiled == untiled and shared trunk == naive
+hold for both placements. Dropout does not widen the receptive field (149 px either way),
+so the halo is the same.
 
 Tiling. The area is cut into ``tile_size`` squares (a multiple of ``net.multiple``); each
 tile is run with ``halo`` pixels of real neighbouring context on every side (the default
@@ -246,8 +260,16 @@ class _MaskedDropout:
                 )
             origin = (0, 0)
             if out.dim() == 4:
+                # the layer's own grid: stride (sy, sx) = tile output size / activation size
+                # (FCN: 16 on the encoder output, 8 after set 3 with "last_two_sets"; PB: 1),
+                # origin = the tile's first output pixel in that grid's absolute coordinates
                 (h, w), (eh, ew) = out.shape[-2:], self.extent
                 sy, sx = max(1, eh // h), max(1, ew // w)
+                if (sy * h, sx * w) != (eh, ew) or self.origin[0] % sy or self.origin[1] % sx:
+                    raise RuntimeError(
+                        f"dropout layer {layer}: a {h}x{w} activation for a {eh}x{ew} tile at {self.origin} is not "
+                        "on an aligned grid, so its masks would depend on the tiling"
+                    )
                 origin = (self.origin[0] // sy, self.origin[1] // sx)
             keep, scale = keep_mask(self.seed, layer, self.t, tuple(out.shape), p, origin, out.device)
             return (out * keep).mul_(scale)
@@ -315,6 +337,9 @@ class _HeadPlan:
     B = the s x s output pixels of one coarse cell. Putting it back into image order
     moves runs of s contiguous values (cheap). Same sums as the transposed convolution,
     reordered (equal within float rounding; tested).
+    Everything before the last layer (``pre`` = ``head[:-1]``) runs as is: dropout -> score
+    for the FCN's default placement, dropout -> max-pool -> set 4 -> dropout -> score with
+    ``dropout_placement="last_two_sets"`` (its input then is set 3's stride-8 output).
     """
 
     def __init__(self, net: nn.Module):

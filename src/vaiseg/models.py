@@ -10,7 +10,9 @@ and by the inference code).
   clutter; in the fusion (§4.4) its 5 probabilities simply enter as 5 features.
 - :class:`DensePatchCNN` (§4.1 "fully convolutional classification", Sermanet et al.): the
   same weights with FC layers as convolutions, (N, 5, H+64, W+64) -> (N, 5, H, W).
-- :class:`FCN` (§4.2, Fig. 2): (N, 5, H, W) -> (N, 6, H, W) logits, H and W multiples of 16.
+- :class:`FCN` (§4.2, Fig. 2): (N, 5, H, W) -> (N, 6, H, W) logits, H and W multiples of 16;
+  its dropout sits on the encoder output (default) or after each of the last two encoder
+  sets (``dropout_placement="last_two_sets"``): the paper does not say where.
 
 The inference networks (:class:`DensePatchCNN`, :class:`FCN`) split into ``trunk`` (every
 deterministic layer before the first dropout) and ``head`` (the dropout layers and what
@@ -215,6 +217,21 @@ class DensePatchCNN(_InferenceMixin, nn.Module):
         return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
 
 
+#: where the FCN's dropout sits (:class:`FCN` ``dropout_placement``); the first is the default
+FCN_DROPOUT_PLACEMENTS = ("encoder_output", "last_two_sets")
+
+
+def _fcn_set(c_in: int, c: int, first: bool) -> list[nn.Module]:
+    """One FCN encoder set: two 3x3 convs (padding 1), each -> ReLU -> BatchNorm; the very
+    first conv of the network has stride 2."""
+    layers: list[nn.Module] = []
+    for k in range(2):
+        stride = 2 if (first and k == 0) else 1
+        layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
+        c_in = c
+    return layers
+
+
 class FCN(_InferenceMixin, nn.Module):
     """Pixel-to-pixel FCN (§4.2, Fig. 2).
 
@@ -222,49 +239,91 @@ class FCN(_InferenceMixin, nn.Module):
     paper's order); widths 64, 128, 256, 512 x ``width`` (the paper does not state them;
     VGG-like widths follow its "inspired by Simonyan and Zisserman"); stride 1 except the
     very first conv (stride 2); 2x2 max-pool stride 2 between the sets -> (N, 512w, H/16, W/16).
-    Head: dropout(p) on the encoder output (the paper does not say where the FCN's dropout
-    sits; placing it after the last deterministic layer lets MC dropout share the encoder
-    across samples, §4.3) -> 1x1 conv, one kernel per class -> learned fractional-strided
+    Then dropout(p), a 1x1 conv with one kernel per class -> learned fractional-strided
     convolution (ConvTranspose2d, kernel 32, stride 16, padding 8, initialised bilinear)
     back to H x W. He initialisation elsewhere. Softmax in the loss.
+
+    Where the dropout sits (``dropout_placement``). The paper (§4.2) does not say where
+    the FCN's dropout sits (§4.3 only needs dropout layers to sample from); this is our
+    choice, one of :data:`FCN_DROPOUT_PLACEMENTS`:
+
+    - ``"encoder_output"`` (default): one dropout on the encoder output, before the 1x1
+      score conv. ``trunk`` = ``encoder`` = all 4 sets (deterministic), ``head`` =
+      dropout -> score -> up-sampling. MC dropout (§4.3) runs the whole encoder once per
+      tile and only the cheap head T times.
+    - ``"last_two_sets"`` (Bayesian SegNet style, Kendall et al. 2015: dropout after the
+      deepest encoder units only): dropout after set 3 (on its stride-8 output, before the
+      max-pool into set 4) and after set 4 (the encoder output). ``trunk`` = ``encoder`` =
+      sets 1-3 (deterministic), ``head`` = dropout -> max-pool -> set 4 -> dropout ->
+      score -> up-sampling. MC cost: set 4 (13824 w^2 of the encoder's 720 w + 50688 w^2
+      multiply-adds per input pixel, ~27 %) runs T + 1 times per tile (T samples and the
+      deterministic pass) instead of once: at width 0.25 and T = 10 an MC tile costs
+      13605 instead of 4965 network MACs per pixel (x2.7). (Bayesian SegNet's own layers
+      put each encoder dropout *after* that unit's pooling; here the first one precedes
+      the pool, as specified for this project.)
+
+    The default keeps the module structure and ``state_dict`` keys of models saved before
+    this option existed (``encoder.*``, ``head.1.*`` score, ``head.2.*`` up-sampling).
+    With ``"last_two_sets"`` set 4's layers are ``head.2`` .. ``head.7``, the score conv
+    ``head.9`` and the up-sampling ``head.10`` (use :attr:`score` / :attr:`upsample`).
 
     Input (N, in_channels, H, W) float32 with H, W multiples of 16 -> logits (N, n_classes, H, W).
 
     ``halo`` = 64 px: the receptive field of an output pixel is 149 px wide (encoder 133 px,
-    plus the 2-tap up-sampling), i.e. +-74 px; with 64 px of real context on each side only
-    the outermost ring of the field (where the weights are small and the training patches
-    themselves were zero-padded) differs, and 64 is a multiple of 16 so tile grids stay
-    aligned with the stride-16 lattice. ``pad`` = 0, ``multiple`` = 16.
+    plus the 2-tap up-sampling), i.e. +-74 px, for both placements (dropout does not widen
+    it); with 64 px of real context on each side only the outermost ring of the field
+    (where the weights are small and the training patches themselves were zero-padded)
+    differs, and 64 is a multiple of 16 so tile grids stay aligned with the stride-16
+    lattice. ``pad`` = 0, ``multiple`` = 16.
     """
 
     pad = 0
     multiple = FCN_STRIDE
     halo = 64
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 6, in_channels: int = 5):
+    def __init__(
+        self,
+        width: float = 1.0,
+        dropout: float = 0.5,
+        n_classes: int = 6,
+        in_channels: int = 5,
+        dropout_placement: str = "encoder_output",
+    ):
         super().__init__()
+        if dropout_placement not in FCN_DROPOUT_PLACEMENTS:
+            raise ValueError(
+                f"FCN dropout_placement must be one of {', '.join(map(repr, FCN_DROPOUT_PLACEMENTS))}, "
+                f"got {dropout_placement!r}"
+            )
         self.width = float(width)
         self.dropout = float(dropout)
         self.n_classes = int(n_classes)
         self.in_channels = int(in_channels)
+        self.dropout_placement = dropout_placement
         self.widths = [scaled(c, width) for c in (64, 128, 256, 512)]
+        last_two = dropout_placement == "last_two_sets"
+        n_trunk_sets = 3 if last_two else 4
         layers: list[nn.Module] = []
         c_in = in_channels
-        for s, c in enumerate(self.widths):
+        for s, c in enumerate(self.widths[:n_trunk_sets]):
             if s > 0:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            for k in range(2):
-                stride = 2 if (s == 0 and k == 0) else 1
-                layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
-                c_in = c
+            layers += _fcn_set(c_in, c, s == 0)
+            c_in = c
         self.encoder = nn.Sequential(*layers)
-        self.head = nn.Sequential(
+        head: list[nn.Module] = []
+        if last_two:
+            head += [nn.Dropout(self.dropout), nn.MaxPool2d(kernel_size=2, stride=2)]
+            head += _fcn_set(c_in, self.widths[3], False)
+            c_in = self.widths[3]
+        head += [
             nn.Dropout(self.dropout),
             nn.Conv2d(c_in, self.n_classes, kernel_size=1),  # class scores
             nn.ConvTranspose2d(  # fractional-strided convolution, x16
                 self.n_classes, self.n_classes, kernel_size=2 * FCN_STRIDE, stride=FCN_STRIDE, padding=FCN_STRIDE // 2
             ),
-        )
+        ]
+        self.head = nn.Sequential(*head)
         _he_init(self)
         with torch.no_grad():
             self.upsample.weight.copy_(bilinear_kernel(self.n_classes, 2 * FCN_STRIDE))
@@ -272,20 +331,27 @@ class FCN(_InferenceMixin, nn.Module):
 
     @property
     def score(self) -> nn.Conv2d:
-        return self.head[1]
+        return self.head[-2]
 
     @property
     def upsample(self) -> nn.ConvTranspose2d:
-        return self.head[2]
+        return self.head[-1]
+
+    def encoder_layers(self) -> list[nn.Module]:
+        """All encoder layers (4 sets and the pools between them) in order, wherever they sit
+        (set 4 is in ``head`` with ``"last_two_sets"``); dropout layers excluded."""
+        return [m for m in (*self.encoder, *self.head[:-2]) if not isinstance(m, nn.Dropout)]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, 512w, H/16, W/16) encoder features (before the dropout)."""
+        """(N, C, H, W) -> encoder features before the first dropout: (N, 512w, H/16, W/16)
+        (``"encoder_output"``) or set 3's (N, 256w, H/8, W/8) (``"last_two_sets"``)."""
         if x.shape[-1] % FCN_STRIDE or x.shape[-2] % FCN_STRIDE:
             raise ValueError(f"FCN input height and width must be multiples of 16, got {tuple(x.shape)}")
         return self.encoder(x)
 
     def settings(self) -> dict:
-        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes,
+                "in_channels": self.in_channels, "dropout_placement": self.dropout_placement}
 
 
 ARCHITECTURES = {"PatchCNN": PatchCNN, "DensePatchCNN": DensePatchCNN, "FCN": FCN}
@@ -300,10 +366,11 @@ def save_model(path: str | Path, net: nn.Module, meta: dict) -> None:
     """Write ``net`` and ``meta`` to ``path`` (model.pt), atomically.
 
     The file is a dict: ``format``, ``arch`` ({class, width, dropout, n_classes,
-    in_channels}), ``state_dict`` (CPU tensors) and ``meta`` (JSON-able: e.g. ``model``
-    name, ``classes`` [{index, name}] — filled in from ``n_classes`` when absent —
-    ``stats`` path of the normalisation statistics, ``training`` info). ``meta`` must be
-    JSON-serialisable so that loading works with ``torch.load(weights_only=True)``.
+    in_channels}, and ``dropout_placement`` for the FCN), ``state_dict`` (CPU tensors) and
+    ``meta`` (JSON-able: e.g. ``model`` name, ``classes`` [{index, name}] — filled in from
+    ``n_classes`` when absent — ``stats`` path of the normalisation statistics,
+    ``training`` info). ``meta`` must be JSON-serialisable so that loading works with
+    ``torch.load(weights_only=True)``.
     """
     name = type(net).__name__
     if name not in ARCHITECTURES:
@@ -323,7 +390,9 @@ def save_model(path: str | Path, net: nn.Module, meta: dict) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Load a model.pt -> (inference network in eval mode on ``device``, meta dict).
 
-    A saved :class:`PatchCNN` comes back converted to :class:`DensePatchCNN`. Raises
+    A saved :class:`PatchCNN` comes back converted to :class:`DensePatchCNN`. An FCN file
+    without ``dropout_placement`` (written before the option existed) loads as
+    ``"encoder_output"``, the only placement there was. Raises
     DataError naming the file when it is missing, unreadable or not a vaiseg model.
     """
     path = Path(path)
@@ -354,7 +423,7 @@ def receptive_field(net: nn.Module) -> int:
     if isinstance(net, (PatchCNN, DensePatchCNN)):
         return PB_PATCH
     rf, jump = 1, 1
-    for m in net.encoder:
+    for m in net.encoder_layers():
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
             k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
             s = m.stride if isinstance(m.stride, int) else m.stride[0]

@@ -14,6 +14,10 @@ Choices where the paper is silent (documented here and in the README):
 - Every epoch visits every training row of the index once in a seeded random order (a
   fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
   every patch in all 8 dihedral transforms (§4.2).
+- FCN dropout placement (``TrainSettings.fcn_dropout``, the paper does not say; see
+  :class:`~vaiseg.models.FCN`): on the encoder output (default) or after each of the last
+  two encoder sets; recorded in the model file's ``arch`` (``dropout_placement``) and in
+  ``meta.training.settings``.
 - The validation numbers in the history (held-out patches, see :mod:`vaiseg.patches`)
   monitor training only; the model after the last epoch is the one written (no early
   stopping / model selection). val_loss uses the model's own training loss.
@@ -48,7 +52,7 @@ from .classes import CAR, IGNORE
 from .config import MODELS
 from .errors import ConfigError
 from .mfb import load_mfb_weights, weighted_cross_entropy
-from .models import FCN, PatchCNN, save_model
+from .models import FCN, FCN_DROPOUT_PLACEMENTS, PatchCNN, save_model
 from .patches import FCNPatches, PBPatches, load_index
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,15 @@ class TrainSettings:
     dropout: float = 0.5
     seed: int = 0
     fcn_labels: str = "labels"  # labels (full GT) | labels_eroded
+    #: where the FCNs' dropout sits (``FCN(dropout_placement=...)``): "encoder_output" |
+    #: "last_two_sets"; the paper does not say. Ignored for PB.
+    fcn_dropout: str = "encoder_output"
+
+    def __post_init__(self):
+        if self.fcn_dropout not in FCN_DROPOUT_PLACEMENTS:
+            raise ConfigError(
+                f"fcn_dropout must be one of {', '.join(FCN_DROPOUT_PLACEMENTS)}, got {self.fcn_dropout!r}"
+            )
 
     @classmethod
     def from_config(cls, config: dict, model: str) -> "TrainSettings":
@@ -125,8 +138,13 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | None) -> str:
+    settings = asdict(s)
+    # fcn_dropout enters only where it matters (an FCN with a non-default placement), so
+    # checkpoints written before the field existed, and PB's, keep their fingerprints
+    if model == "PB" or s.fcn_dropout == "encoder_output":
+        settings.pop("fcn_dropout")
     h = hashlib.sha256()
-    h.update(json.dumps([model, asdict(s), mfb], sort_keys=True).encode())
+    h.update(json.dumps([model, settings, mfb], sort_keys=True).encode())
     h.update(Path(index_path).read_bytes())
     return h.hexdigest()
 
@@ -140,7 +158,7 @@ def _loss(model: str, logits: torch.Tensor, target: torch.Tensor, weights: torch
 def _build(model: str, s: TrainSettings):
     if model == "PB":
         return PatchCNN(width=s.width, dropout=s.dropout)
-    return FCN(width=s.width, dropout=s.dropout)
+    return FCN(width=s.width, dropout=s.dropout, dropout_placement=s.fcn_dropout)
 
 
 def param_groups(net, lr: float) -> list[dict]:
