@@ -83,6 +83,14 @@ def test_coverage_interpolation_by_hand():
     assert coverage_at(np.array([0.1, 0.2, 0.3]), np.array([0.99, 0.9, 0.97]), 0.95)[0] == 0.3
 
 
+def _by_reading(rows):
+    """{reading: {target: row}} from :func:`coverage` rows."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["reading"], {})[r["target_overall_acc"]] = r
+    return out
+
+
 def test_coverage_analytic_with_and_without_boundaries():
     # errors on ranks >= 0.8 n: accuracy of the first k pixels = 0.8 n / k
     u, pred, gt = ranked(n=20000)
@@ -90,14 +98,130 @@ def test_coverage_analytic_with_and_without_boundaries():
     eroded[0, 19000:] = IGNORE  # part of the errors sit on ignored boundaries
     h = UncertaintyHistogram(0.0, 1.0, fine_bin_count(101))
     h.add(u, pred, eroded, gt)
-    rows = {r["target_overall_acc"]: r for r in coverage(h)}
+    rows = coverage(h)
+    assert [r["reading"] for r in rows] == ["two_thresholds"] * 3 + ["one_threshold"] * 3
+    by = _by_reading(rows)
+    two, one = by["two_thresholds"], by["one_threshold"]
     for target in (97.5, 95.0, 90.0):
-        assert rows[target]["pixels_classified_pct"] == pytest.approx(100 * 0.8 / (target / 100), abs=0.02)
+        assert two[target]["pixels_classified_pct"] == pytest.approx(100 * 0.8 / (target / 100), abs=0.02)
         # eroded: 19000 scored pixels, 16000 correct first -> kept = 16000 / (target * 19000)
-        assert rows[target]["pixels_classified_pct_ignoring_boundaries"] == pytest.approx(
+        assert two[target]["pixels_classified_pct_ignoring_boundaries"] == pytest.approx(
             100 * 16000 / (target / 100) / 19000, abs=0.02)
-        assert rows[target]["pixels_classified_pct_ignoring_boundaries"] > rows[target]["pixels_classified_pct"]
-        assert 0.8 < rows[target]["threshold"] < 1
+        assert two[target]["pixels_classified_pct_ignoring_boundaries"] > two[target]["pixels_classified_pct"]
+        assert 0.8 < two[target]["threshold"] < 1
+        # one threshold (the eroded one): the same non-boundary share; every kept pixel has
+        # rank < 19000 (no boundary pixel kept), so the share of all 20000 pixels is
+        # 16000 / target / 20000
+        assert one[target]["threshold"] == one[target]["threshold_ignoring_boundaries"] == two[target]["threshold_ignoring_boundaries"]
+        assert one[target]["pixels_classified_pct_ignoring_boundaries"] == two[target]["pixels_classified_pct_ignoring_boundaries"]
+        assert one[target]["pixels_classified_pct"] == pytest.approx(100 * 16000 / (target / 100) / 20000, abs=0.02)
+
+
+def hand_made_pixels():
+    """Pixels on 4 uncertainty bins (u = 0, 0.25, 0.5, 0.75; n_bins 4), full GT class 0,
+    prediction 0 (right) or 1 (wrong); per bin (non-boundary pixels, right; boundary
+    pixels, right): (10, 10; 0, 0), (10, 8; 5, 4), (10, 6; 10, 4), (10, 4; 5, 1).
+    Plus 2 invalid pixels (NaN uncertainty; prediction outside 0..5), counted nowhere.
+
+    Non-boundary (eroded GT): kept 10/20/30/40 of 40, OA 1, 0.9, 0.8, 0.7.
+    All pixels (full GT):     kept 10/25/45/60 of 60, OA 1, 0.88, 32/45, 37/60."""
+    u, pred, boundary = [], [], []
+    for b, (n_in, ok_in, n_bd, ok_bd) in enumerate([(10, 10, 0, 0), (10, 8, 5, 4), (10, 6, 10, 4), (10, 4, 5, 1)]):
+        for n, ok, bd in ((n_in, ok_in, False), (n_bd, ok_bd, True)):
+            u += [b / 4] * n
+            pred += [0] * ok + [1] * (n - ok)
+            boundary += [bd] * n
+    u += [float("nan"), 0.0]
+    pred += [0, 6]
+    boundary += [False, False]
+    full = np.zeros((1, len(u)), np.uint8)
+    eroded = np.where(np.array(boundary)[None], IGNORE, full).astype(np.uint8)
+    h = UncertaintyHistogram(0.0, 1.0, 4)
+    h.add(np.array([u]), np.array([pred]), eroded, full)
+    return h
+
+
+def test_coverage_two_readings_by_hand():
+    h = hand_made_pixels()
+    # count_full: every pixel with a full-GT label (boundaries included), count: non-boundary
+    assert h.count_full.tolist() == [10, 15, 20, 15, 0] and h.count.tolist() == [10, 10, 10, 10, 0]
+    assert (h.count_full - h.count).tolist() == [0, 5, 10, 5, 0]  # boundary pixels per bin
+    assert h.correct_full.tolist() == [10, 12, 10, 5, 0] and h.correct.tolist() == [10, 8, 6, 4, 0]
+    by = _by_reading(coverage(h, targets=(95.0, 85.0, 75.0, 65.0, 101.0)))
+    two, one = by["two_thresholds"], by["one_threshold"]
+    approx = lambda v: pytest.approx(v, abs=1e-9)  # noqa: E731
+
+    # one threshold: where eroded OA crosses the target; the same weight for all three numbers
+    # 95: between bin 0 (OA 1) and bin 1 (0.9), w = 0.5
+    assert one[95.0]["threshold"] == approx(0.125) and one[95.0]["threshold_ignoring_boundaries"] == approx(0.125)
+    assert one[95.0]["pixels_classified_pct_ignoring_boundaries"] == approx(100 * 15 / 40)
+    assert one[95.0]["pixels_classified_pct"] == approx(100 * (10 + 0.5 * 15) / 60)
+    # 85: between bin 1 (0.9) and bin 2 (0.8), w = 0.5
+    assert one[85.0]["threshold"] == approx(0.375)
+    assert one[85.0]["pixels_classified_pct_ignoring_boundaries"] == approx(62.5)
+    assert one[85.0]["pixels_classified_pct"] == approx(100 * (25 + 0.5 * 20) / 60)
+    # 75: between bin 2 (0.8) and bin 3 (0.7): 87.5 % of both
+    assert one[75.0]["threshold"] == approx(0.625)
+    assert one[75.0]["pixels_classified_pct"] == approx(87.5) and one[75.0]["pixels_classified_pct_ignoring_boundaries"] == approx(87.5)
+    # 65: reached with every pixel (the empty last bin keeps threshold 1)
+    assert one[65.0]["pixels_classified_pct"] == approx(100) and one[65.0]["threshold"] == approx(1.0)
+
+    # two thresholds: the non-boundary share and its threshold are the one-threshold ones ...
+    for t in (95.0, 85.0, 75.0, 65.0):
+        for k in ("pixels_classified_pct_ignoring_boundaries", "threshold_ignoring_boundaries"):
+            assert two[t][k] == one[t][k]
+    # ... the all-pixel share has its own threshold, where full-GT OA crosses the target
+    w = (1 - 0.95) / (1 - 0.88)  # 95: bin 0 (1) -> bin 1 (0.88)
+    assert two[95.0]["pixels_classified_pct"] == approx(100 * (10 + w * 15) / 60)
+    assert two[95.0]["threshold"] == approx(0.25 * w)
+    w = (0.88 - 0.85) / (0.88 - 32 / 45)  # 85: bin 1 (0.88) -> bin 2 (32/45)
+    assert two[85.0]["pixels_classified_pct"] == approx(100 * (25 + w * 20) / 60)
+    assert two[85.0]["threshold"] == approx(0.25 + 0.25 * w)
+    w = (0.88 - 0.75) / (0.88 - 32 / 45)  # 75: bin 1 -> bin 2 again
+    assert two[75.0]["pixels_classified_pct"] == approx(100 * (25 + w * 20) / 60)
+    w = (32 / 45 - 0.65) / (32 / 45 - 37 / 60)  # 65: bin 2 -> bin 3
+    assert two[65.0]["pixels_classified_pct"] == approx(100 * (45 + w * 15) / 60)
+    assert two[65.0]["threshold"] == approx(0.5 + 0.25 * w)
+    # boundary pixels are harder: the two readings differ; at 95 % the one threshold keeps more
+    assert one[95.0]["pixels_classified_pct"] > two[95.0]["pixels_classified_pct"]
+    # a target no threshold reaches: NaN in both readings
+    for r in (one[101.0], two[101.0]):
+        assert all(np.isnan(r[k]) for k in ("pixels_classified_pct", "pixels_classified_pct_ignoring_boundaries",
+                                           "threshold", "threshold_ignoring_boundaries"))
+
+
+def test_coverage_readings_coincide_without_boundaries():
+    rng = np.random.default_rng(1)
+    n = 50000
+    u = rng.uniform(size=(1, n))
+    truth = rng.integers(0, 6, (1, n)).astype(np.uint8)
+    pred = np.where(rng.uniform(size=(1, n)) < 0.3 * u, (truth + 1) % 6, truth).astype(np.int64)
+    h = UncertaintyHistogram(0.0, 1.0, fine_bin_count(101))
+    h.add(u, pred, truth, truth)  # eroded GT == full GT: no boundary pixel
+    by = _by_reading(coverage(h, targets=(99.0, 97.5, 95.0, 90.0, 80.0)))
+    for t, one in by["one_threshold"].items():
+        two = by["two_thresholds"][t]
+        for k in ("pixels_classified_pct", "pixels_classified_pct_ignoring_boundaries", "threshold", "threshold_ignoring_boundaries"):
+            assert one[k] == pytest.approx(two[k], rel=1e-12, nan_ok=True), (t, k)
+        assert one["pixels_classified_pct"] == one["pixels_classified_pct_ignoring_boundaries"]
+    assert np.isfinite(by["one_threshold"][95.0]["pixels_classified_pct"])
+    # the hand-made set without its boundary pixels: the same
+    h2 = hand_made_pixels()
+    h2.count_full, h2.correct_full = h2.count.copy(), h2.correct.copy()
+    rows = coverage(h2, targets=(95.0, 85.0))
+    assert [{k: v for k, v in r.items() if k != "reading"} for r in rows[:2]] == \
+        [{k: v for k, v in r.items() if k != "reading"} for r in rows[2:]]
+
+
+def test_coverage_without_full_gt_and_bad_reading():
+    u, pred, gt = ranked(n=2000)
+    h = UncertaintyHistogram(0.0, 1.0, fine_bin_count(101))
+    h.add(u, pred, gt)  # no full GT: no all-pixel share in either reading
+    for r in coverage(h):
+        assert np.isnan(r["pixels_classified_pct"]) and np.isfinite(r["pixels_classified_pct_ignoring_boundaries"])
+    assert {r["reading"] for r in coverage(h, readings=("one_threshold",))} == {"one_threshold"}
+    with pytest.raises(ValueError, match="readings"):
+        coverage(h, readings=("three_thresholds",))
 
 
 def test_ece_calibrated_and_overconfident():
@@ -191,12 +315,7 @@ def gt(data, name, areas=AREAS):
 def results(tmp_path_factory, repo_root):
     root = tmp_path_factory.mktemp("results")
     data, pred = make_results(root)
-    paper = repo_root.parent / "shared" / "paper"
-    if not (paper / "uncertainty_coverage.csv").is_file():
-        paper = root / "paper"
-        paper.mkdir()
-        (paper / "uncertainty_coverage.csv").write_text("model,target_overall_acc,pixels_classified_pct,pixels_classified_pct_ignoring_boundaries\n"
-                         "FCN,97.5,64.85,67.65\nFCN,95.0,75.81,78.27\nFCN,90.0,94.06,94.97\n")
+    paper = repo_root / "paper"  # the paper's numbers, shipped with the project
     fig = root / "figures"
     out = dict(curve=fig / "accuracy_vs_uncertainty.csv", png=fig / "accuracy_vs_uncertainty.png",
                coverage=fig / "uncertainty_coverage.csv", summary=fig / "uncertainty_summary.json")
@@ -219,12 +338,26 @@ def test_uncertainty_analysis_files(results):
         assert ok.iloc[-1] < ok.iloc[len(ok) // 10]
     assert out["png"].read_bytes()[:4] == PNG
     cov = pd.read_csv(out["coverage"])
-    assert len(cov) == 2 * 9 and set(cov["scope"]) == {"validation", "area 30"}
+    assert list(cov.columns) == [
+        "model", "scope", "reading", "target_overall_acc", "pixels_classified_pct",
+        "pixels_classified_pct_ignoring_boundaries", "threshold", "threshold_ignoring_boundaries",
+        "paper_pixels_classified_pct", "paper_pixels_classified_pct_ignoring_boundaries"]
+    # 3 models x 2 scopes x 2 readings x 3 targets
+    assert len(cov) == 3 * 2 * 2 * 3 and set(cov["scope"]) == {"validation", "area 30"}
+    assert cov.groupby(["model", "scope", "reading"]).size().eq(3).all()
+    assert set(cov["reading"]) == {"two_thresholds", "one_threshold"}
     area = cov[cov["scope"] == "area 30"]
     assert ((area["pixels_classified_pct"].dropna() >= 0) & (area["pixels_classified_pct"].dropna() <= 100)).all()
+    two = cov[cov["reading"] == "two_thresholds"].reset_index(drop=True)
+    one = cov[cov["reading"] == "one_threshold"].reset_index(drop=True)
+    assert (one["threshold"].fillna(-1) == one["threshold_ignoring_boundaries"].fillna(-1)).all()
+    for k in ("pixels_classified_pct_ignoring_boundaries", "threshold_ignoring_boundaries"):
+        assert np.allclose(one[k], two[k], equal_nan=True)  # the eroded-GT threshold is shared
+    assert one["pixels_classified_pct"].notna().any()
     cov = cov[cov["scope"] == "validation"]
-    fcn = cov[cov["model"] == "FCN"]
-    assert (fcn["paper_pixels_classified_pct"].to_numpy() == [64.85, 75.81, 94.06]).all()
+    for _, fcn in cov[cov["model"] == "FCN"].groupby("reading"):
+        assert (fcn["paper_pixels_classified_pct"].to_numpy() == [64.85, 75.81, 94.06]).all()
+        assert (fcn["paper_pixels_classified_pct_ignoring_boundaries"].to_numpy() == [67.65, 78.27, 94.97]).all()
     assert cov[cov["model"] == "PB"]["paper_pixels_classified_pct"].isna().all()
     s = json.loads(out["summary"].read_text())
     assert s["FCN"]["mean_uncertainty_error"] > s["FCN"]["mean_uncertainty_correct"]
@@ -301,6 +434,25 @@ def test_figures(results, tmp_path):
     assert (shown == index_to_rgb(truth)).all()  # pixel-exact ISPRS colours
     thr = np.asarray(Image.open(files["threshold_97_5"]).convert("RGB"))
     assert thr.shape == (H, W, 3) and (thr == 0).all(axis=2).any()  # some pixels rejected
+    # Fig. 6 maps use the validation-set threshold of the two-threshold reading (full GT)
+    cov = pd.read_csv(out["coverage"])
+    cov = cov[(cov["model"] == "FCN") & (cov["scope"] == "validation") & (cov["target_overall_acc"] == 95.0)]
+    t_two = float(cov.loc[cov["reading"] == "two_thresholds", "threshold"].iloc[0])
+    t_one = float(cov.loc[cov["reading"] == "one_threshold", "threshold"].iloc[0])
+    s = json.loads(out["summary"].read_text())["FCN"]
+    un = (read_raster(pred / "FCN" / "30" / "uncertainty.tif")[0][0] - s["u_min"]) / (s["u_max"] - s["u_min"])
+    black = (np.asarray(Image.open(files["threshold_95"]).convert("RGB")) == 0).all(axis=2)
+    assert (black == (un > t_two)).all() and (black != (un > t_one)).any()
+    # report.fig6_reading: one_threshold draws the maps at the ISPRS-OA threshold
+    map_figures(area, data / "30" / "image.tif", data / "30" / "labels.tif",
+                {m: pred / m / "30" / "labels.tif" for m in models}, {m: pred / m / "30" / "uncertainty.tif" for m in MODELS},
+                out["summary"], out["coverage"], files, reading="one_threshold")
+    black = (np.asarray(Image.open(files["threshold_95"]).convert("RGB")) == 0).all(axis=2)
+    assert (black == (un > t_one)).all()
+    with pytest.raises(DataError, match="no rows of the Fig. 6 reading"):
+        map_figures(area, data / "30" / "image.tif", data / "30" / "labels.tif",
+                    {m: pred / m / "30" / "labels.tif" for m in models}, {m: pred / m / "30" / "uncertainty.tif" for m in MODELS},
+                    out["summary"], out["coverage"], files, reading="three_thresholds")
 
 
 def test_figure_area_fallback():

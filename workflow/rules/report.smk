@@ -121,6 +121,7 @@ rule figures:
         note=FIGURE_NOTE,
         models=list(ALL_MODELS),
         cnns=list(MODELS),
+        fig6_reading=REPORT["fig6_reading"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -173,6 +174,7 @@ rule paper_diff:
     params:
         paper_dir=PAPER_DIR,
         source=SOURCE,
+        fig6_reading=REPORT["fig6_reading"],
     threads: 1
     resources:
         mem_mb=1000,

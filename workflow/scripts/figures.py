@@ -15,4 +15,5 @@ map_figures(
     snakemake.input.coverage,
     {key: path for key, path in snakemake.output.items()},
     note=snakemake.params.note,
+    reading=snakemake.params.fig6_reading,
 )

@@ -14,4 +14,5 @@ build_paper_diff(
     curve_csv=snakemake.input.curve,
     summary_json=snakemake.input.summary,
     coverage_csv=snakemake.input.coverage,
+    fig6_reading=snakemake.params.fig6_reading,
 )

@@ -12,10 +12,11 @@ Choices where the paper is silent:
 - Uncertainty scaling: the same validation-set min-max normalisation as the
   accuracy-vs-uncertainty curve (``uncertainty_summary.json``), so the colours and the
   thresholds of Fig. 6 mean the same thing in every figure.
-- Fig. 6 thresholds: the validation-set thresholds at which OA reaches each target
-  *with* boundary pixels (``uncertainty_coverage.csv``, column ``threshold``; the
-  paper's headline 64.85/75.81/94.06 %). A target no threshold reaches is drawn all
-  black and labelled "not reached".
+- Fig. 6 thresholds: the validation-set thresholds at which OA reaches each target, of
+  the reading ``report.fig6_reading`` selects (``uncertainty_coverage.csv``, column
+  ``threshold``): ``two_thresholds`` (default) = OA *with* boundary pixels (full GT; the
+  paper's headline 64.85/75.81/94.06 %), ``one_threshold`` = OA in the ISPRS sense
+  (eroded GT). A target no threshold reaches is drawn all black and labelled "not reached".
 - If the requested area is not a validation area, the first validation area is used
   and the log and the figure title say so.
 """
@@ -160,13 +161,14 @@ def map_figures(
     *,
     note: str | None = None,
     targets=TARGETS,
+    reading: str = "two_thresholds",
 ) -> None:
     """Write the individual maps and the composite of ``area`` to ``files`` (from
     :func:`figure_files`). ``image``: the area's 5-band image.tif; ``labels``: its full
     GT; ``predictions``: {model: labels.tif} (CNNs and fusions, drawing order);
     ``uncertainty``: {cnn: uncertainty.tif}. ``summary_json``: model -> {u_min, u_max} (validation-set
     normalisation, from the uncertainty analysis); ``coverage_csv``: thresholds per
-    model and target (``uncertainty_coverage.csv``). ``note`` (area fallback) goes to
+    model and target (``uncertainty_coverage.csv``; rows of ``reading``). ``note`` (area fallback) goes to
     the log and the composite's title."""
     import matplotlib
 
@@ -200,6 +202,10 @@ def map_figures(
     cov = pd.read_csv(coverage_csv)
     if "scope" in cov.columns:
         cov = cov[cov["scope"] == "validation"]
+    if "reading" in cov.columns:
+        cov = cov[cov["reading"] == reading]
+        if cov.empty:
+            raise DataError(coverage_csv, f"no rows of the Fig. 6 reading {reading!r}")
 
     img = irrg(image)
     _save_rgb(files["irrg"], img)

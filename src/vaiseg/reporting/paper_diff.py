@@ -1,23 +1,33 @@
 """The paper diff (§5): every cell of Tables 1-2, ours beside the paper's, and the
 paper's qualitative findings checked on our numbers.
 
-The paper's numbers come from ``paper_results.csv`` in ``report.paper_dir``
-(default ``../shared/paper``). Its printed Avg F1 is *recomputed* from the five class
-F1 scores (the mean over imp_surf, building, low_veg, tree, car): the paper prints
-86.36 for the FCN, which is the PB's value, while the FCN's five F1s average 81.28.
-Every row whose printed value differs from the recomputed one by more than rounding
-(0.01) is listed in the diff's notes; the ``paper`` column holds the recomputed value
-and ``paper_printed`` the printed one.
+The paper's numbers come from ``paper_results.csv`` in ``report.paper_dir`` (default:
+the project's shipped ``paper/`` folder). Its printed Avg F1 is *recomputed* from the
+five class F1 scores (the mean over imp_surf, building, low_veg, tree, car): the paper
+prints 86.36 for the FCN, which is the PB's value, while the FCN's five F1s average
+81.28. Every row whose printed value differs from the recomputed one by more than
+rounding (0.01) is listed in the diff's notes; the ``paper`` column holds the
+recomputed value and ``paper_printed`` the printed one.
 
-Qualitative findings, answered yes/no from *our* numbers only (nothing is tuned):
-- MFB raises car F1: ``FCN-MFB.car_f1 > FCN.car_f1`` (§4.2, Table 1);
-- fusion raises overall accuracy: every fusion's OA exceeds the OA of each of its
-  member CNNs (§4.4, Table 2);
-- accuracy falls as the uncertainty threshold rises (§5, Fig. 7): per CNN, the
-  Spearman rank correlation of threshold and OA (thresholds with kept pixels) is
-  negative and OA at threshold 1 is below OA at the first threshold that keeps pixels;
-- uncertainty is higher on errors (§5): mean normalised uncertainty of misclassified
-  pixels > that of correct pixels (from ``uncertainty_summary.json``, when given).
+Qualitative findings, answered yes/no from *our* numbers only (nothing is tuned), each
+with an explicit criterion applied strictly (the thresholds are the module constants
+below; the markdown prints the criterion beside every verdict):
+
+- MFB raises car F1 (§4.2, Table 1): FCN-MFB car F1 - FCN car F1 >=
+  :data:`MFB_MIN_CAR_F1_GAIN` points;
+- fusion raises overall accuracy (§4.4, Table 2), one check per fusion: fusion OA -
+  best member OA > :data:`FUSION_MIN_OA_MARGIN` points (the margin is printed);
+- accuracy falls as the uncertainty threshold rises (§5, Fig. 7), per CNN: over the
+  thresholds that keep pixels, Spearman rho(threshold, OA) <=
+  :data:`ACC_FALLS_MAX_SPEARMAN` *and* OA at the lowest populated threshold is at
+  least :data:`ACC_FALLS_MIN_DROP` points above OA at threshold 1 (all pixels kept);
+- uncertainty is higher on errors (§5), per CNN: mean normalised uncertainty of the
+  misclassified pixels >= :data:`ERROR_UNCERTAINTY_MIN_RATIO` x that of the correct
+  pixels (from ``uncertainty_summary.json``, when given).
+
+A check whose inputs are missing is "n/a". The Fig. 6 section shows both readings of
+the paper's coverage numbers (``reading`` in ``uncertainty_coverage.csv``, see
+:mod:`vaiseg.reporting.uncertainty`) beside the paper's.
 """
 
 from __future__ import annotations
@@ -43,6 +53,32 @@ PAPER_COVERAGE = "uncertainty_coverage.csv"
 #: printed vs recomputed Avg F1 differences above this are reported as typos
 TYPO_TOLERANCE = 0.011
 F1_COLUMNS = [f"{KEYS[c]}_f1" for c in SCORED]
+
+# ---- criteria of the qualitative checks (applied strictly; printed in paper_diff.md) --
+
+MFB_MIN_CAR_F1_GAIN = 1.0
+"""MFB check: FCN-MFB's car F1 must exceed the FCN's by at least this many points
+(percent). A gain under one point is within the run-to-run spread of a rare class."""
+
+FUSION_MIN_OA_MARGIN = 0.0
+"""Fusion check: a fusion's OA minus the best OA among its member CNNs must be strictly
+greater than this (points). Table 2's own margins are 0.19-0.38 points, so any
+positive margin is what the paper claims; the margin is printed beside the verdict."""
+
+ACC_FALLS_MAX_SPEARMAN = -0.5
+"""Accuracy-falls check: the Spearman rank correlation of threshold and OA over the
+thresholds that keep pixels must be at most this (a clear monotone decrease, not a
+flat or noisy curve; Fig. 7's curves are close to -1)."""
+
+ACC_FALLS_MIN_DROP = 1.0
+"""Accuracy-falls check, second condition: OA at the lowest threshold that keeps pixels
+must be at least this many points above OA at threshold 1 (all pixels kept)."""
+
+ERROR_UNCERTAINTY_MIN_RATIO = 1.5
+"""Uncertainty-on-errors check: the mean normalised uncertainty of misclassified pixels
+must be at least this factor times that of correctly classified pixels. A ratio is
+unaffected by the scale of the min-max normalisation; 1.5 asks for errors that are
+clearly, not marginally, more uncertain."""
 
 
 def paper_file(paper_dir: str | Path, name: str) -> Path:
@@ -118,54 +154,94 @@ def typo_notes(paper: pd.DataFrame) -> list[str]:
     return notes
 
 
-def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary: dict | None) -> list[dict]:
-    """The paper's qualitative claims, answered from our numbers.
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "no")
 
-    Returns a list of ``{finding, ours ("yes"|"no"|"n/a"), paper ("yes"), evidence}``.
-    """
+
+def _check(check: str, criterion: str, ok: bool | None, measured: str) -> dict:
+    return dict(check=check, criterion=criterion, measured=measured, verdict=_verdict(ok), paper="yes")
+
+
+def check_mfb(ours: pd.DataFrame) -> dict:
+    """MFB raises car F1 (see :data:`MFB_MIN_CAR_F1_GAIN`); ``ours`` indexed by method."""
+    check = "MFB raises car F1 (§4.2, Table 1)"
+    criterion = f"FCN-MFB car F1 - FCN car F1 >= {MFB_MIN_CAR_F1_GAIN:g} point"
+    if not {"FCN", "FCN-MFB"} <= set(ours.index):
+        return _check(check, criterion, None, "FCN or FCN-MFB missing")
+    a, b = float(ours.loc["FCN", "car_f1"]), float(ours.loc["FCN-MFB", "car_f1"])
+    gain = round(b - a, 2)
+    return _check(check, criterion, bool(gain >= MFB_MIN_CAR_F1_GAIN),
+                  f"car F1 {a:.2f} -> {b:.2f} ({gain:+.2f})")
+
+
+def check_fusions(ours: pd.DataFrame) -> list[dict]:
+    """One check per fusion of :data:`vaiseg.config.FUSIONS`: its OA beats the best
+    member's (see :data:`FUSION_MIN_OA_MARGIN`)."""
     out = []
-
-    def add(finding, ok, evidence):
-        out.append(dict(finding=finding, ours="n/a" if ok is None else ("yes" if ok else "no"), paper="yes", evidence=evidence))
-
-    if {"FCN", "FCN-MFB"} <= set(ours.index):
-        a, b = ours.loc["FCN", "car_f1"], ours.loc["FCN-MFB", "car_f1"]
-        add("MFB raises car F1 (FCN-MFB vs FCN)", bool(b > a), f"car F1 {a:.2f} -> {b:.2f}")
-    else:
-        add("MFB raises car F1 (FCN-MFB vs FCN)", None, "FCN or FCN-MFB missing")
-
-    ev, oks = [], []
     for fusion, members in FUSIONS.items():
-        if fusion not in ours.index or not set(members) <= set(ours.index):
+        check = f"{fusion}: fusion raises overall accuracy (§4.4, Table 2)"
+        criterion = f"OA({fusion}) - max OA({', '.join(members)}) > {FUSION_MIN_OA_MARGIN:.2f} points"
+        missing = [m for m in (fusion, *members) if m not in ours.index]
+        if missing:
+            out.append(_check(check, criterion, None, f"{', '.join(missing)} missing"))
             continue
-        best = max(ours.loc[m, "overall_acc"] for m in members)
-        f = ours.loc[fusion, "overall_acc"]
-        oks.append(bool(f > best))
-        ev.append(f"{fusion} {f:.2f} vs best member {best:.2f}")
-    add("Fusion raises overall accuracy (each fusion > each of its members)", all(oks) if oks else None,
-        "; ".join(ev) if ev else "no fusion rows")
+        best_m = max(members, key=lambda m: float(ours.loc[m, "overall_acc"]))
+        best, f = float(ours.loc[best_m, "overall_acc"]), float(ours.loc[fusion, "overall_acc"])
+        margin = round(f - best, 2)
+        out.append(_check(check, criterion, bool(margin > FUSION_MIN_OA_MARGIN),
+                          f"OA {f:.2f} vs {best:.2f} ({best_m}): margin {margin:+.2f}"))
+    return out
 
+
+def check_accuracy_falls(model: str, g: pd.DataFrame) -> dict:
+    """Accuracy falls as the threshold rises, for one CNN's curve ``g`` (``threshold,
+    kept_fraction, overall_acc``, fractions); see :data:`ACC_FALLS_MAX_SPEARMAN` and
+    :data:`ACC_FALLS_MIN_DROP`."""
+    check = f"{model}: accuracy falls as the uncertainty threshold rises (§5, Fig. 7)"
+    criterion = (f"Spearman rho(threshold, OA) <= {ACC_FALLS_MAX_SPEARMAN:g} over the thresholds that keep pixels, "
+                 f"and OA at the lowest of them >= OA at threshold 1 + {ACC_FALLS_MIN_DROP:g} point")
+    g = g.sort_values("threshold")
+    g = g[np.isfinite(g["overall_acc"]) & (g["kept_fraction"] > 0)]
+    if len(g) < 2:
+        return _check(check, criterion, None, "fewer than 2 thresholds keep pixels")
+    constant = g["overall_acc"].nunique() < 2  # rho undefined (and scipy warns)
+    rho = math.nan if constant else float(g["threshold"].corr(g["overall_acc"], method="spearman"))
+    first, last = 100 * float(g["overall_acc"].iloc[0]), 100 * float(g["overall_acc"].iloc[-1])
+    t_first, t_last = float(g["threshold"].iloc[0]), float(g["threshold"].iloc[-1])
+    drop = first - last
+    ok = bool(np.isfinite(rho) and rho <= ACC_FALLS_MAX_SPEARMAN + 1e-9 and drop >= ACC_FALLS_MIN_DROP - 1e-9)  # float slack
+    rho_s = f"{rho:.3f}" if np.isfinite(rho) else "undefined (constant OA)"
+    return _check(check, criterion, ok,
+                  f"rho {rho_s}; OA {first:.2f} % at threshold {t_first:g}, {last:.2f} % at threshold {t_last:g} "
+                  f"(drop {drop:+.2f})")
+
+
+def check_error_uncertainty(model: str, s: dict) -> dict:
+    """Uncertainty is higher on errors, from one CNN's ``uncertainty_summary.json``
+    entry; see :data:`ERROR_UNCERTAINTY_MIN_RATIO`."""
+    check = f"{model}: uncertainty is higher on errors (§5)"
+    criterion = f"mean normalised uncertainty of errors >= {ERROR_UNCERTAINTY_MIN_RATIO:g} x that of correct pixels"
+    uc, ue = s.get("mean_uncertainty_correct"), s.get("mean_uncertainty_error")
+    if uc is None or ue is None or not (np.isfinite(uc) and np.isfinite(ue)):
+        return _check(check, criterion, None, "no correct or no misclassified pixels")
+    ratio = ue / uc if uc > 0 else (math.inf if ue > 0 else math.nan)  # errors uncertain, correct pixels not: inf
+    ok = bool(ratio >= ERROR_UNCERTAINTY_MIN_RATIO - 1e-9)  # float slack (0.3 / 0.2 < 1.5); False for NaN
+    return _check(check, criterion, ok, f"{ue:.4f} on errors vs {uc:.4f} on correct pixels (ratio {ratio:.2f})")
+
+
+def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary: dict | None) -> list[dict]:
+    """The paper's qualitative claims, checked on our numbers with the criteria of the
+    module constants.
+
+    ``ours``: our Tables 1-2 indexed by method; ``curve``: ``accuracy_vs_uncertainty.csv``
+    (or None); ``summary``: ``uncertainty_summary.json`` (or None). Returns a list of
+    ``{check, criterion, measured, verdict ("yes"|"no"|"n/a"), paper ("yes")}``.
+    """
+    out = [check_mfb(ours), *check_fusions(ours)]
     if curve is not None:
-        for model, g in curve.groupby("model", sort=False):
-            g = g.sort_values("threshold")
-            g = g[np.isfinite(g["overall_acc"]) & (g["kept_fraction"] > 0)]
-            if len(g) < 2:
-                add(f"{model}: accuracy falls as the uncertainty threshold rises", None, "fewer than 2 populated thresholds")
-                continue
-            rho = float(g["threshold"].corr(g["overall_acc"], method="spearman"))
-            first, last = float(g["overall_acc"].iloc[0]), float(g["overall_acc"].iloc[-1])
-            ok = bool(np.isfinite(rho) and rho < 0 and last < first)
-            add(f"{model}: accuracy falls as the uncertainty threshold rises", ok,
-                f"Spearman rho {rho:.3f}; OA {100 * first:.2f} % at the lowest populated threshold, "
-                f"{100 * last:.2f} % at threshold 1")
+        out += [check_accuracy_falls(model, g) for model, g in curve.groupby("model", sort=False)]
     if summary:
-        for model, s in summary.items():
-            uc, ue = s.get("mean_uncertainty_correct"), s.get("mean_uncertainty_error")
-            if uc is None or ue is None or not (np.isfinite(uc) and np.isfinite(ue)):
-                add(f"{model}: uncertainty is higher on errors", None, "no correct or no misclassified pixels")
-            else:
-                add(f"{model}: uncertainty is higher on errors", bool(ue > uc),
-                    f"mean normalised uncertainty {ue:.4f} on errors vs {uc:.4f} on correct pixels")
+        out += [check_error_uncertainty(model, s) for model, s in summary.items()]
     return out
 
 
@@ -181,6 +257,55 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+READING_LABELS = {
+    "two_thresholds": "two thresholds",
+    "one_threshold": "one threshold",
+}
+
+
+def _fig6_section(cov: pd.DataFrame, lead: str = "two_thresholds") -> list[str]:
+    """Markdown lines of the Fig. 6 section: both readings of ``uncertainty_coverage.csv``
+    beside the paper's numbers (a file without ``reading`` is the two-threshold one);
+    ``lead`` (``report.fig6_reading``) is listed first within each scope and marked."""
+    if "reading" not in cov.columns:
+        cov = cov.assign(reading="two_thresholds")
+    if "scope" not in cov.columns:
+        cov = cov.assign(scope="validation")
+    md = ["", "## Fig. 6: pixels kept at a target overall accuracy (%)", "",
+          "The paper: at 97.5 % OA \"64.85 % of all the pixels in the image were classified, or when "
+          "ignoring segmentation of the boundaries (as in the ISPRS contest) 67.65 %\" (its FCN, its "
+          "Fig. 6 image). It does not say whether the two numbers share one threshold, so both readings "
+          "are shown:", "",
+          "- **two thresholds**: *all pixels* = share of all pixels kept at the threshold where OA "
+          "scored against the full GT (boundary pixels scored) equals the target; *non-boundary* = share "
+          "of the non-boundary pixels kept at the threshold where OA against the eroded GT (boundaries "
+          "ignored) equals the target.",
+          "- **one threshold**: one threshold, where OA in the ISPRS sense (eroded GT) equals the "
+          "target; *all pixels* and *non-boundary* = the shares of all pixels and of the non-boundary "
+          "pixels kept at that threshold.", "",
+          "Ours over the validation set and over the figure area alone; thresholds are normalised "
+          "uncertainties (all pixels / non-boundary).", "",
+          "| model | scope | reading | target OA | ours, all pixels | ours, non-boundary | threshold(s) | "
+          "paper, all pixels | paper, ignoring boundaries |",
+          "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    f = lambda v: "NaN" if not np.isfinite(v) else f"{v:.2f}"  # noqa: E731
+    t = lambda v: "NaN" if not np.isfinite(v) else f"{v:.4f}"  # noqa: E731
+    # the file's order of models, scopes and targets; within a scope, reading by reading
+    first = lambda col: cov[col].map({v: i for i, v in enumerate(dict.fromkeys(cov[col]))})  # noqa: E731
+    order = [lead] + [r for r in READING_LABELS if r != lead]
+    reading = cov["reading"].map({r: i for i, r in enumerate(order)}).fillna(len(order))
+    cov = cov.assign(_m=first("model"), _s=first("scope"), _r=reading).sort_values(["_m", "_s", "_r"], kind="stable")
+    for _, r in cov.iterrows():
+        thr = t(r["threshold"]) if r["reading"] == "one_threshold" else \
+            f"{t(r['threshold'])} / {t(r['threshold_ignoring_boundaries'])}"
+        label = READING_LABELS.get(r["reading"], r["reading"]) + (" (configured)" if r["reading"] == lead else "")
+        md.append(f"| {r['model']} | {r['scope']} | {label} | "
+                  f"{r['target_overall_acc']:g} | {f(r['pixels_classified_pct'])} | "
+                  f"{f(r['pixels_classified_pct_ignoring_boundaries'])} | {thr} | "
+                  f"{f(r['paper_pixels_classified_pct'])} | {f(r['paper_pixels_classified_pct_ignoring_boundaries'])} |")
+    return md
+
+
 def build_paper_diff(
     tables: list[str | Path],
     paper_dir: str | Path,
@@ -191,6 +316,7 @@ def build_paper_diff(
     curve_csv: str | Path | None = None,
     summary_json: str | Path | None = None,
     coverage_csv: str | Path | None = None,
+    fig6_reading: str = "two_thresholds",
 ) -> pd.DataFrame:
     """Write ``paper_diff.csv`` (long format, see :func:`diff_cells`) and ``paper_diff.md``
     (header with the data source, notes, qualitative findings, every cell).
@@ -232,20 +358,13 @@ def build_paper_diff(
         "- The paper's Avg F1 is recomputed as the mean of its five class F1 scores.",
     ]
     md += [f"- {n}" for n in typo_notes(paper)]
-    md += ["", "## Qualitative findings (from our numbers)", "", "| finding | ours | paper | evidence |", "|---|---|---|---|"]
-    md += [f"| {f['finding']} | {f['ours']} | {f['paper']} | {f['evidence']} |" for f in findings]
+    md += ["", "## Qualitative findings (from our numbers)", "",
+           "Each check is a claim the paper makes (section in brackets); the verdict applies the "
+           "stated criterion strictly to this run's numbers (\"n/a\": inputs missing).", "",
+           "| check | criterion | measured | verdict |", "|---|---|---|---|"]
+    md += [f"| {f['check']} | {f['criterion']} | {f['measured']} | {f['verdict']} |" for f in findings]
     if coverage_csv:
-        cov = pd.read_csv(coverage_csv)
-        md += ["", "## Fig. 6: pixels kept at a target overall accuracy (%)", "",
-               "Ours over the validation set and over the figure area alone; the paper's for its "
-               "FCN on its Fig. 6 image.", "",
-               "| model | scope | target OA | ours | ours ignoring boundaries | paper | paper ignoring boundaries |",
-               "|---|---|---:|---:|---:|---:|---:|"]
-        f = lambda v: "NaN" if not np.isfinite(v) else f"{v:.2f}"  # noqa: E731
-        for _, r in cov.iterrows():
-            md.append(f"| {r['model']} | {r.get('scope', 'validation')} | {r['target_overall_acc']:g} | {f(r['pixels_classified_pct'])} | "
-                      f"{f(r['pixels_classified_pct_ignoring_boundaries'])} | {f(r['paper_pixels_classified_pct'])} | "
-                      f"{f(r['paper_pixels_classified_pct_ignoring_boundaries'])} |")
+        md += _fig6_section(pd.read_csv(coverage_csv), fig6_reading)
     md += ["", "## Summary", "", "| table | mean abs delta F1 | mean abs delta overall acc | cells |", "|---|---:|---:|---:|"]
     for t, g in cells.groupby("table"):
         f1 = g[g["column"].str.endswith("_f1")]["delta"].abs().mean()
@@ -256,5 +375,5 @@ def build_paper_diff(
     write_text(out_md, "\n".join(md) + "\n")
     log.info("paper diff (%s data): %d cells -> %s", source, len(cells), out_csv)
     for f in findings:
-        log.info("finding: %s: %s (%s)", f["finding"], f["ours"], f["evidence"])
+        log.info("finding: %s: %s (%s; criterion: %s)", f["check"], f["verdict"], f["measured"], f["criterion"])
     return cells

@@ -17,13 +17,33 @@ Choices where the paper is silent:
 - Coverage (Fig. 6 numbers): the kept fraction at which overall accuracy equals a
   target (97.5/95/90 %) is the *largest* kept fraction whose accuracy is still
   >= target, linearly interpolated between the two neighbouring cut points of a fine
-  histogram (``fine_bins`` >= 65 536 bins). "With boundaries" scores the kept pixels
-  against the full GT (boundary pixels included; the paper's 64.85 %), "ignoring
-  boundaries" against the eroded GT (the paper's 67.65 %). The paper reports these for
-  its Fig. 6 image; here they are computed over the whole validation set (``scope``
-  ``validation``) and, for a closer comparison, over the figure area alone (``scope``
-  ``area N``, same validation-set normalisation). A target that no threshold reaches
-  gives NaN.
+  histogram (``fine_bins`` >= 65 536 bins). A target that no threshold reaches gives
+  NaN. The paper gives two numbers per target ("64.85 % of all the pixels in the image
+  were classified, or when ignoring segmentation of the boundaries (as in the ISPRS
+  contest) 67.65 %") without saying whether they come from one threshold or two, so
+  both readings are written (column ``reading``):
+
+  * ``two_thresholds``: two thresholds per target. ``pixels_classified_pct``: the
+    kept share of all pixels at the threshold where the OA of the kept pixels scored
+    against the *full* GT (boundary pixels scored) equals the target (``threshold``);
+    ``pixels_classified_pct_ignoring_boundaries``: the kept share of the non-boundary
+    pixels at the threshold where the OA against the *eroded* GT equals the target
+    (``threshold_ignoring_boundaries``).
+  * ``one_threshold``: one threshold per target, the one where the OA in the ISPRS
+    sense (eroded GT, boundary pixels ignored) of the kept pixels equals the target;
+    at that threshold ``pixels_classified_pct`` is the kept share of *all* pixels
+    (boundary pixels included) and ``pixels_classified_pct_ignoring_boundaries`` the
+    kept share of the non-boundary pixels (the same value as in ``two_thresholds``).
+    ``threshold`` = ``threshold_ignoring_boundaries`` = that threshold. The all-pixel
+    share is interpolated with the same weight between the same two cut points as the
+    non-boundary share (and the threshold).
+
+  "All pixels" are the pixels with a valid full-GT label and a valid prediction
+  (``count_full``); "non-boundary pixels" those not ignored by the eroded GT
+  (``count``). Without boundary pixels the two readings coincide. The paper reports
+  these numbers for its Fig. 6 image; here they are computed over the whole validation
+  set (``scope`` ``validation``) and, for a closer comparison, over the figure area
+  alone (``scope`` ``area N``, same validation-set normalisation).
 
 Everything is streamed one area at a time and vectorised: a first pass finds the
 min/max, a second accumulates per-bin pixel and correct counts with ``np.bincount``
@@ -51,6 +71,8 @@ log = logging.getLogger(__name__)
 
 #: accuracy targets of Fig. 6 (percent)
 TARGETS = (97.5, 95.0, 90.0)
+#: the two readings of the paper's Fig. 6 numbers (module docstring), in output order
+READINGS = ("two_thresholds", "one_threshold")
 MIN_FINE_BINS = 65536
 
 
@@ -114,8 +136,12 @@ def bin_index(u_norm: np.ndarray, n_bins: int) -> np.ndarray:
 class UncertaintyHistogram:
     """Per-bin counts of one model over the validation set (fine bins, see :func:`bin_index`).
 
-    ``count``/``correct``: scored pixels against the eroded GT; ``count_full``/
-    ``correct_full``: against the full GT (boundaries scored). (n_bins + 1,) int64.
+    ``count``/``correct``: scored pixels against the eroded GT (the non-boundary
+    pixels); ``count_full``/``correct_full``: against the full GT (every pixel with a
+    class label, boundary pixels included; all zero when no full GT was given). Pixels
+    with an invalid prediction or uncertainty are in neither. Since the eroded GT is the
+    full GT with the boundary pixels set to IGNORE, ``count_full - count`` is the number
+    of boundary pixels per bin. (n_bins + 1,) int64.
     """
 
     u_min: float
@@ -186,6 +212,28 @@ def curve(count: np.ndarray, correct: np.ndarray, n_thresholds: int) -> pd.DataF
     return pd.DataFrame(dict(threshold=np.linspace(0.0, 1.0, n_thresholds), kept_fraction=kept, overall_acc=acc))
 
 
+def _crossing(kept: np.ndarray, acc: np.ndarray, target: float) -> tuple[int, int | None, float] | None:
+    """Where the accuracy curve last is >= ``target``: ``(i, j, w)`` with ``i`` the last
+    cut point at/above the target, ``j`` the next cut point that keeps more pixels
+    (None when there is none) and ``w`` in [0, 1) the linear interpolation weight of the
+    target between ``acc[i]`` and ``acc[j]`` (0 when ``j`` is None). None when no cut
+    point reaches the target."""
+    ok = np.flatnonzero(np.isfinite(acc) & (acc >= target))
+    if ok.size == 0:
+        return None
+    i = int(ok[-1])
+    nxt = np.flatnonzero(np.isfinite(acc[i + 1 :]) & (kept[i + 1 :] > kept[i]))
+    if nxt.size == 0:
+        return i, None, 0.0
+    j = i + 1 + int(nxt[0])
+    return i, j, float((acc[i] - target) / (acc[i] - acc[j]))
+
+
+def _interp(x: np.ndarray, cross: tuple[int, int | None, float]) -> float:
+    i, j, w = cross
+    return float(x[i]) if j is None else float(x[i] + w * (x[j] - x[i]))
+
+
 def coverage_at(kept: np.ndarray, acc: np.ndarray, target: float, thresholds: np.ndarray | None = None) -> tuple[float, float]:
     """Largest kept fraction whose overall accuracy is still >= ``target`` (fractions),
     interpolated linearly between the last cut point at/above the target and the next one.
@@ -197,42 +245,59 @@ def coverage_at(kept: np.ndarray, acc: np.ndarray, target: float, thresholds: np
     """
     kept, acc = np.asarray(kept, float), np.asarray(acc, float)
     thr = np.asarray(thresholds, float) if thresholds is not None else np.full_like(kept, math.nan)
-    ok = np.flatnonzero(np.isfinite(acc) & (acc >= target))
-    if ok.size == 0:
+    cross = _crossing(kept, acc, target)
+    if cross is None:
         return math.nan, math.nan
-    i = ok[-1]
-    nxt = np.flatnonzero(np.isfinite(acc[i + 1 :]) & (kept[i + 1 :] > kept[i]))
-    if nxt.size == 0:
-        return float(kept[i]), float(thr[i])
-    j = i + 1 + nxt[0]
-    w = (acc[i] - target) / (acc[i] - acc[j])
-    return float(kept[i] + w * (kept[j] - kept[i])), float(thr[i] + w * (thr[j] - thr[i]))
+    return _interp(kept, cross), _interp(thr, cross)
 
 
-def coverage(hist: UncertaintyHistogram, targets=TARGETS) -> list[dict]:
-    """Fig. 6 numbers of one model: per target (percent) the kept share of pixels
-    (percent) with boundaries (full GT) and ignoring boundaries (eroded GT), and the
-    normalised uncertainty threshold that gives it."""
+def _cumulative(count: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kept fraction and accuracy of the kept pixels at every fine-bin edge (NaN where
+    nothing is kept; kept fraction NaN everywhere when ``count`` is all zero)."""
+    total = count.sum()
+    ck, cc = np.cumsum(count), np.cumsum(correct)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = np.where(ck > 0, cc / np.maximum(ck, 1), np.nan)
+        kept = ck / total if total else np.full(len(count), math.nan)
+    return kept, acc
+
+
+def coverage(hist: UncertaintyHistogram, targets=TARGETS, readings=READINGS) -> list[dict]:
+    """Fig. 6 numbers of one model: per reading (see the module docstring) and target
+    (percent) the kept share of all pixels and of the non-boundary pixels (percent) and
+    the normalised uncertainty threshold(s) that give them. Rows ordered by reading,
+    then target."""
+    unknown = set(readings) - set(READINGS)
+    if unknown:
+        raise ValueError(f"unknown coverage readings {sorted(unknown)}; known: {READINGS}")
     thr = np.arange(hist.n_bins + 1) / hist.n_bins
+    kept_e, acc_e = _cumulative(hist.count, hist.correct)
+    kept_f, acc_f = _cumulative(hist.count_full, hist.correct_full)
 
-    def one(count, correct, target):
-        total = count.sum()
-        if total == 0:
-            return math.nan, math.nan
-        ck, cc = np.cumsum(count), np.cumsum(correct)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            acc = np.where(ck > 0, cc / np.maximum(ck, 1), np.nan)
-        k, t = coverage_at(ck / total, acc, target / 100.0, thr)
-        return 100.0 * k, t
+    def at(kept, acc, target):
+        """(kept share in percent, threshold) where ``acc`` crosses ``target`` (percent)."""
+        if not np.isfinite(kept).any():
+            return math.nan, math.nan, None
+        cross = _crossing(kept, acc, target / 100.0)
+        if cross is None:
+            return math.nan, math.nan, None
+        return 100.0 * _interp(kept, cross), _interp(thr, cross), cross
 
     rows = []
-    for target in targets:
-        kf, tf = one(hist.count_full, hist.correct_full, target)
-        ke, te = one(hist.count, hist.correct, target)
-        rows.append(
-            dict(target_overall_acc=float(target), pixels_classified_pct=kf, pixels_classified_pct_ignoring_boundaries=ke,
-                 threshold=tf, threshold_ignoring_boundaries=te)
-        )
+    for reading in READINGS:
+        if reading not in readings:
+            continue
+        for target in targets:
+            ke, te, cross_e = at(kept_e, acc_e, target)
+            if reading == "two_thresholds":
+                kf, tf, _ = at(kept_f, acc_f, target)
+            else:  # one threshold (the eroded-GT one); the share of all pixels kept there
+                kf = 100.0 * _interp(kept_f, cross_e) if cross_e is not None else math.nan
+                tf = te
+            rows.append(
+                dict(reading=reading, target_overall_acc=float(target), pixels_classified_pct=kf,
+                     pixels_classified_pct_ignoring_boundaries=ke, threshold=tf, threshold_ignoring_boundaries=te)
+            )
     return rows
 
 
@@ -331,8 +396,12 @@ def uncertainty_analysis(
     (input mappings as in :func:`model_histogram`; see :func:`by_model_area`).
 
     Writes the curve (``model,threshold,kept_fraction,overall_acc``; fractions), its
-    plot, the coverage table (percent; the paper's numbers beside ours, NaN for models
-    the paper does not report; read from ``paper_dir``/uncertainty_coverage.csv, a
+    plot, the coverage table (``model, scope, reading, target_overall_acc,
+    pixels_classified_pct, pixels_classified_pct_ignoring_boundaries, threshold,
+    threshold_ignoring_boundaries, paper_pixels_classified_pct,
+    paper_pixels_classified_pct_ignoring_boundaries``; percent; both readings of
+    :func:`coverage`; the paper's numbers beside ours, NaN for models the paper does
+    not report; read from ``paper_dir``/uncertainty_coverage.csv, a
     DataError when it is missing) and a JSON summary per model (normalisation range, mean
     normalised uncertainty of correct and misclassified pixels). With ``figure_area`` (a
     validation area) the coverage also has rows for that area alone (``scope``).
