@@ -7,7 +7,9 @@ can predict every pixel. Written in the real archive layout (vaiseg.data.layout)
 - ``top``: ``ISPRS_semantic_labeling_Vaihingen/top/top_mosaic_09cm_area{N}.tif`` (3 bands
   IR, R, G uint8), ``.../dsm/dsm_09cm_matching_area{N}.tif`` (float32 metres), and
   ``.../gts_for_participants/top_mosaic_09cm_area{N}.tif`` for ``participants`` areas;
-- ``gt``: ``top_mosaic_09cm_area{N}.tif`` (colour GT) for every area not in ``gt_missing``;
+- ``gt`` (unless ``with_gt=False``, the users who download only the main and the
+  eroded archives): ``top_mosaic_09cm_area{N}.tif`` (colour GT) for every area not in
+  ``gt_missing``;
 - ``gt_eroded``: ``top_mosaic_09cm_area{N}_noBoundary.tif`` (black = boundary, computed
   here by brute-force Euclidean neighbourhood shifts, radius 3);
 - ``ndsm`` (optional): ``dsm_09cm_matching_area{N}_normalized.tif`` (float32 heights).
@@ -133,6 +135,7 @@ def write_fake_archives(
     width: int = 80,
     *,
     with_ndsm: bool = False,
+    with_gt: bool = True,
     participants=(),
     gt_missing=(),
     dsm_override: dict[int, np.ndarray] | None = None,
@@ -141,7 +144,8 @@ def write_fake_archives(
     """Write the fake archives into ``out_dir``; return ``{key: zip path}`` (+ md5.json).
 
     ``participants``: areas whose GT also goes to ``gts_for_participants/`` of the top
-    archive; ``gt_missing``: areas left out of the full-GT archive; ``dsm_override`` /
+    archive; ``with_gt=False``: no full-GT archive at all (not in the dict nor md5.json);
+    ``gt_missing``: areas left out of the full-GT archive; ``dsm_override`` /
     ``gt_override`` replace an area's DSM (H, W) float32 / colour GT (3, H, W) uint8.
     """
     out = Path(out_dir)
@@ -158,11 +162,10 @@ def write_fake_archives(
             gt[GT_MEMBER.format(area=a)] = tif_bytes(rgb, a)
         ero[GT_ERODED_MEMBER.format(area=a)] = tif_bytes(colour_gt(arr["labels"], erode_boundary(arr["labels"])), a)
         nd[NDSM_MEMBER.format(area=a)] = tif_bytes(arr["ndsm"], a)
-    paths = {
-        "top": write_zip(out / ARCHIVES["top"], top),
-        "gt": write_zip(out / ARCHIVES["gt"], gt),
-        "gt_eroded": write_zip(out / ARCHIVES["gt_eroded"], ero),
-    }
+    paths = {"top": write_zip(out / ARCHIVES["top"], top)}
+    if with_gt:
+        paths["gt"] = write_zip(out / ARCHIVES["gt"], gt)
+    paths["gt_eroded"] = write_zip(out / ARCHIVES["gt_eroded"], ero)
     if with_ndsm:
         paths["ndsm"] = write_zip(out / ARCHIVES["ndsm"], nd)
     (out / "md5.json").write_text(json.dumps({k: md5(p) for k, p in paths.items()}, indent=2))

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fake_isprs import fake_area, write_fake_archives
+from fake_isprs import colour_gt, fake_area, fake_labels, write_fake_archives
 from helpers_http import serve
+from vaiseg.config import LABELLED_AREAS, SPLITS, TEST_AREAS, all_areas
 from vaiseg.data.archives import (
     ISPRS_REQUEST_URL,
     archive_source,
@@ -20,7 +21,8 @@ from vaiseg.data.archives import (
     load_manifest,
     obtain_archive,
 )
-from vaiseg.errors import DataError
+from vaiseg.data.layout import ARCHIVES, archives_needed
+from vaiseg.errors import ConfigError, DataError
 from vaiseg.raster import read_raster
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
@@ -126,7 +128,28 @@ def test_local_path_and_existing_dest_kept(tmp_path):
 def test_missing_local_file(tmp_path):
     with pytest.raises(DataError, match="not found") as e:
         fetch_archive(tmp_path / "nope.zip", tmp_path / "top.zip", None, progress=False)
-    assert "nope.zip" in str(e.value)
+    assert "nope.zip" in str(e.value) and "<key>" not in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["gt_eroded", "top"])
+@pytest.mark.parametrize("as_url", [False, True])
+def test_missing_configured_path_names_key_and_request_site(tmp_path, key, as_url):
+    missing = tmp_path / "downloads" / "nope.zip"
+    spec = {"path": missing.as_uri() if as_url else str(missing)}
+    with pytest.raises(DataError, match="not found") as e:
+        obtain_archive(key, tmp_path / f"{key}.zip", source="isprs", archives={key: spec}, progress=False)
+    msg = str(e.value)
+    assert str(missing) in msg and "<key>" not in msg
+    assert f"data.isprs.archives.{key}.path" in msg and ISPRS_REQUEST_URL in msg and ARCHIVES[key] in msg
+    assert not (tmp_path / f"{key}.zip").exists()
+
+
+def test_missing_synthetic_archive_does_not_blame_isprs_config(tmp_path):
+    write_fake_archives(tmp_path / "synth", areas=(1,))
+    (tmp_path / "synth" / ARCHIVES["top"]).unlink()
+    with pytest.raises(DataError, match="not found") as e:
+        obtain_archive("top", tmp_path / "top.zip", source="synthetic", synthetic_dir=tmp_path / "synth", progress=False)
+    assert "data.isprs" not in str(e.value)
 
 
 @pytest.mark.parametrize("spec", [None, {}, {"path": None, "url": None, "md5": "a" * 32}])
@@ -175,6 +198,91 @@ def test_extract_manifest_and_contents(tmp_path):
     top, _ = read_raster(loaded[1]["top"])
     np.testing.assert_array_equal(top, fake_area(1)["top"])
     assert json.loads((tmp_path / "ex" / "manifest.json").read_text()) == manifest
+
+
+def test_extract_without_gt_archive_for_labelled_areas(tmp_path):
+    """Main + eroded archives only: the full GT of labelled areas is gts_for_participants/."""
+    areas = (1, 3, 11)
+    paths = write_fake_archives(tmp_path / "zips", areas=areas, participants=areas, with_gt=False)
+    assert set(paths) == {"top", "gt_eroded"}
+    manifest = extract_archives(paths, tmp_path / "ex", list(areas), progress=False)
+    loaded = load_manifest(tmp_path / "ex" / "manifest.json")
+    with zipfile.ZipFile(paths["top"]) as zf:
+        for a in areas:
+            member = f"ISPRS_semantic_labeling_Vaihingen/gts_for_participants/top_mosaic_09cm_area{a}.tif"
+            assert manifest[str(a)]["gt"] == f"top/{member}"
+            assert loaded[a]["gt"].read_bytes() == zf.read(member)
+            gt, _ = read_raster(loaded[a]["gt"])
+            np.testing.assert_array_equal(gt, colour_gt(fake_labels(a)))
+            assert manifest[str(a)]["gt_eroded"].startswith("gt_eroded/")
+    assert not (tmp_path / "ex" / "gt").exists()
+
+
+def test_given_gt_archive_still_preferred(tmp_path):
+    """With the COMPLETE archive given, the full GT comes from it as before."""
+    paths = write_fake_archives(tmp_path / "zips", areas=(1, 3), participants=(1, 3))
+    manifest = extract_archives(paths, tmp_path / "ex", [1, 3], progress=False)
+    assert all(manifest[a]["gt"] == f"gt/top_mosaic_09cm_area{a}.tif" for a in ("1", "3"))
+
+
+@pytest.mark.parametrize("test_areas", [(2,), (2, 4)])
+def test_test_area_without_gt_archive_says_which_archive(tmp_path, test_areas):
+    areas = (1,) + test_areas
+    paths = write_fake_archives(tmp_path / "zips", areas=areas, participants=(1,), with_gt=False)
+    with pytest.raises(DataError) as e:
+        extract_archives(paths, tmp_path / "ex", list(areas), progress=False)
+    msg = str(e.value)
+    who = (f"Area {test_areas[0]}'s full ground truth" if len(test_areas) == 1
+           else "full ground truth of areas " + ", ".join(map(str, test_areas)))
+    assert f"{who} is in ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE.zip" in msg
+    assert "configured under data.isprs.archives.gt" in msg and ISPRS_REQUEST_URL in msg
+    assert "area 1:" not in msg  # area 1's GT is in gts_for_participants/
+    assert not (tmp_path / "ex").exists()
+
+
+def test_extract_requires_top_and_eroded(tmp_path):
+    paths = write_fake_archives(tmp_path / "zips", areas=(1,), participants=(1,))
+    del paths["gt_eroded"]
+    with pytest.raises(DataError, match="required archives missing: gt_eroded$"):
+        extract_archives(paths, tmp_path / "ex", [1], progress=False)
+
+
+PAPER_AREAS = all_areas({"data": {"split": "paper"}})
+ALL_CONFIGURED = {k: {"path": f"/dl/{name}"} for k, name in ARCHIVES.items() if k != "ndsm"}
+
+
+@pytest.mark.parametrize(
+    "areas, configured, expected",
+    [
+        (PAPER_AREAS, {}, ("top", "gt_eroded")),
+        (PAPER_AREAS, ALL_CONFIGURED, ("top", "gt_eroded")),  # configured but not needed: not fetched
+        (all_areas({"data": {"split": "benchmark"}}), {}, ("top", "gt", "gt_eroded")),
+        ((1, 3, 2), None, ("top", "gt", "gt_eroded")),  # custom data.areas with a test area
+        ((1, 11), None, ("top", "gt_eroded")),  # custom data.areas, labelled only
+        (("1", "11"), {}, ("top", "gt_eroded")),  # area numbers as strings (e.g. manifest keys)
+        (PAPER_AREAS, {"ndsm": {"path": "/dl/ndsm.zip"}}, ("top", "gt_eroded", "ndsm")),
+        ((2,), {"ndsm": {"url": "http://h/ndsm.zip"}}, ("top", "gt", "gt_eroded", "ndsm")),
+        (PAPER_AREAS, {"ndsm": {"path": None, "url": None, "md5": "a" * 32}}, ("top", "gt_eroded")),
+        (PAPER_AREAS, {"ndsm": None}, ("top", "gt_eroded")),
+    ],
+)
+def test_archives_needed_isprs(areas, configured, expected):
+    assert archives_needed("isprs", areas, configured) == expected
+
+
+def test_archives_needed_splits_match_labelled_areas():
+    assert set(PAPER_AREAS) == set(LABELLED_AREAS)  # the paper split never needs the gt archive
+    assert set(SPLITS["benchmark"]["val"]) == set(TEST_AREAS)
+
+
+@pytest.mark.parametrize("areas", [PAPER_AREAS, (2,)])
+def test_archives_needed_synthetic_is_all_four(areas):
+    assert archives_needed("synthetic", areas, {}) == ("top", "gt", "gt_eroded", "ndsm")
+
+
+def test_archives_needed_unknown_source():
+    with pytest.raises(ConfigError, match="nowhere"):
+        archives_needed("nowhere", (1,), {})
 
 
 def test_extract_without_ndsm_gives_null(tmp_path):

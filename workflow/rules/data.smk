@@ -1,20 +1,17 @@
 # Data stage (§3): archives -> extracted members -> train-only statistics -> normalised rasters.
 # Both sources share one code path: synthetic scenes are written as ISPRS archives first.
 
-from vaiseg.data.layout import ARCHIVES, REQUIRED_ARCHIVES
+from vaiseg.data.layout import ARCHIVES, archives_needed
 
 SYNTHETIC_DIR = resource("synthetic")
 ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
 
 
-# archives the extraction needs: top, gt, gt_eroded, plus ndsm when configured (isprs)
-# or generated (the synthetic generator writes all four)
-_NDSM = ISPRS_ARCHIVES.get("ndsm") or {}
-DATA_ARCHIVE_KEYS = (
-    tuple(ARCHIVES)
-    if SOURCE == "synthetic"
-    else REQUIRED_ARCHIVES + (("ndsm",) if _NDSM.get("path") or _NDSM.get("url") else ())
-)
+# archives the extraction needs: isprs: the main archive and the eroded GT, the
+# ..._ground_truth_COMPLETE.zip only for areas outside the 16 labelled ones (the main
+# archive's gts_for_participants/ holds their full GT), ndsm when configured; synthetic:
+# all four (the generator writes them)
+DATA_ARCHIVE_KEYS = archives_needed(SOURCE, AREAS, ISPRS_ARCHIVES)
 # synthetic: fetch from the generator's folder (md5s from its md5.json); isprs: the
 # configured path/url is a param, so a missing source gives vaiseg's DataError (how to
 # get the data) instead of a snakemake MissingInputException

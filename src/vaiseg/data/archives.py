@@ -14,6 +14,8 @@ are both obtained with :func:`fetch_archive`, then unpacked by :func:`extract_ar
   drive letters, ``..``) before anything is written; members are located by the
   patterns of :mod:`vaiseg.data.layout`; only the members of the requested areas are
   extracted, CRC-checked while streaming; the manifest is written last, atomically.
+  The ``gt`` archive is optional: the labelled areas' full GT is also in the ``top``
+  archive's ``gts_for_participants/`` (:func:`vaiseg.data.layout.archives_needed`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,20 @@ from .layout import ARCHIVES, KNOWN_MD5, PATTERNS
 log = logging.getLogger(__name__)
 
 ISPRS_REQUEST_URL = "https://www.isprs.org/education/benchmarks/UrbanSemLab/default.aspx"
+#: how to get a real archive (every message about a missing ISPRS archive ends with it)
+HOW_TO_GET = (
+    f"The ISPRS Vaihingen data are given out on request: fill in the data request form at {ISPRS_REQUEST_URL}, "
+    "download {name}, then set data.isprs.archives.{key}.path (a local file) or "
+    "data.isprs.archives.{key}.url in your config (see config/vaihingen.yaml)."
+)
 CHUNK = 1 << 20
 #: manifest fields per area; ``ndsm`` is null when no normalised DSM is supplied
 MANIFEST_FIELDS = ("top", "dsm", "gt", "gt_eroded", "ndsm")
+
+
+def how_to_get(key: str) -> str:
+    """:data:`HOW_TO_GET` for archive ``key`` (its ISPRS file name and config key)."""
+    return HOW_TO_GET.format(name=ARCHIVES[key], key=key)
 
 
 # --------------------------------------------------------------------------- md5
@@ -80,7 +93,13 @@ def _verify(tmp: Path, name: str, md5: str | None, progress: bool) -> None:
 
 
 def fetch_archive(
-    source: str | Path, dest: str | Path, md5: str | None, *, progress: bool = True, timeout: float = 60.0
+    source: str | Path,
+    dest: str | Path,
+    md5: str | None,
+    *,
+    progress: bool = True,
+    timeout: float = 60.0,
+    key: str | None = None,
 ) -> Path:
     """Obtain one archive at ``dest`` from a URL or a local path, md5-verified (§3).
 
@@ -88,6 +107,8 @@ def fetch_archive(
     (hard link, else copy). ``md5``: expected hex digest, or None to skip the check
     (the actual md5 is logged). The file appears at ``dest`` only once verified
     (atomic rename of ``<dest>.part``). An existing ``dest`` with the right md5 is kept.
+    ``key``: the archive's key under ``data.isprs.archives`` when ``source`` comes from
+    the config; a missing local file's message then names that key and how to get it.
 
     Raises DataError naming the URL/path and the problem: missing file, HTTP status,
     connection error, incomplete download, md5 mismatch (expected and actual).
@@ -104,7 +125,7 @@ def fetch_archive(
         _download(src, part, progress=progress, timeout=timeout)
     elif scheme in ("", "file") or re.match(r"^[a-zA-Z]$", scheme):  # plain or Windows path
         local = Path(urlparse(src).path) if scheme == "file" else Path(src)
-        _copy_local(local, part, progress=progress)
+        _copy_local(local, part, progress=progress, key=key)
     else:
         raise DataError(src, f"unsupported source scheme {scheme!r}: give an http(s) URL or a local path")
     _verify(part, src, md5, progress)
@@ -113,9 +134,13 @@ def fetch_archive(
     return dest
 
 
-def _copy_local(src: Path, part: Path, *, progress: bool) -> None:
+def _copy_local(src: Path, part: Path, *, progress: bool, key: str | None = None) -> None:
     if not src.is_file():
-        raise DataError(src, "archive not found (check data.isprs.archives.<key>.path in the config)")
+        if key is None:
+            raise DataError(src, "archive not found")
+        raise DataError(
+            src, f"archive '{key}' not found at the path set in data.isprs.archives.{key}.path. {how_to_get(key)}"
+        )
     part.unlink(missing_ok=True)
     try:
         os.link(src, part)
@@ -200,9 +225,7 @@ def archive_source(key: str, spec: dict | None) -> tuple[str, str | None]:
         raise DataError(
             ARCHIVES[key],
             f"archive '{key}' is not configured (neither data.isprs.archives.{key}.path nor .url is set). "
-            f"The ISPRS Vaihingen data are given out on request: fill in the data request form at "
-            f"{ISPRS_REQUEST_URL}, download {ARCHIVES[key]}, then set data.isprs.archives.{key}.path "
-            f"(a local file) or data.isprs.archives.{key}.url in your config (see config/vaihingen.yaml).",
+            + how_to_get(key),
         )
     return str(source), spec.get("md5") or KNOWN_MD5.get(key)
 
@@ -242,7 +265,7 @@ def obtain_archive(
         src, md5 = synthetic_source(key, synthetic_dir or "resources/synthetic")
     else:
         raise DataError(dest, f"unknown data source {source!r} (expected 'isprs' or 'synthetic')")
-    return fetch_archive(src, dest, md5, progress=progress)
+    return fetch_archive(src, dest, md5, progress=progress, key=key if source == "isprs" else None)
 
 
 # --------------------------------------------------------------------------- extract
@@ -300,19 +323,23 @@ def extract_archives(
 ) -> dict:
     """Extract the TOP, DSM, full GT, eroded GT (and nDSM) of ``areas`` (§3).
 
-    ``archives``: {key: zip path} with keys ``top``, ``gt``, ``gt_eroded`` and optionally
-    ``ndsm``. The full GT of an area comes from the ``gt`` archive, or from
-    ``gts_for_participants/`` of the ``top`` archive when the ``gt`` archive lacks it.
+    ``archives``: {key: zip path} with keys ``top``, ``gt_eroded`` and optionally ``gt``
+    and ``ndsm``. The full GT of an area comes from the ``gt`` archive, or from
+    ``gts_for_participants/`` of the ``top`` archive when the ``gt`` archive lacks it or
+    is not given (enough for the 16 labelled areas; see
+    :func:`vaiseg.data.layout.archives_needed`).
     Members go to ``<dest>/<key>/<member path>``; ``<dest>/manifest.json`` is written last:
     ``{area: {top, dsm, gt, gt_eroded, ndsm|null}}`` with paths relative to ``dest``
     (read it back with :func:`load_manifest`). Returns that dict (str keys).
 
     Raises DataError naming the zip for: a missing required archive, a corrupt or
     truncated zip, an unsafe member (absolute path or ``..``; checked in every archive
-    before anything is extracted), an area without one of its files.
+    before anything is extracted), an area without one of its files (an area whose full
+    GT is only in the ``gt`` archive, when that is not given: which archive to configure
+    and how to get it).
     """
     dest = Path(dest)
-    missing = [k for k in ("top", "gt", "gt_eroded") if k not in archives]
+    missing = [k for k in ("top", "gt_eroded") if k not in archives]
     if missing:
         raise DataError(dest, f"required archives missing: {', '.join(missing)}")
     with contextlib.ExitStack() as stack:
@@ -331,14 +358,19 @@ def extract_archives(
         index = {key: _index_members(key, zf, zpath) for key, (zf, zpath) in zips.items()}
         plan: dict[int, dict[str, tuple[str, zipfile.ZipInfo] | None]] = {}
         problems = []
+        need_gt_archive = []  # areas whose full GT is only in the (not given) gt archive
         for area in areas:
             entry: dict[str, tuple[str, zipfile.ZipInfo] | None] = {}
             for field, key in (("top", "top"), ("dsm", "top"), ("gt", "gt"), ("gt_eroded", "gt_eroded")):
-                info = index[key].get(field, {}).get(area)
+                info = index[key].get(field, {}).get(area) if key in index else None
                 if info is None and field == "gt":
                     key, info = "top", index["top"].get("gt", {}).get(area)
                 if info is None:
-                    src = ARCHIVES["gt"] + " or gts_for_participants/" if field == "gt" else ARCHIVES[key]
+                    if field == "gt" and "gt" not in zips:
+                        src = f"gts_for_participants/ of {ARCHIVES['top']}"
+                        need_gt_archive.append(area)
+                    else:
+                        src = ARCHIVES["gt"] + " or gts_for_participants/" if field == "gt" else ARCHIVES[key]
                     problems.append(f"area {area}: no {field} in {src}")
                 entry[field] = (key, info) if info is not None else None
             entry["ndsm"] = None
@@ -349,7 +381,19 @@ def extract_archives(
                 entry["ndsm"] = ("ndsm", info) if info is not None else None
             plan[area] = entry
         if problems:
-            raise DataError(dest, "archives incomplete for the configured split: " + "; ".join(problems))
+            msg = "archives incomplete for the configured split: " + "; ".join(problems)
+            if need_gt_archive:
+                which = ", ".join(map(str, need_gt_archive))
+                whose = (
+                    f"Area {which}'s full ground truth"
+                    if len(need_gt_archive) == 1
+                    else f"The full ground truth of areas {which}"
+                )
+                msg += (
+                    f". {whose} is in {ARCHIVES['gt']} (not in gts_for_participants/), "
+                    f"which must be configured under data.isprs.archives.gt. {how_to_get('gt')}"
+                )
+            raise DataError(dest, msg)
         # 3) extract only the needed members
         todo = [(a, f, kv) for a, e in plan.items() for f, kv in e.items() if kv is not None]
         manifest: dict[str, dict[str, str | None]] = {}
