@@ -39,16 +39,18 @@ TINY_CONFIG = ROOT / "tests" / "config" / "tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def write_tiny_config(workdir: Path) -> Path:
-    """tests/config/tiny.yaml with the repository-relative paths made absolute -> workdir/tiny.yaml."""
+def write_tiny_config(workdir: Path, **overrides) -> Path:
+    """tests/config/tiny.yaml (plus top-level ``overrides``) -> workdir/tiny.yaml. Nothing
+    in it points outside the project: the paper's numbers come from the shipped paper/."""
     cfg = yaml.safe_load(TINY_CONFIG.read_text())
-    cfg.setdefault("report", {})["paper_dir"] = str(SHARED / "paper")
+    cfg.update(overrides)
     out = Path(workdir) / "tiny.yaml"
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 
 
-SNAPSHOT_PATHS = ("Snakefile", "config.yaml", "workflow", "src", "envs", "profiles")
+#: what a user's clone holds that a run needs (no ../shared: a user never has it)
+SNAPSHOT_PATHS = ("Snakefile", "config.yaml", "config", "paper", "workflow", "src", "envs", "profiles")
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,10 +59,15 @@ def repo_snapshot() -> Path:
 
     End-to-end runs (local and SLURM, compared with each other) use it, so edits to the
     checkout while a long test runs cannot make two runs of one session use different
-    code. ``PYTHONPATH`` points the runs at the snapshot's ``src``. Removed at exit.
+    code. ``PYTHONPATH`` points the runs at the snapshot's ``src``. The copy sits alone in
+    a fresh temporary folder (``<tmp>/project``, nothing beside it), like a user's clone
+    without ``../shared``: every end-to-end run checks that nothing it needs comes from
+    there. Removed at exit.
     """
-    dest = Path(tempfile.mkdtemp(prefix="vaiseg-snapshot-"))
-    atexit.register(shutil.rmtree, dest, True)
+    parent = Path(tempfile.mkdtemp(prefix="vaiseg-snapshot-"))
+    atexit.register(shutil.rmtree, parent, True)
+    dest = parent / "project"
+    dest.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
     for name in SNAPSHOT_PATHS:
         src = ROOT / name
@@ -71,12 +78,13 @@ def repo_snapshot() -> Path:
     return dest
 
 
-def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
-    """Run snakemake (from :func:`repo_snapshot`) on the tiny config in ``workdir``;
-    output captured in workdir/snakemake.out."""
+def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 3600,
+                   config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run snakemake (from :func:`repo_snapshot`) on the tiny config (plus top-level
+    ``config`` overrides) in ``workdir``; output captured in workdir/snakemake.out."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    cfg = write_tiny_config(workdir)
+    cfg = write_tiny_config(workdir, **(config or {}))
     snap = repo_snapshot()
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(snap / "src"), *filter(None, [env.get("PYTHONPATH")])])

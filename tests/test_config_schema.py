@@ -70,3 +70,65 @@ def test_bad_config_stops_snakemake_before_any_rule(tmp_path):
     assert r.returncode != 0
     assert "epochz" in r.stdout + r.stderr
     assert "Building DAG" not in r.stdout + r.stderr
+
+
+def _leaves(d, prefix=()):
+    """Every leaf key path of a nested dict (lists and scalars are leaves)."""
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,)
+
+
+#: sections of config.yaml a config of another data source does not use
+SOURCE_ONLY = {"synthetic": ("data", "synthetic"), "isprs": ("data", "isprs")}
+
+
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c.startswith("config/")])
+def test_shipped_config_sets_every_key_the_demo_sets(name):
+    """A shipped non-default config is complete on its own: every key config.yaml sets is
+    set there too, so no demo value (epochs: 3, width: 0.25, ...) can reach a paper run by
+    accident, whatever the layering (sections of the other data source excepted)."""
+    cfg = load(name)
+    unused = SOURCE_ONLY["synthetic" if cfg["data"]["source"] == "isprs" else "isprs"]
+    missing = []
+    for path in _leaves(load("config.yaml")):
+        if path[: len(unused)] == unused:
+            continue
+        node = cfg
+        for k in path:
+            if not isinstance(node, dict) or k not in node:
+                missing.append(".".join(path))
+                break
+            node = node[k]
+    assert not missing, f"{name} inherits demo values for {missing}"
+
+
+def test_the_check_catches_an_inherited_key():
+    cfg = load("config/vaihingen.yaml")
+    del cfg["train"]["PB"]["epochs"]
+    demo = {".".join(p) for p in _leaves(load("config.yaml"))}
+    have = {".".join(p) for p in _leaves(cfg)}
+    assert "train.PB.epochs" in demo - have
+
+
+def test_configfile_replaces_the_demo_config(tmp_path):
+    """With --configfile, config.yaml is not read (the Snakefile's explicit layering): a
+    required key the given file leaves out is an error, not the demo's value; --config
+    still merges over the file."""
+    cfg = load("config/vaihingen.yaml")
+    part = tmp_path / "partial.yaml"
+    part.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(part),
+                        "--config", "run_name=layering", "--", "train_fcn"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "results/layering/models/FCN/model.pt" in out  # --config merged over the file
+    del cfg["data"]["source"]  # config.yaml sets it (synthetic); merged, the run would go on
+    part.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(part)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "'source' is a required property" in out, out[-2000:]

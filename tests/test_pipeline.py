@@ -35,6 +35,39 @@ def test_lint_is_clean():
     assert "Lints for" not in out, out
 
 
+def _planned_outputs(*config: str) -> list[str]:
+    """Every output file of the tiny config's DAG (+ --config), from ``snakemake --summary``."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--summary", "--configfile", str(TINY_CONFIG),
+                        "--config", 'ablations={"retrain": ["fcn_dropout", "mfb_median"]}', *config],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    lines = r.stdout.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("output_file"))
+    return [x.split("\t")[0] for x in lines[start + 1 :] if x.strip()]
+
+
+def test_run_name_keeps_runs_apart():
+    """run_name puts every output under results/<name>/ or resources/<name>/; without it
+    the paths are the output contract's. Every log: and benchmark: of every rule goes
+    through the run's roots too (logs(...), res("benchmarks/...")), checked in the rules."""
+    paths = _planned_outputs("run_name=side")
+    assert len(paths) > 100
+    stray = [p for p in paths if not p.startswith(("results/side/", "resources/side/"))]
+    assert not stray, stray[:10]
+    default = _planned_outputs()
+    assert "results/tables/table1.csv" in default and "results/tables/ablations.csv" in default
+    assert not [p for p in default if p.startswith("results/side")]
+    # the retrain ablations train FCNs of their own, apart from the run's
+    assert "results/ablations/fcn_dropout/last_two_sets/models/FCN-MFB/model.pt" in default
+    assert "results/ablations/mfb_median/without_clutter/mfb_weights.json" in default
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        lines = smk.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() in ("log:", "benchmark:"):
+                want = "logs(" if line.strip() == "log:" else 'res("benchmarks/'
+                assert lines[i + 1].strip().startswith(want), f"{smk.name}:{i + 2}: {lines[i + 1].strip()}"
+
+
 def test_data_contract(tiny_local_run):
     res = tiny_local_run / "results"
     for a in AREAS:
@@ -84,6 +117,39 @@ def test_tables_and_diff_contract(tiny_local_run):
     diff = pd.read_csv(res / "paper_diff.csv")
     assert len(diff) == 7 * 12  # every table cell of both tables
     assert "synthetic" in (res / "paper_diff.md").read_text().lower()
+
+
+def test_nothing_comes_from_shared(tiny_local_run):
+    """The tiny run used a copy of the project with nothing beside it (no ../shared, as on
+    a user's machine) and the shipped paper numbers."""
+    from conftest import repo_snapshot
+
+    snap = repo_snapshot()
+    assert sorted(p.name for p in snap.parent.iterdir()) == ["project"]
+    cfg = yaml.safe_load((tiny_local_run / "tiny.yaml").read_text())
+    assert "paper_dir" not in cfg.get("report", {})
+    md = (tiny_local_run / "results" / "paper_diff.md").read_text()
+    assert "86.65" in md  # FCN overall accuracy of the paper's Table 1, from paper/
+
+
+def test_ablation_table(tiny_local_run):
+    res = tiny_local_run / "results"
+    df = pd.read_csv(res / "tables/ablations.csv")
+    assert list(df.columns[:3]) == ["choice", "option", "method"] and set(TABLE_COLUMNS[1:]) <= set(df.columns)
+    assert set(df["choice"]) == {"fusion_sample", "svm_training", "pb_border", "fig6_reading"}
+    table2 = pd.read_csv(res / "tables/table2.csv").set_index("method")
+    table1 = pd.read_csv(res / "tables/table1.csv").set_index("method")
+    # the configured options reproduce Tables 1-2 cell for cell
+    for choice in ("fusion_sample", "svm_training", "pb_border"):
+        for _, r in df[(df.choice == choice) & df.configured].iterrows():
+            want = table2 if r["method"] in FUSIONS else table1
+            for col in TABLE_COLUMNS[1:]:
+                a, b = r[col], want.loc[r["method"], col]
+                assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, abs=0.006), (choice, r["method"], col)
+    # one validation area: the cross-fit option cannot run and says so
+    assert df[df.option == "val_crossfit"]["note"].str.contains("two validation areas").all()
+    assert len(df[df.choice == "fig6_reading"]) == 2 * len(MODELS)
+    assert "## pb_border" in (res / "tables/ablations.md").read_text()
 
 
 def test_uncertainty_curve_contract(tiny_local_run):

@@ -29,22 +29,6 @@ wildcard_constraints:
     option="encoder_output|last_two_sets|with_clutter|without_clutter",
 
 
-def ablation_dir(choice, option):
-    return res(f"ablations/{choice}/{option}")
-
-
-def ablation_settings(model, choice, option):
-    """train_params of ``model`` with one retrain switch set to ``option``."""
-    return {**train_params(model), **({"fcn_dropout": option} if choice == "fcn_dropout" else {})}
-
-
-def ablation_mfb(choice, option):
-    """The MFB weights a retrained FCN-MFB uses (its own for the mfb_median switch)."""
-    if choice == "mfb_median":
-        return rules.mfb_weights_ablation.output.weights.format(option=option)
-    return rules.mfb_weights.output.weights
-
-
 use rule mfb_weights as mfb_weights_ablation with:
     output:
         weights=res("ablations/mfb_median/{option}/mfb_weights.json"),

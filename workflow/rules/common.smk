@@ -97,3 +97,29 @@ def train_params(model):
         "seed": config["seed"],
         **({"fcn_labels": FCN_LABELS, "fcn_dropout": config["models"]["fcn_dropout"]} if model != "PB" else {}),
     }
+
+
+# --- MC inference outputs (infer.smk) and the retrain ablations (ablations.smk)
+MC_OUTPUTS = ("probs", "uncertainty", "labels", "class_std", "entropy", "mutual_info", "probs_deterministic", "labels_color")
+
+
+def mc_outputs(folder):
+    """The rasters one MC-inference job writes into ``folder`` (name -> path)."""
+    return {name: f"{folder}/{name}.tif" for name in MC_OUTPUTS}
+
+
+def ablation_dir(choice, option):
+    """Where the retrain ablation {choice}={option} keeps its models and predictions."""
+    return res(f"ablations/{choice}/{option}")
+
+
+def ablation_settings(model, choice, option):
+    """train_params of ``model`` with one retrain switch set to ``option``."""
+    return {**train_params(model), **({"fcn_dropout": option} if choice == "fcn_dropout" else {})}
+
+
+def ablation_mfb(choice, option):
+    """The MFB weights a retrained FCN-MFB uses (its own for the mfb_median switch)."""
+    if choice == "mfb_median":
+        return rules.mfb_weights_ablation.output.weights.format(option=option)
+    return rules.mfb_weights.output.weights

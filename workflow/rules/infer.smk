@@ -2,12 +2,6 @@
 # are trained on the training areas' predictions). Shared trunk, tiled, seeded masks.
 
 INFER = config["infer"]
-MC_OUTPUTS = ("probs", "uncertainty", "labels", "class_std", "entropy", "mutual_info", "probs_deterministic", "labels_color")
-
-
-def mc_outputs(folder):
-    """The rasters one MC-inference job writes into ``folder`` (name -> path)."""
-    return {name: f"{folder}/{name}.tif" for name in MC_OUTPUTS}
 
 
 rule mc_infer:
