@@ -3,6 +3,7 @@ contract of ARCHITECTURE.md (paths, CSV columns, value ranges)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -163,3 +164,60 @@ def test_uncertainty_curve_contract(tiny_local_run):
         assert np.all(np.diff(g["kept_fraction"].to_numpy()) >= -1e-12)
         assert g["kept_fraction"].iloc[-1] == pytest.approx(1.0)
     assert (res / "figures/accuracy_vs_uncertainty.png").stat().st_size > 1000
+
+
+def test_paper_config_on_the_two_zips_most_users_have(tmp_path):
+    """config/vaihingen.yaml end to end, unchanged but for CPU-size overrides in a second
+    --configfile, on archives with the official names and layout in resources/download/
+    (synthetic pixels: the real ones cannot be downloaded here), and only the two archives
+    most users have: the main zip and the eroded ground truth. Checks the paper config's
+    switches took effect: no COMPLETE GT fetched, unclassified PB border, the paper's
+    fusion sample, the FCNs' Bayesian-SegNet dropout, the one-threshold Fig. 6 reading."""
+    from conftest import repo_snapshot, snakemake_log_tail
+    from vaiseg.data.layout import ARCHIVES
+    from vaiseg.data.synthetic import write_archives
+    from vaiseg.models import PB_PAD, load_model
+
+    tiny = yaml.safe_load(TINY_CONFIG.read_text())
+    synth = tiny["data"]["synthetic"]
+    made = write_archives(tmp_path / "synthetic", AREAS, synth["height"], synth["width"], synth["seed"], progress=False)
+    download = tmp_path / "resources" / "download"
+    download.mkdir(parents=True)
+    for key in ("top", "gt_eroded"):
+        (download / ARCHIVES[key]).write_bytes(made[key].read_bytes())
+    from vaiseg.data.archives import md5sum
+
+    overrides = {  # the CPU sizes of the tiny config; md5: these are not the published zips
+        "data": {"areas": tiny["data"]["areas"], "ndsm": tiny["data"]["ndsm"],
+                 "isprs": {"archives": {"top": {"md5": md5sum(download / ARCHIVES["top"])}}}},
+        "patches": {"fcn": tiny["patches"]["fcn"], "pb": {"car_rotations": 2}, "val_fraction": 0.1},
+        "models": {"width": tiny["models"]["width"]},
+        "train": {"amp": False, "workers": 0, **{m: {"epochs": 1, "batch_size": 8} for m in MODELS}},
+        "infer": tiny["infer"] | {"pb_border": "none"},
+        "fusion": {"samples": tiny["fusion"]["samples"]},
+        "report": {"figure_area": VAL[0]},
+    }
+    (tmp_path / "cpu.yaml").write_text(yaml.safe_dump(overrides))
+    snap = repo_snapshot()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(snap / "src"), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snap / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(snap / "config" / "vaihingen.yaml"), str(tmp_path / "cpu.yaml")]
+    with open(tmp_path / "snakemake.out", "w") as out:
+        r = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, timeout=1800)
+    assert r.returncode == 0, snakemake_log_tail(tmp_path)
+    res = tmp_path / "results" / "vaihingen"
+    assert not (tmp_path / "results" / "tables").exists()  # run_name: vaihingen
+    fetched = sorted(p.name for p in (tmp_path / "resources" / "vaihingen" / "archives").iterdir())
+    assert fetched == ["gt_eroded.zip", "top.zip"]
+    for name in ("table1", "table2", "ablations"):
+        assert (res / "tables" / f"{name}.csv").stat().st_size > 0
+    pb, _ = read_raster(res / f"predictions/PB/{VAL[0]}/labels.tif")
+    assert (pb[0, :PB_PAD] == IGNORE).all() and (pb[0, PB_PAD:-PB_PAD, PB_PAD:-PB_PAD] != IGNORE).all()
+    net, meta = load_model(res / "models/FCN-MFB/model.pt")
+    assert net.settings()["dropout_placement"] == "last_two_sets"
+    abl = pd.read_csv(res / "tables/ablations.csv")
+    conf = abl[abl.configured.astype(bool)]
+    assert set(conf[conf.choice == "pb_border"]["option"]) == {"none"}
+    assert set(conf[conf.choice == "fusion_sample"]["option"]) == {"natural"}
+    assert set(conf[conf.choice == "fig6_reading"]["option"]) == {"one_threshold"}
+    assert "one threshold (configured)" in (res / "paper_diff.md").read_text()
