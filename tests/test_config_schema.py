@@ -132,3 +132,34 @@ def test_configfile_replaces_the_demo_config(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "'source' is a required property" in out, out[-2000:]
+
+
+def test_fusion_split_holdout():
+    from vaiseg.config import fusion_split
+
+    base = {"data": {"source": "synthetic", "areas": {"train": [1, 3, 5], "val": [11]}}}
+    assert fusion_split(base) == ((1, 3, 5), (1, 3, 5))  # default: in-sample
+    held = copy.deepcopy(base) | {"fusion": {"train_on": "holdout", "holdout_areas": [5]}}
+    assert fusion_split(held) == ((1, 3), (5,))
+    for bad, msg in (([], "give the training areas"), ([11], r"\[11\] are not training areas"),
+                     ([1, 3, 5], "every training area is held out")):
+        cfg = copy.deepcopy(base) | {"fusion": {"train_on": "holdout", "holdout_areas": bad}}
+        with pytest.raises(ConfigError, match=msg):
+            fusion_split(cfg)
+
+
+def test_holdout_areas_leave_cnn_training_for_the_svms(tmp_path):
+    """fusion.train_on: holdout in the DAG: the CNNs' patches come from the other training
+    areas, the SVMs train on the held-out area's predictions."""
+    cfg = load("tests/config/tiny.yaml")
+    cfg["data"]["areas"]["train"] = [3, 5]
+    cfg["fusion"] |= {"train_on": "holdout", "holdout_areas": [5]}
+    path = tmp_path / "holdout.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--",
+                        "results/fusion/ALL/svm.json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "results/predictions/FCN/5/probs.tif" in out  # SVM input: the held-out area
+    assert "results/predictions/FCN/3/probs.tif" not in out  # not the CNNs' own training area
+    assert "Sampling class-balanced 65x65 PB patch centres (cars + rotations) in areas 3\n" in out
