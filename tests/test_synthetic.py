@@ -6,6 +6,8 @@ import hashlib
 import json
 import zipfile
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -231,31 +233,19 @@ def test_cast_shadow_length_and_direction():
     assert cols.size and abs((90 - cols.min()) - 58) <= 3 and not sh[200, 110:].any()
 
 
-# sha256 of the arrays of generate_scene(area, height, width, seed): a refactor must
-# leave them unchanged; regenerate deliberately when the generator changes (issue 11).
-# (They also pin numpy's PCG64 streams and scipy's filters: a numpy / scipy upgrade may
-# move them with no change here.)
-SCENE_SHA256 = {
-    (3, 192, 192, 7): {
-        "irrg": "c874da7437df9cb043bb90cf9f4cb8c808f3e95a725ab901142123353065c20a",
-        "dsm": "4abe16bcb56f842b7b59495dc2906ece3280c2b6cd9d1857e77ef7c49612305b",
-        "ndsm": "5200bf00990c75bad8027aa24bc5ecb192aa2b2fe0e9abe157a9601595ac7021",
-        "labels": "c5ce82c52b9e88d6d5c15586d4c6ea91d422b188954667a8107440a7989d4a4a",
-    },
-    (11, 192, 192, 7): {
-        "irrg": "734eebe73a286b9044e3b3e2aa5588841fa066c9afb114d674759e6d2d77a7cf",
-        "dsm": "4d9b8e1b8b4e59994bdbe268d01bf2d20bb1a5660a6a432ec0d8ffa8057f2470",
-        "ndsm": "7a211d543711da74a78c3b20d996cec7c9f39085639b380e27ebf36e3de28f48",
-        "labels": "c86250836320b201473891faa26d6b00814ad03cac5013e503bdc1e5d1745dbe",
-    },
-}
+# sha256 of the arrays of generate_scene(area, height, width, seed), in
+# tests/synthetic_digests.json: a refactor must leave them unchanged; after a deliberate
+# change of the generator regenerate them with tools/pin_synthetic.py (issue 11). They
+# also pin numpy's PCG64 streams and scipy's filters: a numpy / scipy upgrade may move
+# them with no change here.
+PINNED = json.loads((Path(__file__).parent / "synthetic_digests.json").read_text())
 
 
-@pytest.mark.parametrize("args", sorted(SCENE_SHA256))
-def test_scene_arrays_pinned(args):
-    s = generate_scene(*args)
-    got = {f: hashlib.sha256(np.ascontiguousarray(getattr(s, f)).tobytes()).hexdigest() for f in SCENE_SHA256[args]}
-    assert got == SCENE_SHA256[args]
+@pytest.mark.parametrize("pin", PINNED, ids=lambda p: "-".join(map(str, p["args"])))
+def test_scene_arrays_pinned(pin):
+    s = generate_scene(*pin["args"])
+    got = {f: hashlib.sha256(np.ascontiguousarray(getattr(s, f)).tobytes()).hexdigest() for f in pin["sha256"]}
+    assert got == pin["sha256"]
 
 
 def test_public_api_importable_from_the_package():

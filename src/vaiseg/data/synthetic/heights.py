@@ -35,10 +35,11 @@ def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return t.astype(np.float32)
 
 
-def _surface_models(cv: _Canvas) -> tuple[np.ndarray, np.ndarray]:
+def _surface_models(cv: _Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(dsm, ndsm), (H, W) float32 metres, of the heights painted on ``cv``: terrain +
-    smoothed heights + matching noise, and that minus the terrain."""
-    rng, h, w = cv.rng, cv.h, cv.w
+    smoothed heights + matching noise, and that minus the terrain; ``rng``: this stage's
+    generator."""
+    h, w = cv.h, cv.w
     terrain = _terrain(rng, h, w)
     surface = ndimage.gaussian_filter(cv.height, 1.0)
     noise_amp = np.where(cv.label == TREE, np.float32(0.4), np.float32(0.05))

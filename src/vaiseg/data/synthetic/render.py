@@ -73,11 +73,11 @@ def cast_shadows(dsm: np.ndarray, sun_az_deg: float, sun_el_deg: float, pixel_si
     return ndimage.gaussian_filter(shadow, 0.7)
 
 
-def _render(cv: _Canvas, dsm: np.ndarray, az: float, el: float) -> np.ndarray:
+def _render(cv: _Canvas, dsm: np.ndarray, az: float, el: float, rng: np.random.Generator) -> np.ndarray:
     """IRRG image (3, H, W) uint8 of canvas ``cv`` with surface model ``dsm`` under a
-    sun at azimuth ``az`` / elevation ``el`` (degrees). Band by band, to bound the
-    temporaries."""
-    rng, h, w = cv.rng, cv.h, cv.w
+    sun at azimuth ``az`` / elevation ``el`` (degrees); ``rng``: this stage's generator.
+    Band by band, to bound the temporaries."""
+    h, w = cv.h, cv.w
     shadow = cast_shadows(dsm, az, el)
     mod = np.ones((h, w), np.float32)
     for k, scale in enumerate((0.0, 4.0, 60.0)):  # fine, medium, coarse texture

@@ -1,10 +1,11 @@
 """One synthetic area: the ``Scene`` arrays and ``generate_scene``, which draws them.
 
-``generate_scene`` seeds one generator from (seed, area, height, width), draws the sun
-(azimuth 100-200 deg, elevation 40-60 deg), then runs the parts in order on one canvas:
-``town._draw_town`` (layout and objects) -> ``heights._surface_models`` (DSM, nDSM) ->
-``render._render`` (IRRG image); the labels are the canvas's label layer. The order of
-the random draws is part of the output: changing any part changes every array after it.
+``generate_scene`` seeds a ``SeedSequence`` from (seed, area, height, width) and spawns
+one independent generator per stage, draws the sun (azimuth 100-200 deg, elevation
+40-60 deg), then runs the parts in order on one canvas: ``town._draw_town`` (layout and
+objects) -> ``heights._surface_models`` (DSM, nDSM) -> ``render._render`` (IRRG image);
+the labels are the canvas's label layer. Each stage draws from its own stream, so a
+change in one stage's draws leaves the random numbers of the others unchanged.
 Georeferencing is made up (``area_geoinfo``): 9 cm pixels on a 300 m grid of origins.
 """
 
@@ -63,13 +64,14 @@ def generate_scene(area: int, height: int, width: int, seed: int) -> Scene:
     """
     if height < 64 or width < 64:
         raise ValueError(f"tile must be at least 64 x 64 px, got {height} x {width}")
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(area), int(height), int(width)])
+    root = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(area), int(height), int(width)])
+    town_rng, heights_rng, render_rng = (np.random.default_rng(s) for s in root.spawn(3))
     h, w = int(height), int(width)
-    az, el = rng.uniform(100, 200), rng.uniform(40, 60)
+    az, el = town_rng.uniform(100, 200), town_rng.uniform(40, 60)
     sa, ea = math.radians(az), math.radians(el)
     sun = np.array([math.sin(sa) * math.cos(ea), -math.cos(sa) * math.cos(ea), math.sin(ea)], np.float32)
-    cv = _Canvas(h, w, rng, sun)
+    cv = _Canvas(h, w, town_rng, sun)
     _draw_town(cv)
-    dsm, ndsm = _surface_models(cv)
-    irrg = _render(cv, dsm, az, el)
+    dsm, ndsm = _surface_models(cv, heights_rng)
+    irrg = _render(cv, dsm, az, el, render_rng)
     return Scene(irrg=irrg, dsm=dsm, ndsm=ndsm, labels=cv.label, geo=area_geoinfo(area))
