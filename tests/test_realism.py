@@ -1,0 +1,280 @@
+"""The realism yardstick (vaiseg.realism): loaders, measures and report, on tiny
+hand-made arrays with known answers; plus the real Vaihingen crop of
+../shared/real_samples when it is there (skipped, saying why, where it is absent)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage.draw import polygon
+
+from vaiseg.classes import CAR, IGNORE
+from vaiseg.errors import DataError
+from vaiseg.realism import measures as M
+from vaiseg.realism.reference import Sample, load_isprs_areas, load_mmseg_crop, sample_from_arrays
+from vaiseg.realism.report import realism_report
+
+REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_samples"
+REAL_IRRG = REAL_DIR / "vaihingen_area1_0_0_512_irrg.png"
+REAL_LABEL = REAL_DIR / "vaihingen_area1_0_0_512_label.png"
+
+
+def flat_sample(name, irrg, labels=None) -> Sample:
+    irrg = np.asarray(irrg, dtype=np.uint8)
+    if labels is None:
+        labels = np.zeros(irrg.shape[1:], np.uint8)
+    return Sample(name, irrg, np.asarray(labels, np.uint8))
+
+
+def rows_of(df: pd.DataFrame, measure: str, cls: str | None = None) -> pd.DataFrame:
+    sel = df[df.measure == measure]
+    return sel if cls is None else sel[sel["class"] == cls]
+
+
+# ----------------------------------------------------------------------------- Wasserstein
+
+
+def test_identical_distributions_give_zero():
+    a = np.random.default_rng(0).normal(size=5000)
+    assert M.wasserstein(a, a.copy()) == 0.0
+    # the whole comparison of a sample with itself: every distance is 0
+    rng = np.random.default_rng(1)
+    irrg = rng.integers(0, 256, (3, 40, 50), dtype=np.uint8)
+    labels = np.zeros((40, 50), np.uint8)
+    labels[10:30, 10:30] = 3
+    labels[0, :] = IGNORE
+    s = Sample("x", irrg, labels)
+    df, summary = M.compare([s], [s])
+    for m in ("band_w1", "gradient_w1", "band_w1_lit"):
+        d = rows_of(df, m).distance.dropna()
+        assert len(d) > 0 and (d == 0).all(), m
+    assert summary["band_w1_mean"] == 0 and summary["boundary_fraction_synthetic"] == summary["boundary_fraction_real"]
+
+
+def test_known_shift_of_the_standardised_values():
+    a = np.random.default_rng(2).normal(size=4000)
+    assert M.wasserstein(a, a + 0.5) == pytest.approx(0.5, abs=1e-12)
+    assert M.wasserstein(a, a - 0.5) == pytest.approx(0.5, abs=1e-12)
+    # through the pipeline: real band = 100 / 140 half and half (mean 120, std 20 DN);
+    # synthetic = real + 10 DN = +0.5 real std in every band -> W1 exactly 0.5. (If the
+    # synthetic side were standardised with its own statistics the shift would vanish.)
+    rng = np.random.default_rng(3)
+    band = np.where(rng.permutation(64 * 64).reshape(64, 64) % 2 == 0, 100, 140)
+    real = flat_sample("real", np.stack([band] * 3))
+    syn = flat_sample("syn", real.irrg + 10)
+    mean, std = M.reference_band_stats([real])
+    np.testing.assert_allclose(mean, 120)
+    np.testing.assert_allclose(std, 20)
+    df, _ = M.compare([syn], [real])
+    w = rows_of(df, "band_w1")
+    w = w[w["class"].isin(["all", "imp_surf"])]
+    assert len(w) == 6
+    np.testing.assert_allclose(w.distance, 0.5, atol=1e-12)
+    np.testing.assert_allclose(rows_of(df, "band_mean_dn", "imp_surf").distance, 10, atol=1e-9)
+
+
+def test_subsampling_cap_keeps_the_distance():
+    a = np.random.default_rng(4).normal(size=50_000)
+    b = np.random.default_rng(5).normal(size=50_000) + 0.5
+    assert M.wasserstein(a, b, cap=2000, seed=1) == pytest.approx(0.5, abs=0.12)
+    assert M.wasserstein(np.zeros(0), b) != M.wasserstein(np.zeros(0), b)  # NaN when a side is empty
+
+
+def test_gradient_magnitude_units_and_texture_distance():
+    cols = np.arange(40, dtype=np.float64)[None, :].repeat(30, 0)
+    ramp1 = flat_sample("r1", np.stack([cols] * 3))  # 1 DN/px
+    ramp2 = flat_sample("r2", np.stack([2 * cols] * 3))  # 2 DN/px
+    g = M.gradient_magnitude(ramp1.irrg)
+    np.testing.assert_allclose(g[1:-1, 1:-1], 1.0, atol=1e-6)
+    for s in (ramp1, ramp2):  # ignore the border (the 'nearest' edge halves the slope there)
+        s.labels[[0, -1], :] = IGNORE
+        s.labels[:, [0, -1]] = IGNORE
+    rows = pd.DataFrame(M.texture_distances([ramp2], [ramp1]))
+    r = rows[rows["class"] == "imp_surf"].iloc[0]
+    assert (r.synthetic, r.real, r.distance, r.unit) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0), "DN/px")
+
+
+# ----------------------------------------------------------------------------- boundaries, objects
+
+
+def test_boundary_fraction_of_a_hand_made_label_image():
+    lab = np.zeros((10, 10), np.uint8)
+    lab[2, 3:10] = IGNORE  # 7 ignored pixels
+    assert M.boundary_fraction(lab) == pytest.approx(0.07)
+    other = np.full((10, 10), IGNORE, np.uint8)  # pooled: (7 + 100) / 200
+    assert M.boundary_fraction([lab, other]) == pytest.approx(107 / 200)
+
+
+def rotated_rect(shape, cy, cx, length, width, angle_deg):
+    a = math.radians(angle_deg)
+    u = np.array([math.cos(a), math.sin(a)])  # (x, y) along the length
+    v = np.array([-math.sin(a), math.cos(a)])
+    corners = [np.array([cx, cy]) + su * length / 2 * u + sv * width / 2 * v for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    xs, ys = zip(*corners)
+    return polygon(np.array(ys), np.array(xs), shape)
+
+
+def test_car_length_and_width_of_a_rotated_rectangle():
+    lab = np.zeros((120, 120), np.uint8)
+    lab[rotated_rect(lab.shape, 60, 60, 44, 14, 30)] = CAR
+    lab[5:10, 100:105] = CAR  # 25 px fragment: ignored
+    lab[100:120, 0:12] = CAR  # car touching the border: dropped
+    t = M.object_table(lab, CAR)
+    assert len(t) == 1
+    assert abs(t.length_px[0] - 44) <= 2 and abs(t.width_px[0] - 14) <= 2
+    assert t.length_m[0] == pytest.approx(t.length_px[0] * 0.09)
+    # axis-aligned: exact
+    lab2 = np.zeros((60, 80), np.uint8)
+    lab2[20:34, 10:54] = CAR
+    t2 = M.object_table(lab2, CAR)
+    assert t2.length_px[0] == pytest.approx(44, abs=0.05) and t2.width_px[0] == pytest.approx(14, abs=0.05)
+
+
+def test_building_compactness_square_beats_L_shape():
+    sq = np.zeros((60, 60), np.uint8)
+    sq[10:50, 10:50] = 1
+    ell = sq.copy()
+    ell[10:30, 30:50] = 0  # 40 x 40 minus a 20 x 20 corner
+    ts, tl = M.object_table(sq, 1), M.object_table(ell, 1)
+    assert 0.78 < ts.compactness[0] < 0.9
+    assert tl.compactness[0] < 0.7 < ts.compactness[0]
+    assert ts.area_m2[0] == pytest.approx(1600 * 0.09**2)
+    assert ts.equivalent_diameter_px[0] == pytest.approx(2 * math.sqrt(1600 / math.pi))
+
+
+# ----------------------------------------------------------------------------- shadows
+
+
+def test_shadow_fraction_and_darkness_on_a_known_dark_region():
+    irrg = np.full((3, 100, 100), 200, np.uint8)
+    irrg[:, 10:30, 20:50] = 40  # 600 px at 0.2 x lit
+    s = flat_sample("s", irrg)
+    sa = M.shadow_analysis(s.irrg, s.labels)
+    assert sa["level"] == pytest.approx(200)
+    assert sa["mask"].sum() == 600
+    st = M.shadow_stats([s])
+    assert st["all"]["fraction"] == pytest.approx(0.06)
+    assert st["all"]["darkness"] == pytest.approx(0.2)
+    assert st["imp_surf"]["fraction"] == pytest.approx(0.06)
+
+
+def test_shadow_rule_holds_when_most_of_the_road_is_shadowed():
+    # 70 % of the road in shadow (a plain median would call the shadow 'lit')
+    irrg = np.full((3, 100, 100), 180, np.uint8)
+    irrg[:, :70, :] = 50
+    labels = np.zeros((100, 100), np.uint8)
+    labels[80:, :50] = 3  # a lit tree (class 3)
+    s = flat_sample("s", irrg, labels)
+    st = M.shadow_stats([s])
+    assert st["all"]["fraction"] == pytest.approx(0.7)
+    assert st["imp_surf"]["fraction"] == pytest.approx(0.7 / 0.9)
+    assert st["tree"]["fraction"] == 0
+    assert st["all"]["darkness"] == pytest.approx(50 / 180)
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_mmseg_index_mapping_and_errors(tmp_path):
+    irrg = np.random.default_rng(6).integers(0, 256, (8, 7, 3), dtype=np.uint8)
+    lab = np.arange(56, dtype=np.uint8).reshape(8, 7) % 7
+    ip, lp = write_png(tmp_path / "img.png", irrg), write_png(tmp_path / "lab.png", lab)
+    s = load_mmseg_crop(ip, lp)
+    assert s.irrg.shape == (3, 8, 7) and (s.irrg == irrg.transpose(2, 0, 1)).all()
+    expect = np.array([IGNORE, 0, 1, 2, 3, 4, 5], np.uint8)[lab]
+    assert (s.labels == expect).all() and s.full is None and s.name == "img"
+    assert set(np.unique(s.labels)) == {0, 1, 2, 3, 4, 5, IGNORE}
+
+    bad = lab.copy()
+    bad[0, 0] = 7
+    bp = write_png(tmp_path / "bad_label.png", bad)
+    with pytest.raises(DataError, match=r"bad_label\.png.*above 6.*7 x 1 px"):
+        load_mmseg_crop(ip, bp)
+    with pytest.raises(DataError, match=r"nope\.png.*not found"):
+        load_mmseg_crop(ip, tmp_path / "nope.png")
+    small = write_png(tmp_path / "small.png", lab[:5])
+    with pytest.raises(DataError, match=r"small\.png.*differs"):
+        load_mmseg_crop(ip, small)
+    grey = write_png(tmp_path / "grey.png", lab)
+    with pytest.raises(DataError, match=r"grey\.png.*3-band"):
+        load_mmseg_crop(grey, lp)
+
+
+def test_isprs_areas_from_an_extracted_archive_set(tmp_path):
+    from fake_isprs import erode_boundary, fake_area, write_fake_archives
+
+    from vaiseg.data.archives import extract_archives
+
+    paths = write_fake_archives(tmp_path / "zips", areas=(1, 3))
+    extract_archives(paths, tmp_path / "ex", [1, 3], progress=False)
+    samples = load_isprs_areas(tmp_path / "ex" / "manifest.json", [3, 1])
+    assert [s.name for s in samples] == ["area3", "area1"]
+    arr = fake_area(3)
+    s = samples[0]
+    assert (s.irrg == arr["top"]).all() and (s.full == arr["labels"]).all()
+    assert (s.labels == np.where(erode_boundary(arr["labels"]), IGNORE, arr["labels"])).all()
+    with pytest.raises(DataError, match="area 5 is not in the manifest"):
+        load_isprs_areas(tmp_path / "ex" / "manifest.json", [5])
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def tiny_scene(area: int, size: int = 96) -> Sample:
+    from vaiseg.data.synthetic import generate_scene
+
+    sc = generate_scene(area, size, size, 7)
+    return sample_from_arrays(f"synthetic{area}", sc.irrg, sc.labels)
+
+
+def test_report_files_written(tmp_path):
+    syn, real = [tiny_scene(1), tiny_scene(2)], [tiny_scene(3)]
+    extra = {"sim_to_real_oa": 0.61, "sim_to_real_avg_f1": 0.42, "sim_to_real_car_f1": 0.12}
+    out = realism_report(syn, real, tmp_path / "r", extra, cap=5000)
+    names = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert names == ["realism.csv", "realism.md", "realism.png", "summary.json"]  # no temporaries left
+    summ = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summ["sim_to_real_car_f1"] == 0.12 and "band_w1_mean" in summ and "shadow_fraction_real" in summ
+    assert summ["real_samples"] == ["synthetic3"]
+    df = pd.read_csv(tmp_path / "r" / "realism.csv")
+    assert list(df.columns) == ["measure", "class", "band", "synthetic", "real", "distance", "unit"]
+    assert {"band_w1", "gradient_w1", "boundary_fraction", "car_length_m", "building_compactness",
+            "tree_equivalent_diameter_m", "shadow_fraction", "shadow_darkness"} <= set(df.measure)
+    md = (tmp_path / "r" / "realism.md").read_text()
+    for head in ("## Band distributions", "## Texture", "## Eroded boundaries", "## Objects", "## Shadows",
+                 "## Sim-to-real"):
+        assert head in md
+    assert (tmp_path / "r" / "realism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["files"]["figure"].endswith("realism.png")
+    with pytest.raises(ValueError, match="collide"):
+        realism_report(syn, real, tmp_path / "r2", {"band_w1_mean": 1.0}, cap=5000)
+
+
+# ----------------------------------------------------------------------------- the real crop
+
+
+@pytest.mark.skipif(not (REAL_IRRG.exists() and REAL_LABEL.exists()),
+                    reason=f"the real Vaihingen crop is absent ({REAL_DIR})")
+def test_real_crop_loads_and_measures():
+    real = load_mmseg_crop(REAL_IRRG, REAL_LABEL)
+    assert real.irrg.shape == (3, 512, 512) and real.labels.shape == (512, 512)
+    # README: 8 % ignored, cars about 1.9 % of the pixels (about 15 cars)
+    assert 0.07 < M.boundary_fraction(real.labels) < 0.09
+    assert 0.012 < (real.labels == CAR).mean() < 0.025
+    cars = M.object_table(real.labels, CAR)
+    assert 8 <= len(cars) <= 20
+    assert 2.5 < cars.length_m.median() < 5.0  # eroded cars: ~4.5 m minus 0.54 m
+    df, summary = M.compare([real], [real], cap=20_000)
+    assert (rows_of(df, "band_w1").distance.dropna() == 0).all()
+    assert 0 < summary["shadow_fraction_real"] < 1
