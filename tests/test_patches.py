@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from vaiseg.classes import CAR, IGNORE
@@ -191,6 +192,28 @@ def test_extract_and_datasets(tmp_path):
         assert np.array_equal(y.numpy(), dihedral(src_lab[r : r + 64, c : c + 64], t).astype(np.int64))
         # image and label move together: the label-driven signal aligns pixel by pixel
         assert np.array_equal(np.argwhere(y.numpy() == CAR), np.argwhere(dihedral(src_lab[r : r + 64, c : c + 64] == CAR, t)))
+
+
+def test_datasets_yield_the_selected_bands(tmp_path):
+    # TrainSettings.bands: the datasets cut the same windows and keep only those bands, in order
+    data = tmp_path / "data"
+    image, full, eroded = make_labels(h=96, w=112)
+    write_area(data, 1, image, full, eroded)
+    extract_pb(data, [1], tmp_path / "pb.npz", per_class=8, car_rotations=1, seed=0, val_fraction=0.2)
+    extract_fcn(data, [1], tmp_path / "fcn.npz", size=32, overlap=0.5, seed=0, val_fraction=0.2)
+    pidx, _ = load_index(tmp_path / "pb.npz", "pb")
+    fidx, _ = load_index(tmp_path / "fcn.npz", "fcn")
+    bands = (2, 0)
+    for split in ("train", "val"):
+        pa, pb = PBPatches(pidx, data, tmp_path / "c", split), PBPatches(pidx, data, tmp_path / "c", split, bands=bands)
+        fa = FCNPatches(fidx, 32, data, tmp_path / "c", split)
+        fb = FCNPatches(fidx, 32, data, tmp_path / "c", split, bands=bands)
+        for full_ds, sub_ds in ((pa, pb), (fa, fb)):
+            assert len(full_ds) == len(sub_ds) > 0
+            for i in range(0, len(full_ds), max(1, len(full_ds) // 7)):  # rotated PB copies included
+                (xa, ya), (xb, yb) = full_ds[i], sub_ds[i]
+                assert xb.shape == (2, *xa.shape[1:]) and xb.dtype == xa.dtype
+                assert torch.equal(xb, xa[list(bands)]) and torch.equal(ya, yb)
 
 
 def test_extract_errors(tmp_path):

@@ -389,14 +389,20 @@ def ensure_cache(data_dir: str | Path, cache_dir: str | Path, area: int, name: s
     return np.load(dst, mmap_mode="r")
 
 
+def _band_list(bands) -> list[int] | None:
+    return None if bands is None else [int(b) for b in bands]
+
+
 class PBPatches(Dataset):
     """PB patches of an index (§4.1): item -> (image (5, 65, 65) float32, label int64 0..4).
 
-    ``split``: "train" (rows not held out), "val" or "all".
+    ``split``: "train" (rows not held out), "val" or "all". ``bands``: indices of the
+    image bands to yield, in this order (None: all five; else the image is (len(bands), 65, 65)).
     """
 
-    def __init__(self, index: dict[str, np.ndarray], data_dir, cache_dir, split: str = "train"):
+    def __init__(self, index: dict[str, np.ndarray], data_dir, cache_dir, split: str = "train", bands=None):
         sel = _split(index["val"], split)
+        self.bands = _band_list(bands)
         self.area = index["area"][sel]
         self.row = index["row"][sel]
         self.col = index["col"][sel]
@@ -409,6 +415,8 @@ class PBPatches(Dataset):
 
     def __getitem__(self, i):
         img, _ = cut_pb_patch(self.images[int(self.area[i])], None, int(self.row[i]), int(self.col[i]), float(self.angle[i]))
+        if self.bands is not None:
+            img = np.ascontiguousarray(img[self.bands])  # rotation is per band: same as selecting first
         return torch.from_numpy(img), torch.tensor(int(self.label[i]), dtype=torch.int64)
 
 
@@ -418,10 +426,12 @@ class FCNPatches(Dataset):
 
     ``labels``: "labels" (full GT) or "labels_eroded". ``split``: "train" (every held-in
     patch x 8 transforms), "val" (held-out positions, identity transform only) or "all".
+    ``bands``: indices of the image bands to yield, in this order (None: all).
     """
 
-    def __init__(self, index: dict[str, np.ndarray], size: int, data_dir, cache_dir, split: str = "train", labels: str = "labels"):
+    def __init__(self, index: dict[str, np.ndarray], size: int, data_dir, cache_dir, split: str = "train", labels: str = "labels", bands=None):
         sel = _split(index["val"], split)
+        self.bands = _band_list(bands)
         if split == "val":
             sel &= index["transform"] == 0
         self.size = int(size)
@@ -438,7 +448,10 @@ class FCNPatches(Dataset):
 
     def __getitem__(self, i):
         a, r, c, t = int(self.area[i]), int(self.row[i]), int(self.col[i]), int(self.transform[i])
-        img = np.array(dihedral(cut_window(self.images[a], r, c, self.size), t), dtype=np.float32)
+        win = cut_window(self.images[a], r, c, self.size)
+        if self.bands is not None:
+            win = win[self.bands]
+        img = np.array(dihedral(win, t), dtype=np.float32)
         lab = dihedral(cut_window(self.labels[a][0], r, c, self.size), t)
         return torch.from_numpy(img), torch.from_numpy(lab.astype(np.int64))
 

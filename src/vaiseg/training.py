@@ -18,6 +18,11 @@ Choices where the paper is silent (documented here and in the README):
   :class:`~vaiseg.models.FCN`): on the encoder output (default) or after each of the last
   two encoder sets; recorded in the model file's ``arch`` (``dropout_placement``) and in
   ``meta.training.settings``.
+- Band subset (``TrainSettings.bands``, not in the paper; for the sim-to-real check of
+  :mod:`vaiseg.realism.sim_to_real`, whose real crop has no DSM): the network is built
+  with ``len(bands)`` input channels and the patch datasets yield only those bands of
+  ``image.tif``; the bands are recorded in the model file's ``meta.bands``. ``None`` (the
+  default) = all five, the pipeline's training unchanged (same fingerprint, same meta).
 - The validation numbers in the history (held-out patches, see :mod:`vaiseg.patches`)
   monitor training only; the model after the last epoch is the one written (no early
   stopping / model selection). val_loss uses the model's own training loss.
@@ -59,6 +64,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_oa", "val_car_f1", "seconds")
 CHECKPOINT = "last.pt"
+#: bands of image.tif: IR, R, G, DSM, nDSM (vaiseg.data.normalize.BAND_NAMES)
+N_BANDS = 5
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,26 @@ class TrainSettings:
     #: where the FCNs' dropout sits (``FCN(dropout_placement=...)``): "encoder_output" |
     #: "last_two_sets"; the paper does not say. Ignored for PB.
     fcn_dropout: str = "encoder_output"
+    #: input bands of image.tif (0 IR, 1 R, 2 G, 3 DSM, 4 nDSM) the network sees, in this
+    #: order; None = all five (the pipeline). Not in the paper: for the sim-to-real check.
+    bands: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.fcn_dropout not in FCN_DROPOUT_PLACEMENTS:
             raise ConfigError(
                 f"fcn_dropout must be one of {', '.join(FCN_DROPOUT_PLACEMENTS)}, got {self.fcn_dropout!r}"
             )
+        if self.bands is not None:
+            bands = tuple(self.bands)
+            ok = all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b < N_BANDS for b in bands)
+            if not bands or not ok or len(set(bands)) != len(bands):
+                raise ConfigError(f"bands must be distinct band indices in 0..{N_BANDS - 1}, got {self.bands!r}")
+            object.__setattr__(self, "bands", tuple(int(b) for b in bands))
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the network: ``len(bands)``, or all five bands."""
+        return N_BANDS if self.bands is None else len(self.bands)
 
     @classmethod
     def from_config(cls, config: dict, model: str) -> "TrainSettings":
@@ -137,8 +158,19 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | None) -> str:
+def _settings_record(s: TrainSettings) -> dict:
+    """``asdict(s)`` without ``bands`` when it is None (default), so the fingerprint and the
+    model meta of a five-band run are the same as before the field existed."""
     settings = asdict(s)
+    if settings["bands"] is None:
+        settings.pop("bands")
+    else:
+        settings["bands"] = list(settings["bands"])
+    return settings
+
+
+def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | None) -> str:
+    settings = _settings_record(s)
     # fcn_dropout enters only where it matters (an FCN with a non-default placement), so
     # checkpoints written before the field existed, and PB's, keep their fingerprints
     if model == "PB" or s.fcn_dropout == "encoder_output":
@@ -157,8 +189,8 @@ def _loss(model: str, logits: torch.Tensor, target: torch.Tensor, weights: torch
 
 def _build(model: str, s: TrainSettings):
     if model == "PB":
-        return PatchCNN(width=s.width, dropout=s.dropout)
-    return FCN(width=s.width, dropout=s.dropout, dropout_placement=s.fcn_dropout)
+        return PatchCNN(width=s.width, dropout=s.dropout, in_channels=s.in_channels)
+    return FCN(width=s.width, dropout=s.dropout, dropout_placement=s.fcn_dropout, in_channels=s.in_channels)
 
 
 def param_groups(net, lr: float) -> list[dict]:
@@ -287,12 +319,12 @@ def train(
 
     index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
     if model == "PB":
-        train_ds = PBPatches(index, data_dir, cache_dir, "train")
-        val_ds = PBPatches(index, data_dir, cache_dir, "val")
+        train_ds = PBPatches(index, data_dir, cache_dir, "train", bands=s.bands)
+        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
     else:
         size = int(meta["size"])
-        train_ds = FCNPatches(index, size, data_dir, cache_dir, "train", labels=s.fcn_labels)
-        val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels)
+        train_ds = FCNPatches(index, size, data_dir, cache_dir, "train", labels=s.fcn_labels, bands=s.bands)
+        val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
     if len(train_ds) == 0:
         raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
 
@@ -366,7 +398,7 @@ def train(
 
     summary = {
         "model": model,
-        "settings": asdict(s),
+        "settings": _settings_record(s),
         "epochs_done": len(history),
         "final": history[-1] if history else {},
         "train_samples": len(train_ds),
@@ -377,6 +409,9 @@ def train(
         "mfb_weights": None if weights is None else {"path": str(mfb_weights), "values": weights.tolist()},
         "torch": torch.__version__,
     }
-    save_model(model_out, net.cpu(), {"model": model, "stats": stats, "training": summary})
+    meta_out = {"model": model, "stats": stats, "training": summary}
+    if s.bands is not None:
+        meta_out["bands"] = list(s.bands)  # input bands of image.tif, in the network's order
+    save_model(model_out, net.cpu(), meta_out)
     _write_history(Path(history_out), history)
     return summary
