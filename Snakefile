@@ -23,6 +23,7 @@ include: "workflow/rules/fuse.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ablations.smk"
+include: "workflow/rules/realism.smk"
 include: "workflow/rules/provenance.smk"
 
 

@@ -1,0 +1,45 @@
+"""The `realism` target (issue 11) on the tiny config: the yardstick and the sim-to-real
+check run by Snakemake. Not part of `all`; without a real reference it stops with one
+message saying what to configure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, snakemake_log_tail, snakemake_tiny
+from vaiseg.classes import N_CLASSES
+from vaiseg.raster import read_raster
+
+pytestmark = pytest.mark.slow
+
+REAL = ROOT.parent / "shared" / "real_samples"
+CROP = {"irrg": str(REAL / "vaihingen_area1_0_0_512_irrg.png"), "labels": str(REAL / "vaihingen_area1_0_0_512_label.png")}
+
+
+def test_realism_without_reference_says_what_to_configure(tiny_local_run):
+    missing = {"reference": {"crop": {"irrg": "/nonexistent/irrg.png", "labels": "/nonexistent/label.png"}}}
+    r = snakemake_tiny(tiny_local_run, "realism", config={"realism": missing})
+    assert r.returncode != 0
+    log = (tiny_local_run / "logs" / "realism" / "realism.log").read_text()
+    assert "/nonexistent/irrg.png" in log and "realism.reference.crop.irrg" in log and "Traceback" not in log
+    assert not (tiny_local_run / "results" / "realism" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_samples (real Vaihingen crop) is absent")
+def test_realism_target_on_the_real_crop(tiny_local_run):
+    r = snakemake_tiny(tiny_local_run, "realism", config={"realism": {"reference": {"crop": CROP}}})
+    assert r.returncode == 0, snakemake_log_tail(tiny_local_run)
+    out = tiny_local_run / "results" / "realism"
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("sim_to_real_oa", "sim_to_real_avg_f1", "boundary_fraction_synthetic", "boundary_fraction_real"):
+        assert key in summary, key
+    assert 0 <= summary["sim_to_real_oa"] <= 100
+    assert 0.07 < summary["boundary_fraction_real"] < 0.09  # the crop: 8 % ignored
+    pred, _ = read_raster(out / "real_crop_pred.tif")
+    assert pred.shape == (1, 512, 512) and pred.dtype == np.uint8 and pred.max() < N_CLASSES
+    for name in ("realism.csv", "realism.md", "realism.png"):
+        assert (out / name).stat().st_size > 0
+    assert not (tiny_local_run / "results" / "tables" / "realism.csv").exists()

@@ -1,0 +1,27 @@
+"""Rule realism: the realism yardstick and the sim-to-real check (vaiseg.realism.run)."""
+
+from pathlib import Path
+
+import torch
+
+from vaiseg.realism.run import realism_target
+from vaiseg.step import log_to
+
+log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+
+p, i = snakemake.params, snakemake.input
+realism_target(
+    manifest=i.manifest,
+    synthetic_areas=p.synthetic_areas,
+    model=i.model,
+    stats=i.stats,
+    out_dir=Path(snakemake.output.summary).parent,
+    crop=p.crop,
+    reference_manifest=i.get("reference"),
+    reference_areas=p.reference_areas,
+    T=p.T,
+    seed=p.seed,
+    tile_size=p.tile_size,
+    device=p.device,
+)
