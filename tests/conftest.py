@@ -88,8 +88,9 @@ def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: 
     snap = repo_snapshot()
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(snap / "src"), *filter(None, [env.get("PYTHONPATH")])])
-    cmd = [*SNAKEMAKE, "--snakefile", str(snap / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), *args]
+    # the targets/options first: --configfile takes every word after it
+    cmd = [*SNAKEMAKE, "--snakefile", str(snap / "Snakefile"), "--directory", str(workdir), *args,
+           "--configfile", str(cfg)]
     with open(workdir / "snakemake.out", "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()

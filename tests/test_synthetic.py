@@ -122,9 +122,10 @@ def test_heights_ordered_by_class(scenes):
     lab = np.concatenate([s.labels.ravel() for s in scenes.values()])
     med = {c: float(np.median(nd[lab == c])) for c in (IMP, BUILDING, LOW_VEG, TREE, CAR)}
     assert med[IMP] < 0.3 and med[LOW_VEG] < 0.8
-    assert 0.8 < med[CAR] < 2.0
+    # dense image matching loses most parked cars (heights.CAR_LOST): mostly ground
+    assert med[CAR] < 0.8
     assert 5.5 < med[BUILDING] < 16 and 4.5 < med[TREE] < 20
-    assert med[BUILDING] > med[CAR] > med[LOW_VEG] >= med[IMP]
+    assert med[BUILDING] > max(med[CAR], med[LOW_VEG], med[IMP]) + 4
     # nDSM is DSM minus a terrain with a slope: the DSM itself is not flat
     s = scenes[1]
     ground = s.labels == IMP

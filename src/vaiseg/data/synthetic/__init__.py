@@ -11,30 +11,46 @@ Scene model (all choices; the paper is silent, §3 only describes the real data)
 part per module, each docstring holding its part of the model and its figures:
 
 - ``scene``: ``Scene`` and ``generate_scene``, which seeds the generator, draws the sun
-  and runs the parts in order: town -> heights -> render.
+  (a summer-morning flight over Vaihingen) and runs the parts in order, each on its own
+  random stream: town -> true surface and its shadows -> matched DSM / nDSM -> render
+  -> annotation.
 - ``canvas``: the label / height / colour / material / shading layers everything is
   painted on (``PIXEL_SIZE``).
-- ``town``: the layout: a rotated street grid, roads, four kinds of blocks, street cars
-  and street trees.
-- ``objects``: buildings (gabled / hipped / flat roofs), cars and vans, tree crowns,
-  clutter.
-- ``labels``: the labelling convention (class of the topmost surface) and
+- ``town``: the layout: a rotated street grid warped so streets curve, an urban density
+  (suburb .. old-town core) that picks the kinds of blocks (old-town perimeter blocks of
+  adjoining houses like the area-1 crop, blocks of flats, detached and terraced houses,
+  parking, parks), roads with parking lanes, sidewalks, verges and markings, cars parked
+  along the kerbs, street trees; last, specks merged into their surroundings.
+- ``objects``: buildings whose footprints are unions of wings (L, T, U, courtyards,
+  stepped and adjoining volumes) with gabled / hipped / flat roofs, roof texture (tile
+  rows, ageing, patches, moss) and roof furniture (chimneys, dormers, roof windows,
+  skylights, AC units, stair housings, solar panels); cars and vans of real sizes; tree
+  crowns of several shapes and species, bushes, clutter.
+- ``labels``: the labelling convention (class of the topmost surface), the annotation
+  stage (the ground truth as a digitiser draws it: small patches generalised away,
+  simplified polygons with vertices ~1 px off, every car kept) and
   ``class_frequencies``.
 - ``materials``: material ids, texture amplitudes and lit colours calibrated on the
   real Vaihingen area-1 crop.
-- ``heights``: terrain, DSM (smoothed like dense matching, with matching noise), nDSM.
-- ``render``: radiometric model (haze, diffuse light), cast shadows (``cast_shadows``),
-  shading, texture, optics blur and sensor noise.
+- ``heights``: terrain, the DSM as dense image matching makes it (cars mostly lost,
+  crowns low and holed, edges smoothed over 0.5-0.8 m, noise and blunders in shadows) and
+  the nDSM over an estimated terrain (DTM-filter errors included).
+- ``render``: radiometric model (haze, diffuse light, leaf clumps, light through crowns;
+  fitted on the real crop, jittered per area), soft cast shadows (``cast_shadows``: the
+  penumbra widens with the occluder's distance), texture, optics blur and sensor noise.
 - ``noise``: the smooth random fields heights and render share.
 - ``archive``: ``write_archives``, the four ISPRS zips with stable md5s.
 
 Measured (seed 2016; impervious / building / low veg. / tree / car / clutter): the 16
-paper-split areas at 448 x 448 pool to 25 / 27 / 21 / 25 / 1.9 / 0.3 %, areas 1, 5, 11,
-30 at 2500 x 2000 to 28 / 27 / 23 / 20 / 1.6 / 0.2 % (Vaihingen: ~27 / 26 / 21 / 23 /
-1-2 / <= 1 %); single small tiles vary much more (a 40 m tile may be all houses).
-Costs (one CPU core, ``taskset -c 0``): ~0.12 s for 448 x 448 and ~4 s for 2500 x 2000;
-peak memory about 85 bytes per pixel (~0.43 GB for a Vaihingen-sized tile; the road layer
-is computed in row bands and the image band by band to bound the temporaries).
+paper-split areas at 448 x 448 pool to 25 / 25 / 23 / 25 / 1.6 / 0.1 %, areas 1, 5, 11,
+30 at 2500 x 2000 to 29 / 23 / 21 / 25 / 2.0 / 0.1 % (Vaihingen: ~27 / 26 / 21 / 23 /
+1-2 / <= 1 %; the layouts of 128 areas at 448 x 448 pool to 29 / 25 / 20 / 25 / 1.8 /
+0.1 %); single small tiles vary much more (a 40 m tile may be all houses, or one block).
+Costs (one CPU core, ``taskset -c 0``): ~0.37 s for 448 x 448 (layout ~0.12 s, soft
+shadows ~0.08 s, annotation ~0.06-0.13 s, DSM ~0.05 s, image ~0.03 s) and ~10 s for
+2500 x 2000; peak memory about 115 bytes per pixel (~0.57 GB for a Vaihingen-sized tile;
+the road layer is computed in row bands and the image band by band to bound the
+temporaries).
 """
 
 from __future__ import annotations

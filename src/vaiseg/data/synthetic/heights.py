@@ -4,10 +4,25 @@
   vegetation 0.3 (hedges 0.8-2), cars 1.0-1.6 (vans ~2), clutter 0.05-2.5, buildings
   5.5-15 at the eaves plus gabled/hipped roofs (pitch 25-45 deg), garages 2.5-3.5, trees
   5-20 (broadleaf domes whose rim is >= 2.5 m up, so crowns overhang cars and roads;
-  conifer cones).
-- **DSM** = terrain (245-285 m a.s.l., a 0.5-3 % slope and a +-1 m undulation) + heights
-  smoothed like a dense-matching DSM (Gaussian sigma 1 px) + matching noise (5 cm; 40 cm
-  on crowns). nDSM = DSM - terrain (the exact terrain: no DTM-extraction error).
+  conifer cones). These exact heights plus the terrain are the *true surface*; the
+  renderer casts its shadows on it (``_true_surface``).
+- **Terrain**: 245-285 m a.s.l., a 0.5-3 % slope and a +-1 m undulation.
+- **DSM**: what dense image matching makes of the true surface (the Vaihingen DSM is
+  matched from the same images as the TOP), in order: cars mostly vanish (70 % are gone,
+  the rest keep 30-80 % of their height: parked cars are small, dark and often moved
+  between the overlapping images); crowns are matched below their top (70-95 %) with
+  holes where the matcher sees through the leaves (~12 % of the crown drops to 15-45 %
+  of its height); the surface is smoothed over 0.45-0.8 m (Gaussian sigma drawn per area,
+  2-3.5 px: a building edge ramps over 5-9 px from 10 to 90 %) and its edges wobble by
+  ~1 px (a smooth random displacement field); matching noise (5 cm, 35 cm on crowns) and,
+  where the cast shadow is (dark, textureless image), 30 cm of noise and blunders of
+  +-1-3 m in ~3 % of the shadowed area.
+- **nDSM** = DSM minus an *estimated* terrain, as real nDSMs are made: the DSM's 10th
+  percentile in 16 x 16 px blocks, a rank opening over ~36 m (10th percentile of the
+  window, then its maximum: removes everything smaller, buildings and crowns, and
+  ignores the blunders' pits), smoothed (sigma ~3.6 m) and upsampled; clipped at 0. It
+  carries the DSM's errors plus the terrain estimate's (ground ~0.1 m up on average,
+  raised ground where no ground shows for ~36 m, cut tops of terrain bumps).
 """
 
 from __future__ import annotations
@@ -18,8 +33,20 @@ import numpy as np
 from scipy import ndimage
 
 from .canvas import PIXEL_SIZE, _Canvas
-from .labels import TREE
-from .noise import _noise
+from .labels import CAR
+from .materials import M_TREE
+from .noise import _noise, _upsample
+
+#: share of cars the matcher loses entirely; the others keep this range of their height
+CAR_LOST, CAR_KEPT = 0.70, (0.3, 0.8)
+#: crowns: matched height range (share of the true), hole share and hole height range
+CROWN_MATCHED, CROWN_HOLES, CROWN_HOLE_HEIGHT = (0.70, 0.95), 0.12, (0.15, 0.45)
+#: smoothing sigma range of the matched surface (px)
+SMOOTH_SIGMA = (2.0, 3.5)
+#: matching noise (m): everywhere, on crowns, in shadows; blunder share of the shadows
+NOISE, NOISE_CROWN, NOISE_SHADOW, BLUNDERS = 0.05, 0.35, 0.30, 0.03
+#: terrain estimate: block (px), opening window (m), smoothing sigma (m)
+DTM_BLOCK, DTM_WINDOW, DTM_SIGMA = 16, 36.0, 3.6
 
 
 def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -31,20 +58,92 @@ def _terrain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     y = np.arange(h, dtype=np.float32)[:, None]
     x = np.arange(w, dtype=np.float32)[None, :]
     t = base + slope * (x * math.cos(d) + y * math.sin(d))
-    t = t + _noise(rng, (h, w), 1100.0) * np.float32(rng.uniform(0.3, 1.0))
+    # undulation: unit-variance nodes every ~100 m, bilinear in between (not rescaled to
+    # unit std per tile: a small tile sees a gentle part of one wave, not a steep ramp)
+    nodes = rng.standard_normal((int(h / 1100.0) + 3, int(w / 1100.0) + 3), dtype=np.float32)
+    t = t + _upsample(nodes, h, w, 1100.0) * np.float32(rng.uniform(0.3, 1.0))
     return t.astype(np.float32)
 
 
-def _surface_models(cv: _Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(dsm, ndsm), (H, W) float32 metres, of the heights painted on ``cv``: terrain +
-    smoothed heights + matching noise, and that minus the terrain; ``rng``: this stage's
-    generator."""
+def _true_surface(cv: _Canvas, terrain: np.ndarray) -> np.ndarray:
+    """The exact surface (H, W) float32 m a.s.l.: terrain + the canvas's heights."""
+    return (terrain + cv.height).astype(np.float32)
+
+
+def _matched_heights(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Heights above terrain (H, W) float32 as the matcher sees objects: cars mostly
+    gone, crowns lower and with holes (before smoothing and noise)."""
     h, w = cv.h, cv.w
-    terrain = _terrain(rng, h, w)
-    surface = ndimage.gaussian_filter(cv.height, 1.0)
-    noise_amp = np.where(cv.label == TREE, np.float32(0.4), np.float32(0.05))
-    surface += _noise(rng, (h, w), 1.0) * noise_amp
-    surface = np.maximum(surface, 0.0)
-    dsm = (terrain + surface).astype(np.float32)
-    ndsm = (dsm - terrain).astype(np.float32)
+    z = cv.height.copy()
+    # cars: one draw per car (4-connected component of the car label)
+    comp, n = ndimage.label(cv.label == CAR)
+    if n:
+        keep = np.where(rng.random(n + 1) < CAR_LOST, 0.0, rng.uniform(*CAR_KEPT, n + 1)).astype(np.float32)
+        car = comp > 0
+        z[car] *= keep[comp[car]]
+    # crowns (trees and hedges): matched below the top, with see-through holes
+    leaf = cv.material == M_TREE
+    lo, hi = CROWN_MATCHED
+    f = np.clip((lo + hi) / 2 + (hi - lo) / 2 * _noise(rng, (h, w), 12.0), lo, hi)
+    holes = _noise(rng, (h, w), 4.0) > np.float32(1.175)  # upper 12 % of a unit Gaussian
+    hl, hh = CROWN_HOLE_HEIGHT
+    f = np.where(holes, np.float32((hl + hh) / 2) + np.float32((hh - hl) / 2) * _noise(rng, (h, w), 2.0).clip(-1, 1), f)
+    z[leaf] *= f[leaf]
+    return z
+
+
+def _estimate_terrain(dsm: np.ndarray, pixel_size: float = PIXEL_SIZE) -> np.ndarray:
+    """Terrain (H, W) float32 estimated from a DSM as a DTM filter would: the 10th
+    percentile per ``DTM_BLOCK`` block, a rank opening over ``DTM_WINDOW`` m (the 10th
+    percentile of the window, robust to the matching blunders' pits, then its maximum),
+    Gaussian smoothing and bilinear upsampling."""
+    h, w = dsm.shape
+    b = DTM_BLOCK
+    hp, wp = -(-h // b) * b, -(-w // b) * b
+    d = np.pad(dsm, ((0, hp - h), (0, wp - w)), mode="edge")
+    blocks = d.reshape(hp // b, b, wp // b, b).transpose(0, 2, 1, 3).reshape(hp // b, wp // b, b * b)
+    k = int(0.1 * b * b)
+    low = np.partition(blocks, k, axis=2)[:, :, k]
+    size = int(DTM_WINDOW / (b * pixel_size)) | 1
+    ground = ndimage.percentile_filter(low, 10, size=size, mode="nearest")
+    ground = ndimage.maximum_filter(ground, size=size, mode="nearest")
+    ground = ndimage.gaussian_filter(ground, DTM_SIGMA / (b * pixel_size), mode="nearest").astype(np.float32)
+    if ground.shape[0] < 2 or ground.shape[1] < 2:
+        return np.full((h, w), float(ground.mean()), np.float32)
+    # bilinear upsampling, block centres at (i + 0.5) * b - 0.5
+    ys = np.clip((np.arange(h, dtype=np.float32) + 0.5) / b - 0.5, 0, ground.shape[0] - 1)
+    xs = np.clip((np.arange(w, dtype=np.float32) + 0.5) / b - 0.5, 0, ground.shape[1] - 1)
+    y0 = np.minimum(ys.astype(np.int64), ground.shape[0] - 2)
+    x0 = np.minimum(xs.astype(np.int64), ground.shape[1] - 2)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    rows = ground[:, x0] * (1 - fx) + ground[:, x0 + 1] * fx
+    return (rows[y0] * (1 - fy) + rows[y0 + 1] * fy).astype(np.float32)
+
+
+def _surface_models(
+    cv: _Canvas, terrain: np.ndarray, shadow: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dsm, ndsm), (H, W) float32 metres, of the heights painted on ``cv`` over
+    ``terrain`` as dense image matching would give them (see the module docstring);
+    ``shadow``: the cast-shadow map of the true surface (``render.cast_shadows``);
+    ``rng``: this stage's generator."""
+    h, w = cv.h, cv.w
+    z = _matched_heights(cv, rng)
+    sigma = rng.uniform(*SMOOTH_SIGMA)
+    z = ndimage.gaussian_filter(z, sigma)
+    # wobbling edges: resample along a smooth displacement field of ~1 px
+    coords = np.indices((h, w), dtype=np.float32)
+    coords[0] += _noise(rng, (h, w), 10.0) * np.float32(0.8)
+    coords[1] += _noise(rng, (h, w), 10.0) * np.float32(0.8)
+    z = ndimage.map_coordinates(z, coords, order=1, mode="nearest", output=np.float32)
+    del coords
+    # matching noise, larger on crowns and in the shadows, with blunders in the shadows
+    leaf = ndimage.gaussian_filter((cv.material == M_TREE).astype(np.float32), sigma)
+    amp = np.float32(NOISE) + np.float32(NOISE_CROWN) * leaf + np.float32(NOISE_SHADOW) * shadow
+    z += _noise(rng, (h, w), 1.5) * amp
+    blunder = (_noise(rng, (h, w), 6.0) > np.float32(1.88)) & (shadow > 0.5)  # upper 3 %
+    z += blunder * np.clip(_noise(rng, (h, w), 8.0), -1.5, 1.5) * np.float32(2.0)
+    del amp, blunder, leaf
+    dsm = (terrain + z).astype(np.float32)
+    ndsm = np.maximum(dsm - _estimate_terrain(dsm), 0).astype(np.float32)
     return dsm, ndsm
