@@ -37,7 +37,10 @@ cmd=${1:-}
 case "$cmd" in
   pipeline)
     setup
-    exec .venv/bin/snakemake --cores all --resources gpu=1 "$@"
+    # profiles/default (Snakemake's workflow profile, read automatically) supplies
+    # --cores all --resources gpu=1; options and targets go straight through
+    # (./run.sh pipeline realism, ./run.sh pipeline --unlock, --configfile ...)
+    exec .venv/bin/snakemake "$@"
     ;;
   tests)
     setup

@@ -221,3 +221,13 @@ def test_paper_config_on_the_two_zips_most_users_have(tmp_path):
     assert set(conf[conf.choice == "fusion_sample"]["option"]) == {"natural"}
     assert set(conf[conf.choice == "fig6_reading"]["option"]) == {"one_threshold"}
     assert "one threshold (configured)" in (res / "paper_diff.md").read_text()
+
+
+def test_run_sh_passes_targets_and_options():
+    """./run.sh pipeline hands targets and options to Snakemake unchanged (a target after
+    --resources would be read as a resource); profiles/default supplies the cores and gpu."""
+    r = subprocess.run([str(ROOT / "run.sh"), "pipeline", "-n", "realism", "--config", "run_name=runsh"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "profiles/default" in out and "results/runsh/realism/summary.json" in out
