@@ -9,14 +9,17 @@
   pixel-exact edges.
 - **Annotation** (``_annotate``, its own random stream): the ground truth is that layer
   as a human digitiser would draw it, not the layer itself. (1) Generalisation: patches
-  of any class but car smaller than ``MIN_AREA_PX`` (0.4 m^2) take the label of the
-  nearest pixel outside them, and ground gaps narrower than ~0.7 m between crowns are
-  closed (canopy outlines, not single crowns). (2) Polygons: per class, every region's
-  outline (and its holes' outlines, ``skimage.measure.find_contours``) is simplified
-  (``approximate_polygon``, tolerance ``TOLERANCE`` 0.75 px for cars to 2 px for crowns),
-  its vertices are moved by ``JITTER_SD`` 1.1 px (at most 2 px) and it is filled again
-  (``_fill_even_odd``), class by class in the topmost-surface order ``ORDER`` (low
-  vegetation as the base, impervious, clutter, building, car, tree): a later class is
+  of any class but car smaller than ``MIN_AREA_PX`` (1.2 m^2; the real area-1 crop's
+  smallest drawn non-car patches are ~100-200 px after erosion) take the label of the
+  nearest pixel outside them, ground gaps narrower than ~0.7 m between crowns are
+  closed (canopy outlines, not single crowns), and cars are outlined ``CAR_INSET`` px
+  inside the body (the crop's eroded car polygons: ~9.5 x 37.5 px). (2) Polygons: per
+  class, every region's outline (and its holes' outlines,
+  ``skimage.measure.find_contours``) is simplified (``approximate_polygon``, tolerance
+  ``TOLERANCE`` 0.75 px for cars to 2 px for crowns), its vertices are moved by
+  ``JITTER_SD`` 1.1 px (at most 2 px) and it is filled again (``_fill_even_odd``),
+  class by class in the topmost-surface order ``ORDER`` (low vegetation as the base,
+  impervious, clutter, building, car, tree): a later class is
   drawn over an earlier one, whose region reaches ``UNDERLAP`` 3 px under it so no
   sliver opens between them, and outlines run past the image border so none opens
   along it. Each label edge is thus one digitised polyline, ~1 px (at most ~3.5 px)
@@ -43,12 +46,16 @@ ORDER = (IMP, CLUTTER, BUILDING, CAR, TREE)
 TOLERANCE = {IMP: 1.5, CLUTTER: 1.5, BUILDING: 1.0, CAR: 0.75, TREE: 2.0}
 #: vertex jitter of the digitiser (px): standard deviation and bound
 JITTER_SD, JITTER_MAX = 1.1, 2.0
-#: smallest patch a digitiser draws (px; cars are always kept)
-MIN_AREA_PX = 50
+#: smallest patch a digitiser draws (px; cars are always kept; see the module docstring)
+MIN_AREA_PX = 150
 #: ground gaps between crowns closed up to this radius (px)
 CANOPY_CLOSING = 4
 #: how far an earlier class's region reaches under a later one (px)
 UNDERLAP = 3
+#: cars are outlined this far (px) inside the body's edge (the real area-1 crop's car
+#: polygons, eroded, are ~9.5 x 37.5 px, i.e. ~15.5 x 43.5 px drawn: ~2 px inside bodies
+#: of ~1.8 x 4.3 m); the rim takes the label of the nearest pixel outside the car
+CAR_INSET = 2
 
 
 def class_frequencies(labels: np.ndarray) -> dict[str, float]:
@@ -90,6 +97,22 @@ def _generalise(label: np.ndarray) -> np.ndarray:
         closed = _erode(_dilate(tree, CANOPY_CLOSING), CANOPY_CLOSING)
         gap = closed & ~tree & np.isin(out, (IMP, LOW_VEG, CLUTTER))
         out[gap] = TREE
+    return _inset_cars(out)
+
+
+def _inset_cars(label: np.ndarray) -> np.ndarray:
+    """``label`` with every car outlined ``CAR_INSET`` px inside its body: the car's rim
+    (outside its erosion by a square) takes the label of the nearest non-car pixel; car
+    fragments thinner than that (under crowns) stay whole."""
+    out = label.copy()
+    car = out == CAR
+    if CAR_INSET and car.any() and not car.all():
+        core = _erode(car, CAR_INSET)
+        comp, n = ndimage.label(car)
+        has_core = np.concatenate([[False], ndimage.sum(core, comp, index=np.arange(1, n + 1)) > 0])
+        rim = car & ~core & has_core[comp]
+        iy, ix = ndimage.distance_transform_edt(car, return_distances=False, return_indices=True)
+        out[rim] = label[iy[rim], ix[rim]]
     return out
 
 

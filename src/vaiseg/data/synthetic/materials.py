@@ -45,9 +45,9 @@ ROOF_TONES = (  # (colour, weight)
     ((205, 165, 110), 0.30),  # red clay tiles: orange in IRRG (real crop ~(205, 175, 128))
     ((150, 108, 80), 0.15),  # brown tiles
     ((98, 90, 92), 0.15),  # dark grey tiles / slate
-    ((112, 98, 92), 0.15),  # brownish gravel (as the crop's flat roof)
+    ((106, 90, 86), 0.15),  # brownish gravel (as the crop's flat roof: lit median (101, 86, 83))
     ((150, 148, 150), 0.12),  # concrete / light metal
-    ((70, 70, 74), 0.08),  # bitumen
+    ((92, 80, 80), 0.08),  # aged bitumen with mineral grit: reddish-brown, IR ~90-100 as the crop's
     ((180, 180, 184), 0.05),  # white membrane
 )
 CAR_COLOURS = (  # (IRRG lit colour, weight): white, silver, grey, black, red, blue, other

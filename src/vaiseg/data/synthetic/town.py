@@ -21,7 +21,7 @@
   crossings and arrows before 20 % / 12 % of the junctions; kerbs, repair patches,
   manholes; each road its own asphalt tone.
 - **Blocks**: ``centre`` (old town like the Vaihingen area-1 crop: adjoining houses
-  8-24 m wide flush with the sidewalk, 10-20 m deep, eaves 9-16 m, big flat roofs with
+  8-24 m wide flush with the sidewalk, 10-20 m deep, eaves 11-18 m (3-5 storeys), big flat roofs with
   furniture and steep pitched roofs, rear wings, a paved courtyard with sheds, parking
   and a tree or two), ``dense`` (perimeter blocks of flats behind front gardens, green or
   paved courtyard), ``flats`` (slabs of 4-6 storeys, stepped or L-shaped, in lawns with
@@ -625,7 +625,7 @@ def _pitched(rng, p_flat=0.0, p_hipped=0.25) -> str:
 def _block_centre(b: _Blk):
     """Old-town perimeter block (like the Vaihingen area-1 crop): adjoining houses
     8-24 m wide (15 %: a big store 27-45 m) flush with the sidewalk around the block,
-    10-20 m deep, eaves 9-16 m, flat roofs (30-80 %, 85 % of the big ones) or steep
+    10-20 m deep, eaves 11-18 m, flat roofs (30-80 %, 85 % of the big ones) or steep
     gabled / hipped; rear wings into the courtyard (35 %); 8 % of the frontage a gate.
     The courtyard is paved (asphalt or pavers) with sheds, parked cars, a lawn patch and
     a tree or two."""
@@ -634,7 +634,7 @@ def _block_centre(b: _Blk):
     b.paved(0, S, 0, T, asphalt=rng.random() < 0.4)
     depth0 = rng.uniform(110, 200)
     depth0 = min(depth0, max(60.0, T / 2 - 20))
-    eave0 = rng.uniform(9, 16)
+    eave0 = rng.uniform(11, 18)
     p_flat = rng.uniform(0.3, 0.8)
     pitch = rng.uniform(35, 50)
     sides = [k for k in range(4) if rng.random() < 0.92] or [int(rng.integers(4))]
