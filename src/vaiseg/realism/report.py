@@ -259,7 +259,8 @@ def figure(synthetic: Sequence[Sample], real: Sequence[Sample], path: str | Path
                         label=f"{side} (median {np.median(v):.1f})")
         ax.set_title(f"{NAMES[c]}: brightness gradient", fontsize=9)
         ax.set_xlabel("Sobel magnitude (DN/px)", fontsize=8)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a class absent from both sides has no curve
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     try:
