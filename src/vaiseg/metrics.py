@@ -145,7 +145,8 @@ def scores(cm: np.ndarray, keys: tuple[str, ...] = KEYS, scored: tuple[int, ...]
     return out
 
 
-def _read_labels(path) -> np.ndarray:
+def read_label_raster(path) -> np.ndarray:
+    """(H, W) uint8 of a single-band uint8 label raster; DataError naming the file otherwise."""
     from .raster import read_raster
 
     data, _ = read_raster(path)
@@ -186,9 +187,9 @@ def evaluate_model(
     per: dict = {"eroded": {}, "full": {}}
     pooled = {g: (np.zeros((K, K), np.int64), 0) for g in per}
     for area, pp, ep, fp in zip(areas, pred_paths, eroded_paths, full_paths):
-        pred = _read_labels(pp)
+        pred = read_label_raster(pp)
         for gt_kind, gp in (("eroded", ep), ("full", fp)):
-            gt = _read_labels(gp)
+            gt = read_label_raster(gp)
             if gt.shape != pred.shape:
                 raise DataError(pp, f"prediction shape {pred.shape} differs from ground truth {gp} {gt.shape}")
             try:

@@ -52,9 +52,8 @@ from ..classes import IGNORE, N_CLASSES
 from ..config import FUSIONS
 from ..errors import DataError
 from ..fusion import apply_fusion, read_probs, train_fusion
-from ..metrics import confusion_matrix
+from ..metrics import confusion_matrix, read_label_raster
 from ..models import PB_PAD
-from ..raster import read_raster
 from .tables import TABLE_COLUMNS, to_markdown, table_row, write_csv
 
 log = logging.getLogger(__name__)
@@ -112,23 +111,16 @@ def _reader(pb_border_px: int):
     return read
 
 
-def _labels(path) -> np.ndarray:
-    data, _ = read_raster(path)
-    if data.shape[0] != 1:
-        raise DataError(path, f"expected a 1-band label raster, got {data.shape[0]} bands")
-    return data[0]
-
-
 def label_confusion(pred: dict, eroded: dict, areas, border_px: int = 0) -> np.ndarray:
     """Pooled (6, 6) confusion of the label rasters ``pred[area]`` against the eroded GT
     over ``areas`` (boundaries ignored); ``border_px`` > 0 leaves that border
     unclassified first (``pb_border: none`` from a reflect-padded prediction)."""
     cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
     for a in areas:
-        p = _labels(pred[a])
+        p = read_label_raster(pred[a])
         if border_px:
             p = blank_border(p, border_px, IGNORE)
-        cm += confusion_matrix(_labels(eroded[a]), p, path=pred[a])
+        cm += confusion_matrix(read_label_raster(eroded[a]), p, path=pred[a])
     return cm
 
 
@@ -155,7 +147,7 @@ def fusion_confusion(members, recipe: FusionRecipe, probs: dict, eroded: dict, s
         )
         for a in eval_areas:
             _, labels = apply_fusion(model, [read(m, probs[m][a]).astype(np.float32, copy=False) for m in members])
-            cm += confusion_matrix(_labels(eroded[a]), labels, path=eroded[a])
+            cm += confusion_matrix(read_label_raster(eroded[a]), labels, path=eroded[a])
     return cm
 
 
@@ -169,15 +161,20 @@ def _row(choice: str, option: str, method: str, configured: bool, cm: np.ndarray
 
 
 def fusion_rows(choice: str, options: dict[str, FusionRecipe], configured: str, probs, eroded, svm_areas, val_areas,
-                fusions: dict = FUSIONS) -> list[dict]:
+                fusions: dict = FUSIONS, memo: dict | None = None) -> list[dict]:
     """Rows of one fusion switch: every fusion under every option (``options``: name ->
-    recipe). An option that cannot run on this data gives NaN cells and a note."""
+    recipe). An option that cannot run on this data gives NaN cells and a note. ``memo``
+    ({(members, recipe): confusion}) shares results between switches: the configured
+    recipe recurs in every switch and is trained once."""
     rows = []
+    memo = {} if memo is None else memo
     for option, recipe in options.items():
         for name, members in fusions.items():
             try:
-                cm = fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas)
-                rows.append(_row(choice, option, name, option == configured, cm))
+                key = (tuple(members), recipe)
+                if key not in memo:
+                    memo[key] = fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas)
+                rows.append(_row(choice, option, name, option == configured, memo[key]))
             except ValueError as e:
                 rows.append(_row(choice, option, name, option == configured, note=str(e)))
         log.info("ablation %s=%s: %d fusions", choice, option, len(fusions))
@@ -250,17 +247,18 @@ def ablations(
                         solver=fusion.get("solver", 2), seed=seed, pb_border_px=border)
     # the fusion switches read the PB's reflect-padded probabilities (blanked for `none`)
     probs = {**probs, "PB": pb_reflect_probs}
+    memo: dict = {}  # the configured recipe recurs in every fusion switch: trained once
     rows = fusion_rows("fusion_sample", {"balanced": replace(base, balanced=True), "natural": replace(base, balanced=False)},
-                       "balanced" if fusion["balanced"] else "natural", probs, eroded, svm_areas, val_areas, fusions)
+                       "balanced" if fusion["balanced"] else "natural", probs, eroded, svm_areas, val_areas, fusions, memo)
     train_on = fusion.get("train_on", "train_areas")
     rows += fusion_rows("svm_training", {train_on: base, "val_crossfit": replace(base, crossfit=True)}, train_on,
-                        probs, eroded, svm_areas, val_areas, fusions)
+                        probs, eroded, svm_areas, val_areas, fusions, memo)
     for option, px in (("reflect", 0), ("none", PB_PAD)):
         rows.append(_row("pb_border", option, "PB", option == pb_border,
                          label_confusion(pb_reflect_labels, eroded, val_areas, border_px=px)))
     pb_fusions = {k: v for k, v in fusions.items() if "PB" in v}
-    rows += [r for r in fusion_rows("pb_border", {"reflect": replace(base, pb_border_px=0), "none": replace(base, pb_border_px=PB_PAD)},
-                                    pb_border, probs, eroded, svm_areas, val_areas, pb_fusions)]
+    rows += fusion_rows("pb_border", {"reflect": replace(base, pb_border_px=0), "none": replace(base, pb_border_px=PB_PAD)},
+                        pb_border, probs, eroded, svm_areas, val_areas, pb_fusions, memo)
     rows += fig6_rows(coverage_csv, fig6_reading, [m for m in probs if m in ("PB", "FCN", "FCN-MFB")])
     for r in retrained:
         rows += retrain_rows(r["choice"], r["configured"], r["other"], r["methods"],
