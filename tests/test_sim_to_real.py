@@ -30,7 +30,7 @@ from vaiseg.realism.sim_to_real import (
     standardise_real,
     train_sim_to_real,
 )
-from vaiseg.training import TrainSettings, _fingerprint, train
+from vaiseg.training import TRAINING_VERSION, TrainSettings, _fingerprint, train
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples"
 REAL_IRRG = REAL / "vaihingen_area1_0_0_512_irrg.png"
@@ -77,9 +77,10 @@ ONE_STEP = TrainSettings(epochs=1, batch_size=8, lr=1e-2, width=0.125, seed=0)
 def test_default_bands_reproduce_todays_training(one_step, tmp_path):
     s = ONE_STEP
     assert s.bands is None and s.in_channels == 5
-    # fingerprint: the settings of before the field existed (checkpoints keep resuming)
+    # fingerprint: the settings record without the optional field (a five-band run's
+    # fingerprint does not depend on whether the field exists)
     legacy = {k: v for k, v in asdict(s).items() if k not in ("fcn_dropout", "bands")}
-    h = hashlib.sha256(json.dumps(["FCN", legacy, None], sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update((one_step / "fcn.npz").read_bytes())
     assert _fingerprint("FCN", s, one_step / "fcn.npz", None) == h.hexdigest()
     assert _fingerprint("FCN", TrainSettings(**{**asdict(s), "bands": (0, 1, 2)}), one_step / "fcn.npz", None) != h.hexdigest()

@@ -11,12 +11,12 @@ import torch
 from scipy import ndimage
 
 from vaiseg.classes import CAR, IGNORE
-from vaiseg.errors import ConfigError
+from vaiseg.errors import ConfigError, DataError
 from vaiseg.mfb import compute_mfb_weights
 from vaiseg.models import FCN, DensePatchCNN, load_model
 from vaiseg.patches import extract_fcn, extract_pb
 from vaiseg.raster import write_raster
-from vaiseg.training import HISTORY_COLUMNS, TrainSettings, _fingerprint, epoch_order, resolve_device, train
+from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, convergence, _fingerprint, epoch_order, resolve_device, train
 
 
 def _scene(h, w, seed):
@@ -68,7 +68,7 @@ def test_tiny_fcn_training_lowers_the_loss_and_writes_outputs(data, tmp_path):
     s = TrainSettings(epochs=4, batch_size=8, lr=3e-3, width=0.125, seed=0, schedule="constant")
     summary = _run(data, tmp_path, "FCN", s)
     rows = _history(tmp_path / "history.csv")
-    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and tuple(rows[0]) == HISTORY_COLUMNS
+    assert [float(r["epoch"]) for r in rows] == [1, 2, 3, 4] and tuple(rows[0]) == HISTORY_COLUMNS
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < 0.8 * losses[0], losses
     assert float(rows[-1]["val_oa"]) > 0.4  # 5-6 classes; the scene is separable
@@ -84,7 +84,7 @@ def _state(path):
 
 @pytest.mark.parametrize("model", ["FCN-MFB", "PB"])
 def test_killed_and_resumed_equals_uninterrupted(data, tmp_path, model):
-    s = TrainSettings(epochs=3, batch_size=8, lr=1e-3, width=0.125, seed=3)
+    s = TrainSettings(epochs=3, batch_size=8, lr=1e-3, width=0.125, seed=3, evals_per_epoch=2)
     a, b = tmp_path / "a", tmp_path / "b"
     _run(data, a, model, s)
     assert _run(data, b, model, s, stop_after=1) == {"stopped_after": 1}
@@ -101,6 +101,36 @@ def test_killed_and_resumed_equals_uninterrupted(data, tmp_path, model):
         assert isinstance(net, DensePatchCNN) and len(meta["classes"]) == 5
     else:
         assert load_model(a / "model.pt")[1]["training"]["mfb_weights"]["values"]
+
+
+def test_evaluations_per_epoch_give_evenly_spaced_history_rows(data, tmp_path):
+    s = TrainSettings(epochs=2, batch_size=8, lr=1e-3, width=0.125, seed=0, evals_per_epoch=3)
+    summary = _run(data, tmp_path, "FCN", s)
+    rows = _history(tmp_path / "history.csv")
+    n = summary["train_samples"]
+    nb = -(-n // 8)  # optimiser steps per epoch
+    assert len(rows) == 6
+    steps = [int(r["step"]) for r in rows]
+    assert steps[2] == nb and steps[-1] == 2 * nb and steps == sorted(steps)
+    assert int(rows[-1]["samples"]) == 2 * n
+    assert float(rows[-1]["epoch"]) == 2.0
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] <= 1e-3 and all(b < a for a, b in zip(lrs, lrs[1:]))  # cosine, stepped per step
+    assert summary["convergence"]["evaluations"] == 6
+
+
+def test_convergence_criterion_on_made_up_histories():
+    flat = [{"val_oa": 0.9 + 0.001 * (i % 2), "val_loss": 0.3} for i in range(20)]
+    c = convergence(flat)
+    assert c["converged"] is True and c["window"] == 4 and abs(c["oa_gain_points"]) < 0.2
+    rising = [{"val_oa": 0.5 + 0.02 * i, "val_loss": 1.0 - 0.02 * i} for i in range(20)]
+    c = convergence(rising)
+    # last 4 rows (16..19) vs 12..15: mean OA gains 4 x 2 = 8 points
+    assert c["converged"] is False and c["oa_gain_points"] == pytest.approx(8.0)
+    falling_loss = [{"val_oa": 0.9, "val_loss": 1.0 if i < 16 else 0.8} for i in range(20)]
+    c = convergence(falling_loss)
+    assert c["converged"] is False and c["loss_fall"] == pytest.approx(0.2)
+    assert convergence(flat[:3])["converged"] is None  # too few evaluations to judge
 
 
 def test_changed_settings_do_not_resume(data, tmp_path):
@@ -172,9 +202,33 @@ def test_fcn_dropout_setting_validation_config_and_fingerprint(data):
     index = data / "fcn.npz"
     base = TrainSettings(width=0.125)
     legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands")}  # fields of then
-    h = hashlib.sha256(json.dumps(["FCN", legacy, None], sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update(index.read_bytes())
     assert _fingerprint("FCN", base, index, None) == h.hexdigest()
     l2 = TrainSettings(width=0.125, fcn_dropout="last_two_sets")
     assert _fingerprint("FCN", l2, index, None) != _fingerprint("FCN", base, index, None)
     assert _fingerprint("PB", l2, index, None) == _fingerprint("PB", base, index, None)
+
+
+def test_convergence_table_and_history_plot_from_history_files(tmp_path):
+    import pandas as pd
+
+    from vaiseg.reporting.convergence import convergence_table, write_convergence
+    from vaiseg.reporting.figures import history_plot
+
+    n = 20
+    flat = pd.DataFrame({"epoch": [(i + 1) / 2 for i in range(n)], "samples": [100 * (i + 1) for i in range(n)],
+                         "val_oa": [0.95] * n, "val_loss": [0.2] * n, "train_loss": [0.3] * n})
+    rising = flat.assign(val_oa=[0.5 + 0.02 * i for i in range(n)])
+    flat.to_csv(tmp_path / "flat.csv", index=False)
+    rising.to_csv(tmp_path / "rising.csv", index=False)
+    df = convergence_table({("PB", 0): tmp_path / "flat.csv", ("FCN", 1): tmp_path / "rising.csv"})
+    assert list(df["converged"]) == ["yes", "no"] and list(df["seed"]) == [0, 1]
+    assert df.loc[1, "oa_gain_points"] == pytest.approx(8.0) and df.loc[0, "samples"] == 2000
+    write_convergence({("PB", 0): tmp_path / "flat.csv"}, tmp_path / "c.csv", tmp_path / "c.md")
+    assert "1 of 1 trainings reached their held-out plateau" in (tmp_path / "c.md").read_text()
+    history_plot(tmp_path / "rising.csv", tmp_path / "h.png", "FCN")
+    assert (tmp_path / "h.png").stat().st_size > 1000
+    pd.DataFrame({"epoch": [1], "train_loss": [1.0]}).to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(DataError, match="val_oa"):
+        convergence_table({("PB", 0): tmp_path / "old.csv"})

@@ -8,8 +8,8 @@ train_loss, val_loss, val_oa, val_car_f1, seconds).
 
 Choices where the paper is silent (documented here and in the README):
 - Optimiser: Adam (default lr 1e-3; used for the FCNs) or SGD with momentum 0.9 (used
-  for the PB, lr 0.01); a cosine learning-rate schedule over the epochs, stepped once per
-  epoch; weight decay 1e-4. PB's huge-fan-in FC1 gets a scaled learning rate
+  for the PB, lr 0.01); a cosine learning-rate schedule over all optimiser steps (to 0 at
+  the end); weight decay 1e-4. PB's huge-fan-in FC1 gets a scaled learning rate
   (:func:`param_groups`): without it the PB diverged with both optimisers.
 - Every epoch visits every training row of the index once in a seeded random order (a
   fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
@@ -24,8 +24,11 @@ Choices where the paper is silent (documented here and in the README):
   ``image.tif``; the bands are recorded in the model file's ``meta.bands``. ``None`` (the
   default) = all five, the pipeline's training unchanged (same fingerprint, same meta).
 - The validation numbers in the history (held-out patches, see :mod:`vaiseg.patches`)
-  monitor training only; the model after the last epoch is the one written (no early
-  stopping / model selection). val_loss uses the model's own training loss.
+  monitor training only: ``evals_per_epoch`` rows per epoch, so :func:`convergence` can
+  compare window means (issue 12); the model after the last step is the one written (no
+  early stopping / model selection: the cosine schedule, stepped per optimiser step,
+  brings the rate to 0, so the last stretch of training sits on its plateau). val_loss
+  uses the model's own training loss.
 - Determinism: seeded; on CPU ``torch.use_deterministic_algorithms`` is on, data are
   loaded in a fixed order, so a run killed after epoch k and resumed from its checkpoint
   ends with bit-identical weights. On CUDA cuDNN autotuning is on (fast, not bitwise).
@@ -41,6 +44,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -62,7 +66,15 @@ from .patches import FCNPatches, PBPatches, load_index
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_oa", "val_car_f1", "seconds")
+#: one row per held-out evaluation (``evals_per_epoch`` per epoch): ``epoch`` is the
+#: training progress in epochs (fractional mid-epoch), ``step`` the optimiser steps and
+#: ``samples`` the training samples seen so far, ``lr`` the base learning rate in use,
+#: ``train_loss`` the mean training loss since the previous row, ``seconds`` the wall time
+#: since the previous row (evaluation included).
+HISTORY_COLUMNS = ("epoch", "step", "samples", "lr", "train_loss", "val_loss", "val_oa", "val_car_f1", "seconds")
+#: bumped when the meaning of a setting changes, so old checkpoints are not resumed
+#: (2: the cosine schedule steps per optimiser step, not per epoch)
+TRAINING_VERSION = 2
 CHECKPOINT = "last.pt"
 #: bands of image.tif: IR, R, G, DSM, nDSM (vaiseg.data.normalize.BAND_NAMES)
 N_BANDS = 5
@@ -78,7 +90,10 @@ class TrainSettings:
     optimizer: str = "adam"  # adam | sgd
     momentum: float = 0.9  # SGD only
     weight_decay: float = 1e-4
-    schedule: str = "cosine"  # cosine | constant
+    schedule: str = "cosine"  # cosine (per optimiser step, to 0 at the end) | constant
+    #: held-out evaluations (history rows) per epoch; the convergence check
+    #: (:func:`convergence`) compares windows of these rows
+    evals_per_epoch: int = 1
     amp: bool = False  # bf16 autocast on CUDA
     width: float = 1.0
     dropout: float = 0.5
@@ -92,6 +107,8 @@ class TrainSettings:
     bands: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if int(self.evals_per_epoch) < 1:
+            raise ConfigError(f"evals_per_epoch must be >= 1, got {self.evals_per_epoch!r}")
         if self.fcn_dropout not in FCN_DROPOUT_PLACEMENTS:
             raise ConfigError(
                 f"fcn_dropout must be one of {', '.join(FCN_DROPOUT_PLACEMENTS)}, got {self.fcn_dropout!r}"
@@ -126,6 +143,39 @@ class TrainSettings:
             seed=int(config.get("seed", 0)),
             fcn_labels="labels_eroded" if fcn.get("labels", "full") == "eroded" else "labels",
         )
+
+
+def convergence(history, window: float = 0.2, max_oa_gain: float = 1.0, max_loss_fall: float = 0.10) -> dict:
+    """Has training reached its held-out plateau? (issue 12's criterion)
+
+    Compares the mean of the last ``window`` share of the history rows (held-out
+    evaluations, evenly spaced in training samples) with the mean of the same number of
+    rows before them: converged when held-out OA gains less than ``max_oa_gain`` points
+    and held-out loss falls by less than ``max_loss_fall`` (relative). One held-out value
+    is too noisy to judge by; window means are not. ``history``: rows with ``val_oa``
+    (fraction) and ``val_loss`` (a list of dicts or a DataFrame). With fewer than two
+    rows per window the verdict is None ("too few evaluations").
+    """
+    rows = history.to_dict("records") if hasattr(history, "to_dict") else list(history)
+    n = len(rows)
+    w = max(1, int(round(window * n)))
+    out = {"evaluations": n, "window": w, "oa_prev": float("nan"), "oa_last": float("nan"), "oa_gain_points": float("nan"),
+           "loss_prev": float("nan"), "loss_last": float("nan"), "loss_fall": float("nan"), "converged": None}
+    if n < 4 or 2 * w > n:
+        return out
+    last, prev = rows[n - w:], rows[n - 2 * w:n - w]
+
+    def mean(rs, key):
+        v = np.array([float(r[key]) for r in rs], dtype=float)
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+    oa_prev, oa_last = mean(prev, "val_oa"), mean(last, "val_oa")
+    loss_prev, loss_last = mean(prev, "val_loss"), mean(last, "val_loss")
+    gain = 100.0 * (oa_last - oa_prev)
+    fall = (loss_prev - loss_last) / loss_prev if loss_prev > 0 else float("nan")
+    ok = bool(np.isfinite(gain) and np.isfinite(fall) and gain < max_oa_gain and fall < max_loss_fall)
+    out.update(oa_prev=oa_prev, oa_last=oa_last, oa_gain_points=gain, loss_prev=loss_prev, loss_last=loss_last, loss_fall=fall, converged=ok)
+    return out
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -176,7 +226,7 @@ def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | Non
     if model == "PB" or s.fcn_dropout == "encoder_output":
         settings.pop("fcn_dropout")
     h = hashlib.sha256()
-    h.update(json.dumps([model, settings, mfb], sort_keys=True).encode())
+    h.update(json.dumps([model, settings, mfb, TRAINING_VERSION], sort_keys=True).encode())
     h.update(Path(index_path).read_bytes())
     return h.hexdigest()
 
@@ -220,9 +270,11 @@ def _optimizer(net, s: TrainSettings):
     raise ConfigError(f"train.optimizer must be adam or sgd, got {s.optimizer!r}")
 
 
-def _scheduler(opt, s: TrainSettings):
+def _scheduler(opt, s: TrainSettings, steps_per_epoch: int):
+    """Stepped once per optimiser step: cosine decays every group's rate to 0 over
+    ``epochs * steps_per_epoch`` steps (smooth, so the last epochs settle on a plateau)."""
     if s.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs * steps_per_epoch))
     if s.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     raise ConfigError(f"train.schedule must be cosine or constant, got {s.schedule!r}")
@@ -337,7 +389,7 @@ def train(
         torch.manual_seed(s.seed)
         net = _build(model, s).to(dev)
         opt = _optimizer(net, s)
-        sched = _scheduler(opt, s)
+        sched = _scheduler(opt, s, math.ceil(len(train_ds) / s.batch_size))
         history: list[dict] = []
         start = 0
         if ckpt_path.is_file():
@@ -355,30 +407,45 @@ def train(
         pin = dev.type == "cuda"
         val_loader = DataLoader(val_ds, batch_size=s.batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
         log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, len(train_ds), len(val_ds), s.epochs)
+        nb = math.ceil(len(train_ds) / s.batch_size)  # optimiser steps per epoch
+        evals = min(int(s.evals_per_epoch), nb)
+        # the batch after which each of the epoch's evaluations happens (the last = epoch end)
+        eval_after = {round(k * nb / evals) - 1 for k in range(1, evals + 1)}
         for epoch in range(start + 1, s.epochs + 1):
             t0 = time.perf_counter()
             loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(len(train_ds), s.seed, epoch)), num_workers=workers, pin_memory=pin)
             net.train()
             loss_sum, n_sum = 0.0, 0
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-            for x, y in bar:
+            for i, (x, y) in enumerate(bar):
                 x, y = x.to(dev, non_blocking=pin), y.to(dev, non_blocking=pin)
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
                     logits = net(x)
                 loss = _loss(model, logits, y, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                lr = opt.param_groups[0]["lr"]
                 opt.step()
+                sched.step()
                 loss_sum += float(loss.detach()) * len(x)
                 n_sum += len(x)
                 bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}")
+                if i in eval_after:
+                    step = (epoch - 1) * nb + i + 1
+                    row = {
+                        "epoch": round(step / nb, 4),
+                        "step": step,
+                        "samples": (epoch - 1) * len(train_ds) + min((i + 1) * s.batch_size, len(train_ds)),
+                        "lr": lr,
+                        "train_loss": loss_sum / max(n_sum, 1),
+                    }
+                    row.update(evaluate(net, val_loader, model, dev, weights, s.amp) if len(val_ds) else {"val_loss": float("nan"), "val_oa": float("nan"), "val_car_f1": float("nan")})
+                    row["seconds"] = time.perf_counter() - t0
+                    history.append(row)
+                    log.info("%s epoch %.2f: %s", model, row["epoch"], {k: round(v, 4) for k, v in row.items()})
+                    net.train()
+                    loss_sum, n_sum, t0 = 0.0, 0, time.perf_counter()
             bar.close()
-            sched.step()
-            row = {"epoch": epoch, "train_loss": loss_sum / max(n_sum, 1)}
-            row.update(evaluate(net, val_loader, model, dev, weights, s.amp) if len(val_ds) else {"val_loss": float("nan"), "val_oa": float("nan"), "val_car_f1": float("nan")})
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            log.info("%s epoch %d: %s", model, epoch, {k: round(v, 4) for k, v in row.items()})
             ck = {
                 "fingerprint": fingerprint,
                 "epoch": epoch,
@@ -399,7 +466,8 @@ def train(
     summary = {
         "model": model,
         "settings": _settings_record(s),
-        "epochs_done": len(history),
+        "epochs_done": history[-1]["epoch"] if history else 0,
+        "convergence": convergence(history),
         "final": history[-1] if history else {},
         "train_samples": len(train_ds),
         "val_samples": len(val_ds),

@@ -276,7 +276,10 @@ def history_plots(histories: dict, outputs: dict) -> None:
 
 
 def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> None:
-    """Training curves of one model from its ``history.csv`` (one row per epoch).
+    """Training curves of one model from its ``history.csv`` (one row per held-out evaluation).
+
+    With ``val_oa`` and ``val_loss`` columns the two windows of the convergence check
+    (:func:`vaiseg.training.convergence`) are shaded and its verdict is in the title.
 
     x axis: the ``epoch`` column if present, else the row number (1-based). Left panel:
     every numeric column whose name contains ``loss``; right panel: every column with a
@@ -313,8 +316,22 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
         ax.grid(alpha=0.3)
         if cols:
             ax.legend(fontsize=8)
-    log.info("%s: %d epochs; plotted %s", model, len(df), losses + scores)
-    fig.suptitle(f"{model}: training history")
+    title = f"{model}: training history"
+    if {"val_oa", "val_loss"} <= set(df.columns):
+        from ..training import convergence
+
+        c = convergence(df)
+        if c["converged"] is not None:
+            # the two windows the convergence check compares (issue 12's criterion)
+            n, w = len(df), c["window"]
+            for ax in axes:
+                ax.axvspan(x.iloc[n - 2 * w], x.iloc[n - w - 1], color="tab:orange", alpha=0.12, lw=0)
+                ax.axvspan(x.iloc[n - w], x.iloc[n - 1], color="tab:green", alpha=0.15, lw=0)
+            verdict = "plateau reached" if c["converged"] else "NOT converged"
+            title += (f" - {verdict}: last {w} evaluations vs the {w} before: held-out OA "
+                      f"{c['oa_gain_points']:+.2f} pts, loss {-100 * c['loss_fall']:+.1f} %")
+    log.info("%s: %d history rows; plotted %s", model, len(df), losses + scores)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
