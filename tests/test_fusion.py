@@ -15,6 +15,7 @@ from vaiseg.fusion import (
     apply_fusion,
     calibrated_probs,
     fuse_area,
+    fuse_areas,
     sample_pixels,
     train_fusion,
     train_svms,
@@ -104,6 +105,14 @@ def test_fusion_near_perfect_on_separable_probabilities_and_files(tmp_path):
     assert probs.shape == (6, 80, 80) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
     np.testing.assert_array_equal(probs.argmax(0), labels)  # calibration keeps the argmax
+    # one job per fusion: fuse_areas over several areas writes what fuse_area writes
+    fuse_areas(tmp_path / "svm.json", {7: [paths["PB"], paths["FCN"]], 9: [train[0][3]["PB"], train[0][3]["FCN"]]},
+               {7: tmp_path / "many" / "7", 9: tmp_path / "many" / "9"})
+    for name in ("probs", "scores", "labels", "labels_color"):
+        with rasterio.open(tmp_path / "out" / f"{name}.tif") as a, rasterio.open(tmp_path / "many" / "7" / f"{name}.tif") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    with rasterio.open(tmp_path / "many" / "9" / "labels.tif") as src:
+        assert src.shape == (60, 70)
 
 
 def test_vectorised_apply_equals_liblinear_predict():

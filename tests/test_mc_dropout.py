@@ -241,6 +241,38 @@ def test_infer_area_writes_contract_files_with_georeferencing(tmp_path):
         assert src.count == 3
 
 
+def test_infer_areas_equals_infer_area_and_resumes_from_its_cache(tmp_path, monkeypatch):
+    """One job per CNN: several areas in one call give the files infer_area gives; a killed
+    job's finished areas come from the cache (Snakemake deletes a failed job's outputs)."""
+    import vaiseg.mc_dropout as mcd
+
+    net = FCN(width=1 / 16, dropout=0.5)
+    save_model(tmp_path / "model.pt", net, {"model": "FCN"})
+    for a, (h, w) in {1: (40, 36), 3: (32, 48)}.items():
+        write_raster(tmp_path / f"image{a}.tif", _image(h, w, seed=a))
+    images = {a: tmp_path / f"image{a}.tif" for a in (1, 3)}
+    outs = {a: tmp_path / "out" / str(a) for a in (1, 3)}
+    kw = dict(T=3, seed=5, tile_size=32)
+    mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **kw)
+    for a in (1, 3):
+        infer_area(tmp_path / "model.pt", images[a], tmp_path / "ref" / str(a), **kw)
+        for name in mcd.AREA_OUTPUTS:
+            with rasterio.open(outs[a] / f"{name}.tif") as got, rasterio.open(tmp_path / "ref" / str(a) / f"{name}.tif") as ref:
+                np.testing.assert_array_equal(got.read(), ref.read())
+    # a rerun after the outputs were deleted computes nothing: every area is in the cache
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    calls = []
+    real = mcd.infer_area
+    monkeypatch.setattr(mcd, "infer_area", lambda *a, **k: calls.append(a) or real(*a, **k))
+    mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **kw)
+    assert calls == [] and all((outs[a] / "probs.tif").is_file() for a in (1, 3))
+    # other settings (or weights) are another cache entry: computed again
+    mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **{**kw, "T": 4})
+    assert len(calls) == 2
+
+
 def test_tiled_run_gives_identical_fused_and_evaluated_outputs():
     """Issue 6: fusion and evaluation downstream of a tiled run equal the untiled run."""
     from vaiseg.fusion import FusionModel, apply_fusion

@@ -355,3 +355,10 @@ def fuse_area(svm_path, prob_paths: list, out_dir) -> dict:
                  band_names=[f"SVM decision value: {NAMES[c]}" for c in model.classes])
     write_label_raster(out_dir / "labels.tif", labels, geo, out_dir / "labels_color.tif")
     return {"height": labels.shape[0], "width": labels.shape[1], "members": list(model.members)}
+
+
+def fuse_areas(svm_path, prob_paths: dict, out_dirs: dict) -> dict:
+    """:func:`fuse_area` for several areas in one process (one job per fusion instead of
+    one per fusion x area). ``prob_paths``: area -> the members' probs.tif in member
+    order; ``out_dirs``: area -> output folder."""
+    return {area: fuse_area(svm_path, list(paths), out_dirs[area]) for area, paths in prob_paths.items()}

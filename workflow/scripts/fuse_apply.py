@@ -1,10 +1,18 @@
-"""Rule fuse_apply: apply a fusion's SVMs to one area (§4.4) -> probs, scores, labels rasters."""
+"""Rule fuse_apply: apply a fusion's SVMs to every area (§4.4) -> each area's probs,
+scores, labels rasters (one job per fusion)."""
 
 from pathlib import Path
 
-from vaiseg.fusion import fuse_area
+from vaiseg.fusion import fuse_areas
 from vaiseg.step import log_to
 
 log_to(snakemake.log[0])
 
-fuse_area(snakemake.input.svm, list(snakemake.input.probs), Path(snakemake.output.probs).parent)
+p = snakemake.params
+areas, k = list(p.areas), len(p.members)
+probs = list(snakemake.input.probs)  # area-major: every member of area 1, then area 2, ...
+fuse_areas(
+    snakemake.input.svm,
+    {a: probs[i * k : (i + 1) * k] for i, a in enumerate(areas)},
+    {a: Path(f).parent for a, f in zip(areas, snakemake.output.probs, strict=True)},
+)

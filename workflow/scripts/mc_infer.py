@@ -1,10 +1,12 @@
-"""Rule mc_infer: MC-dropout inference of one CNN on one area (§4.3) -> the prediction rasters."""
+"""Rule mc_infer: MC-dropout inference of one CNN on every area it is asked for (§4.3) ->
+each area's prediction rasters (one job per CNN; finished areas are cached, see
+vaiseg.mc_dropout.infer_areas)."""
 
 from pathlib import Path
 
 import torch
 
-from vaiseg.mc_dropout import infer_area
+from vaiseg.mc_dropout import infer_areas
 from vaiseg.step import keep_freed_memory, log_to
 
 log_to(snakemake.log[0])
@@ -12,10 +14,12 @@ keep_freed_memory()  # reuse freed tile temporaries instead of page-faulting the
 torch.set_num_threads(snakemake.threads)
 
 p = snakemake.params
-infer_area(
+areas = list(p.areas)
+infer_areas(
     snakemake.input.model,
-    snakemake.input.image,
-    Path(snakemake.output.probs).parent,
+    dict(zip(areas, snakemake.input.images, strict=True)),
+    {a: Path(f).parent for a, f in zip(areas, snakemake.output.probs, strict=True)},
+    cache_dir=p.cache_dir,
     T=p.T,
     seed=p.seed,
     tile_size=p.tile_size,
