@@ -28,6 +28,19 @@ below; the markdown prints the criterion beside every verdict):
 A check whose inputs are missing is "n/a". The Fig. 6 section shows both readings of
 the paper's coverage numbers (``reading`` in ``uncertainty_coverage.csv``, see
 :mod:`vaiseg.reporting.uncertainty`) beside the paper's.
+
+Several seeds: when our table CSVs are the mean ± std tables of
+:func:`vaiseg.reporting.tables.write_seed_tables` (columns ``<col>_std``), ``ours`` is the
+mean over the seeds and every cell also gets ``ours_std`` and ``within_2std`` (the
+paper's value lies within mean ± 2 std: ``|ours - paper| <= 2 ours_std``; NA when the
+std is undefined, one seed). The qualitative checks apply to the means.
+
+Reference run: ``reference_dir`` (``report.reference_dir``, the default run's committed
+``docs/reference/table{1,2}.csv``) adds ``reference`` and ``ours_minus_reference`` to
+every cell and a section with the largest differences and a verdict: reproduced when
+every F1/OA cell (the class F1s, ``avg_f1``, ``overall_acc``) is within
+:data:`REFERENCE_TOLERANCE` points of the reference. Without a reference the columns
+are empty and the section says so (no error).
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
-from .tables import TABLE_COLUMNS, VALUE_COLUMNS
+from .tables import STD_SUFFIX, TABLE_COLUMNS, VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +66,17 @@ PAPER_COVERAGE = "uncertainty_coverage.csv"
 #: printed vs recomputed Avg F1 differences above this are reported as typos
 TYPO_TOLERANCE = 0.011
 F1_COLUMNS = [f"{KEYS[c]}_f1" for c in SCORED]
+#: the cells the reference verdict is about: class F1s, Avg F1, overall accuracy
+F1_OA_COLUMNS = F1_COLUMNS + ["avg_f1", "overall_acc"]
+#: columns of the cell diff (:func:`diff_cells`); ``ours_std`` and ``within_2std``
+#: come between ``delta`` and ``reference`` when our tables have std columns
+CELL_COLUMNS = ["table", "method", "column", "ours", "paper", "paper_printed", "delta"]
+SEED_COLUMNS = ["ours_std", "within_2std"]
+REFERENCE_COLUMNS = ["reference", "ours_minus_reference"]
+#: the reference tables' file names in ``reference_dir``
+REFERENCE_FILES = ("table1.csv", "table2.csv")
+#: cells listed in the reference section (largest |ours - reference| first)
+REFERENCE_TOP = 5
 
 # ---- criteria of the qualitative checks (applied strictly; printed in paper_diff.md) --
 
@@ -79,6 +103,15 @@ ERROR_UNCERTAINTY_MIN_RATIO = 1.5
 must be at least this factor times that of correctly classified pixels. A ratio is
 unaffected by the scale of the min-max normalisation; 1.5 asks for errors that are
 clearly, not marginally, more uncertain."""
+
+REFERENCE_TOLERANCE = 2.0
+"""Reference verdict: the run reproduces the committed reference run when every F1/OA
+cell differs from the reference by at most this many points (percent). A fixed
+tolerance, not derived from a measured run-to-run spread (that is what ``seeds`` and
+the ``_std`` columns measure); the cells beyond it are counted and the largest listed."""
+
+WITHIN_STD_FACTOR = 2.0
+"""``within_2std``: the paper's value is within mean ± this many sample stds."""
 
 
 def paper_file(paper_dir: str | Path, name: str) -> Path:
@@ -111,23 +144,60 @@ def read_paper_results(path: str | Path) -> pd.DataFrame:
 
 
 def _read_table(path: str | Path) -> pd.DataFrame:
+    """One of our table CSVs indexed by method: the contract's columns, or (several
+    seeds) each value column followed by ``<col>_std`` and a final ``n_seeds``."""
     path = Path(path)
     try:
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError) as e:
         raise DataError(path, f"cannot read table CSV ({e})") from e
-    if list(df.columns) != TABLE_COLUMNS:
-        raise DataError(path, f"columns {list(df.columns)} differ from the contract's {TABLE_COLUMNS}")
+    seeded = ["method"] + [c for v in VALUE_COLUMNS for c in (v, v + STD_SUFFIX)] + ["n_seeds"]
+    if list(df.columns) not in (TABLE_COLUMNS, seeded):
+        raise DataError(path, f"columns {list(df.columns)} differ from the contract's {TABLE_COLUMNS} "
+                              f"(or its mean ± std form with <col>{STD_SUFFIX} after every <col> and n_seeds)")
     return df.set_index("method")
 
 
-def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Long frame, one row per paper table cell: ``table, method, column, ours, paper,
-    paper_printed, delta`` (delta = ours - paper; NaN where we have no value).
+def has_std(ours: pd.DataFrame) -> bool:
+    """Whether our tables are the several-seed (mean ± std) form."""
+    return all(c + STD_SUFFIX in ours.columns for c in VALUE_COLUMNS)
 
-    ``ours``: our table rows indexed by method (contract columns); ``paper``: from
-    :func:`read_paper_results`. 7 methods x 12 value columns = 84 cells.
+
+def read_reference(reference_dir: str | Path | None) -> tuple[pd.DataFrame | None, str]:
+    """The reference run's Tables 1-2 (indexed by method; the mean columns when they are
+    the mean ± std form) and one line saying what was read.
+
+    None and a note when ``reference_dir`` is None or holds none of
+    :data:`REFERENCE_FILES`; a file that is present but unreadable is a DataError.
     """
+    if reference_dir is None:
+        return None, "No reference run to compare with (`report.reference_dir` not set): the reference columns are empty."
+    d = Path(reference_dir)
+    present = [d / f for f in REFERENCE_FILES if (d / f).is_file()]
+    absent = [f for f in REFERENCE_FILES if not (d / f).is_file()]
+    if not present:
+        return None, (f"No reference tables found in `{_shown(d)}` ({', '.join(REFERENCE_FILES)} absent): "
+                      "the reference columns are empty.")
+    ref = pd.concat([_read_table(f)[VALUE_COLUMNS] for f in present])
+    note = f"Reference: {', '.join(f'`{_shown(f)}`' for f in present)}."
+    if absent:
+        note += f" Absent: {', '.join(absent)} (those cells have no reference)."
+    return ref, note
+
+
+def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long frame, one row per paper table cell: ``table, method, column, ours, paper,
+    paper_printed, delta`` (delta = ours - paper; NaN where we have no value), then
+    ``ours_std, within_2std`` when ``ours`` has std columns (several seeds), then
+    ``reference, ours_minus_reference`` (NaN without ``reference``).
+
+    ``ours``: our table rows indexed by method (contract columns, optionally with
+    ``<col>_std``); ``paper``: from :func:`read_paper_results`; ``reference``: the
+    reference run's rows indexed by method (:func:`read_reference`) or None.
+    7 methods x 12 value columns = 84 cells. ``within_2std`` is a nullable boolean:
+    ``|ours - paper| <= 2 ours_std``, NA where ours or its std is undefined.
+    """
+    seeded = has_std(ours)
     rows = []
     for _, p in paper.iterrows():
         method = p["method"]
@@ -135,11 +205,70 @@ def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
             o = float(ours.loc[method, col]) if method in ours.index else math.nan
             pv = float(p[col])
             printed = float(p["avg_f1_printed"]) if col == "avg_f1" else pv
-            rows.append(
-                dict(table=int(p["table"]), method=method, column=col, ours=o, paper=pv,
-                     paper_printed=printed, delta=round(o - pv, 2) if np.isfinite(o) else math.nan)
-            )
-    return pd.DataFrame(rows)
+            row = dict(table=int(p["table"]), method=method, column=col, ours=o, paper=pv,
+                       paper_printed=printed, delta=round(o - pv, 2) if np.isfinite(o) else math.nan)
+            if seeded:
+                sd = float(ours.loc[method, col + STD_SUFFIX]) if method in ours.index else math.nan
+                ok = (abs(o - pv) <= WITHIN_STD_FACTOR * sd + 1e-9) if np.isfinite(o) and np.isfinite(sd) else pd.NA
+                row.update(ours_std=sd, within_2std=ok)  # float slack: 2-decimal values
+            r = float(reference.loc[method, col]) if reference is not None and method in reference.index else math.nan
+            row.update(reference=r, ours_minus_reference=round(o - r, 2) if np.isfinite(o) and np.isfinite(r) else math.nan)
+            rows.append(row)
+    cols = CELL_COLUMNS + (SEED_COLUMNS if seeded else []) + REFERENCE_COLUMNS
+    df = pd.DataFrame(rows, columns=cols)
+    if seeded:
+        df["within_2std"] = df["within_2std"].astype("boolean")
+    return df
+
+
+def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
+    """Whether this run reproduces the reference run: every F1/OA cell within
+    :data:`REFERENCE_TOLERANCE` points. Returns (ok, sentence); ok is None when no cell
+    has a reference. A cell with a value on one side only counts as off."""
+    g = cells[cells["column"].isin(F1_OA_COLUMNS)]
+    has_o, has_r = np.isfinite(g["ours"]), np.isfinite(g["reference"])
+    if not has_r.any():
+        return None, "no verdict: no cell has a reference value"
+    both = has_o & has_r
+    off = int((both & (g["ours_minus_reference"].abs() > REFERENCE_TOLERANCE + 1e-9)).sum())
+    one_sided = int((has_o ^ has_r).sum())
+    n = int((has_o | has_r).sum())
+    if off == 0 and one_sided == 0:
+        return True, f"reproduced: every F1/OA cell within {REFERENCE_TOLERANCE:g} points of the reference ({n} cells)"
+    text = f"not reproduced: {off} of {n} F1/OA cells differ from the reference by more than {REFERENCE_TOLERANCE:g} points"
+    if one_sided:
+        text += f", {one_sided} have a value on one side only"
+    return False, text
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the working directory (the project folder under Snakemake)
+    when it lies below it, else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _reference_section(cells: pd.DataFrame, note: str, reference_dir: str | Path | None, have_reference: bool) -> list[str]:
+    """Markdown lines of the section against the reference run."""
+    title = "## Against the reference run" + (f" ({_shown(reference_dir)})" if reference_dir is not None else "")
+    md = ["", title, "", note]
+    if not have_reference:
+        return md
+    ok, verdict = reference_verdict(cells)
+    md += ["", f"Verdict: **{verdict}**.", "",
+           f"Criterion: |ours - reference| <= {REFERENCE_TOLERANCE:g} points for every class F1, Avg F1 and "
+           "overall accuracy of Tables 1-2 (`ours_minus_reference` in the cell tables below)."]
+    d = cells[np.isfinite(cells["ours_minus_reference"])]
+    if len(d):
+        top = d.assign(_a=d["ours_minus_reference"].abs()).sort_values("_a", ascending=False, kind="stable").head(REFERENCE_TOP)
+        md += ["", "Largest differences:", "", "| table | method | column | ours | reference | ours - reference |",
+               "|---|---|---|---:|---:|---:|"]
+        md += [f"| {r['table']} | {r['method']} | {r['column']} | {r['ours']:.2f} | {r['reference']:.2f} | "
+               f"{r['ours_minus_reference']:+.2f} |" for _, r in top.iterrows()]
+    return md
 
 
 def typo_notes(paper: pd.DataFrame) -> list[str]:
@@ -245,15 +374,19 @@ def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary
     return out
 
 
+def _md_cell(col: str, v) -> str:
+    if col == "within_2std":
+        return "n/a" if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)) else ("yes" if v else "no")
+    if isinstance(v, (float, np.floating)):
+        return "NaN" if not np.isfinite(v) else f"{v:+.2f}" if col in ("delta", "ours_minus_reference") else f"{v:.2f}"
+    return str(v)
+
+
 def _md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            cells.append(("NaN" if not np.isfinite(v) else f"{v:+.2f}" if c == "delta" else f"{v:.2f}") if isinstance(v, float) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_md_cell(c, r[c]) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -317,18 +450,24 @@ def build_paper_diff(
     summary_json: str | Path | None = None,
     coverage_csv: str | Path | None = None,
     fig6_reading: str = "two_thresholds",
+    reference_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write ``paper_diff.csv`` (long format, see :func:`diff_cells`) and ``paper_diff.md``
     (header with the data source, notes, qualitative findings, every cell).
 
     ``tables``: our table CSVs (table1.csv, table2.csv); ``source``: ``data.source`` of
     the run (``synthetic`` or ``isprs``); ``curve_csv``/``summary_json``/``coverage_csv``
-    (optional): the uncertainty analysis' outputs, for the findings and a Fig. 6 section.
+    (optional): the uncertainty analysis' outputs, for the findings and a Fig. 6 section;
+    ``reference_dir`` (optional): the folder with the reference run's table1.csv and
+    table2.csv (absent folder or files: noted in the md, reference columns empty).
+    Tables with ``<col>_std`` columns (several seeds) add ``ours_std``/``within_2std``.
     Returns the cell frame.
     """
     paper = read_paper_results(paper_file(paper_dir, PAPER_RESULTS))
     ours = pd.concat([_read_table(t) for t in tables])
-    cells = diff_cells(ours, paper)
+    reference, reference_note = read_reference(reference_dir)
+    cells = diff_cells(ours, paper, reference)
+    seeded = has_std(ours)
     curve = pd.read_csv(curve_csv) if curve_csv else None
     summary = json.loads(Path(summary_json).read_text()) if summary_json else None
     findings = qualitative_findings(ours, curve, summary)
@@ -357,6 +496,14 @@ def build_paper_diff(
         "`results/tables/table{1,2}_extended.csv`.",
         "- The paper's Avg F1 is recomputed as the mean of its five class F1 scores.",
     ]
+    if seeded:
+        n = ours["n_seeds"].dropna().unique() if "n_seeds" in ours.columns else []
+        n_txt = ", ".join(str(int(x)) for x in n) or "several"
+        md += [f"- Ours: the mean over {n_txt} seeds; `ours_std` is the sample standard deviation over the seeds "
+               f"and `within_2std` says whether the paper's value lies within mean ± {WITHIN_STD_FACTOR:g} std "
+               "(|ours - paper| <= 2 ours_std; n/a with one seed). The findings below use the means."]
+    md.append("- `reference`: the reference run's value (see \"Against the reference run\"); "
+              "`ours_minus_reference` = ours - reference.")
     md += [f"- {n}" for n in typo_notes(paper)]
     md += ["", "## Qualitative findings (from our numbers)", "",
            "Each check is a claim the paper makes (section in brackets); the verdict applies the "
@@ -370,10 +517,19 @@ def build_paper_diff(
         f1 = g[g["column"].str.endswith("_f1")]["delta"].abs().mean()
         oa = g[g["column"] == "overall_acc"]["delta"].abs().mean()
         md.append(f"| {t} | {f1:.2f} | {oa:.2f} | {len(g)} |")
+    if seeded:
+        w = cells["within_2std"]
+        k, n = int(w.fillna(False).sum()), int(w.notna().sum())
+        wf = cells[cells["column"].isin(F1_OA_COLUMNS)]["within_2std"]
+        md += ["", f"The paper's value lies within our mean ± {WITHIN_STD_FACTOR:g} std in {k} of {n} cells "
+                   f"({int(wf.fillna(False).sum())} of {int(wf.notna().sum())} F1/OA cells; cells with an undefined "
+                   "std are not counted)."]
+    md += _reference_section(cells, reference_note, reference_dir, reference is not None)
     for t, g in cells.groupby("table"):
         md += ["", f"## Table {t}", "", _md_table(g.drop(columns=["table"]))]
     write_text(out_md, "\n".join(md) + "\n")
     log.info("paper diff (%s data): %d cells -> %s", source, len(cells), out_csv)
+    log.info("reference run: %s", reference_verdict(cells)[1] if reference is not None else reference_note)
     for f in findings:
         log.info("finding: %s: %s (%s; criterion: %s)", f["check"], f["verdict"], f["measured"], f["criterion"])
     return cells

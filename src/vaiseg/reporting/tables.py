@@ -18,6 +18,14 @@ Column conventions (ARCHITECTURE.md output contract):
 Scores come from :func:`vaiseg.metrics.scores` (the one implementation): an undefined
 ratio (0/0, a class absent from both truth and prediction) is written as NaN, and
 ``avg_f1`` is the mean of the defined F1s (``vaiseg.metrics`` convention).
+
+Several seeds (config ``seeds``): each seed's tables are written as above under
+``results/seeds/<seed>/tables/``; :func:`write_seed_tables` aggregates them into the
+tables of ``results/tables/`` with, for every value column ``<col>``, the mean over the
+seeds in ``<col>`` and the sample standard deviation (ddof=1; NaN with one seed) in
+``<col>_std`` right after it, plus ``n_seeds``. Markdown and LaTeX show "mean ± std".
+A cell that is undefined (NaN) in any seed is NaN in the mean (a mixed outcome is not
+averaged over the seeds where it happens to be defined).
 """
 
 from __future__ import annotations
@@ -47,6 +55,13 @@ TABLE_COLUMNS = (
     + ["avg_f1", "overall_acc"]
 )
 VALUE_COLUMNS = TABLE_COLUMNS[1:]
+#: name -> (row methods, caption) of the two paper tables
+TABLES = {
+    "table1": (TABLE1_METHODS, "Table 1: single CNNs on the validation areas (%, eroded GT)."),
+    "table2": (TABLE2_METHODS, "Table 2: SVM fusions on the validation areas (%, eroded GT)."),
+}
+#: suffix of the standard-deviation column of an aggregated (several-seed) table
+STD_SUFFIX = "_std"
 
 
 def _scores(cm: np.ndarray) -> dict:
@@ -140,15 +155,12 @@ def _tex_escape(text: str) -> str:
     return text
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs LaTeX table laid out like the paper's (two sub-columns F1/Acc per class)."""
+def _latex_table(body: list[list[str]], caption_tex: str, label: str) -> str:
+    """The booktabs layout of :func:`to_latex` around rows of ready-made cells
+    (method + the 12 value cells); ``caption_tex`` is already LaTeX."""
     classes = [CLASSES[c] for c in SCORED]
     head1 = " & ".join(["Method"] + [rf"\multicolumn{{2}}{{c}}{{{c.name}}}" for c in classes] + [r"Avg F1", r"Overall Acc"])
     head2 = " & ".join([""] + ["F1 & Acc"] * len(classes) + ["", ""])
-    body = []
-    for _, r in df.iterrows():
-        cells = [_tex_escape(str(r["method"]))] + [_fmt(r[c]) for c in VALUE_COLUMNS]
-        body.append(" & ".join(cells) + r" \\")
     ncol = len(TABLE_COLUMNS)
     return "\n".join(
         [
@@ -160,15 +172,21 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
             head1 + r" \\",
             head2 + r" \\",
             r"\midrule",
-            *body,
+            *(" & ".join(cells) + r" \\" for cells in body),
             r"\bottomrule",
             r"\end{tabular}",
-            rf"\caption{{{_tex_escape(caption)}}}",
+            rf"\caption{{{caption_tex}}}",
             rf"\label{{{label}}}",
             r"\end{table}",
             "",
         ]
     )
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs LaTeX table laid out like the paper's (two sub-columns F1/Acc per class)."""
+    body = [[_tex_escape(str(r["method"]))] + [_fmt(r[c]) for c in VALUE_COLUMNS] for _, r in df.iterrows()]
+    return _latex_table(body, _tex_escape(caption), label)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
@@ -218,10 +236,7 @@ def build_tables(metrics: dict[str, str | Path], out: dict[str, str | Path]) -> 
     for ``table2``. Returns {"table1": frame, "table2": frame}.
     """
     frames = {}
-    for name, methods, caption in (
-        ("table1", TABLE1_METHODS, "Table 1: single CNNs on the validation areas (%, eroded GT)."),
-        ("table2", TABLE2_METHODS, "Table 2: SVM fusions on the validation areas (%, eroded GT)."),
-    ):
+    for name, (methods, caption) in TABLES.items():
         missing = [m for m in methods if m not in metrics]
         if missing:
             raise DataError(None, f"{name}: no metrics for {missing}")
@@ -230,4 +245,150 @@ def build_tables(metrics: dict[str, str | Path], out: dict[str, str | Path]) -> 
             out[f"{name}_csv"], out[f"{name}_md"], out[f"{name}_tex"], out[f"{name}_extended"],
             name=name, caption=caption,
         )
+    return frames
+
+
+# ---- several seeds: mean ± std ------------------------------------------------------
+
+
+def aggregate_seed_tables(tables: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Mean and sample standard deviation over seeds of one table.
+
+    ``tables``: seed -> that seed's table (a ``method`` column and numeric columns: a
+    Table 1/2 CSV or an extended one), in seed order. Every seed must have the same
+    rows (methods, in order) and the same columns; DataError naming the seed otherwise.
+
+    Returns the same rows with, for every numeric column ``<col>`` in its order, the
+    mean in ``<col>`` and the sample std (ddof=1; NaN with one seed) in ``<col>_std``
+    right after it, then ``n_seeds``. NaN in any seed gives NaN (see module docstring).
+    Means and stds are rounded to 2 decimals, like the CSV (computed from the seeds'
+    tables, which already hold 2 decimals).
+    """
+    if not tables:
+        raise DataError(None, "no per-seed tables to aggregate (config seeds is empty)")
+    seeds = list(tables)
+    first = seeds[0]
+    ref = tables[first]
+    if "method" not in ref.columns:
+        raise DataError(None, f"seed {first}: table has no 'method' column")
+    methods = list(ref["method"])
+    columns = list(ref.columns)
+    value_cols = [c for c in columns if c != "method"]
+    stack = []
+    for seed in seeds:
+        df = tables[seed]
+        if list(df.columns) != columns:
+            raise DataError(None, f"seed {seed}: columns {list(df.columns)} differ from seed {first}'s {columns}")
+        if list(df["method"]) != methods:
+            raise DataError(None, f"seed {seed}: rows {list(df['method'])} differ from seed {first}'s {methods}")
+        try:
+            vals = df[value_cols].apply(pd.to_numeric).to_numpy(np.float64)
+        except (ValueError, TypeError) as e:
+            raise DataError(None, f"seed {seed}: non-numeric table value ({e})") from e
+        stack.append(vals)
+    arr = np.stack(stack)  # (seeds, rows, columns)
+    mean = np.round(arr.mean(axis=0), 2)  # NaN propagates
+    std = np.round(arr.std(axis=0, ddof=1), 2) if len(seeds) > 1 else np.full_like(mean, np.nan)
+    out: dict = {"method": methods}
+    for j, c in enumerate(value_cols):
+        out[c] = mean[:, j]
+        out[c + STD_SUFFIX] = std[:, j]
+    out["n_seeds"] = [len(seeds)] * len(methods)
+    return pd.DataFrame(out)
+
+
+def _fmt_pm(mean: float, std: float, pm: str) -> str:
+    """``"86.20 ± 1.35"``; the mean alone when the std is undefined (one seed)."""
+    if not np.isfinite(mean):
+        return "NaN"
+    return f"{mean:.2f}" if not np.isfinite(std) else f"{mean:.2f}{pm}{std:.2f}"
+
+
+def _seed_cells(df: pd.DataFrame, pm: str) -> list[list[str]]:
+    """Rows of [method, "mean ± std" x value columns] of an aggregated table."""
+    missing = [c for c in VALUE_COLUMNS for c in (c, c + STD_SUFFIX) if c not in df.columns]
+    if missing:
+        raise DataError(None, f"aggregated table lacks columns {missing}")
+    return [[str(r["method"])] + [_fmt_pm(float(r[c]), float(r[c + STD_SUFFIX]), pm) for c in VALUE_COLUMNS]
+            for _, r in df.iterrows()]
+
+
+def seeds_phrase(seeds: list[int]) -> str:
+    """``"mean ± std over seeds 0, 1, 2 (n = 3, sample std)"``."""
+    s = ", ".join(str(x) for x in seeds)
+    if len(seeds) == 1:
+        return f"seed {s} only (n = 1: no standard deviation)"
+    return f"mean ± std over seeds {s} (n = {len(seeds)}, sample std)"
+
+
+def to_markdown_seeds(df: pd.DataFrame, title: str) -> str:
+    """Markdown of an aggregated table: one "mean ± std" cell per value column."""
+    lines = [f"**{title}**", ""] if title else []
+    cols = ["method"] + VALUE_COLUMNS
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" if c == "method" else "---:" for c in cols) + "|")
+    lines += ["| " + " | ".join(cells) + " |" for cells in _seed_cells(df, " ± ")]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex_seeds(df: pd.DataFrame, caption: str, label: str, seeds: list[int]) -> str:
+    """LaTeX of an aggregated table (layout of :func:`to_latex`), cells ``mean $\\pm$ std``,
+    the caption followed by the seeds it is over."""
+    body = [[_tex_escape(cells[0])] + cells[1:] for cells in _seed_cells(df, r" $\pm$ ")]
+    caption_tex = _tex_escape(caption.rstrip(".")) + "; " + _tex_escape(seeds_phrase(seeds)).replace("±", r"$\pm$") + "."
+    return _latex_table(body, caption_tex, label)
+
+
+def _read_seed_csv(path: str | Path, seed: int, contract: bool) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError as e:
+        raise DataError(path, f"seed {seed}: table not found (run the tables rule for this seed)") from e
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(path, f"seed {seed}: cannot read table CSV ({e})") from e
+    if contract and list(df.columns) != TABLE_COLUMNS:
+        raise DataError(path, f"seed {seed}: columns {list(df.columns)} differ from the contract's {TABLE_COLUMNS}")
+    if "method" not in df.columns:
+        raise DataError(path, f"seed {seed}: no 'method' column")
+    return df
+
+
+def _aggregate_files(paths: dict[int, str | Path], contract: bool) -> pd.DataFrame:
+    frames = {seed: _read_seed_csv(p, seed, contract) for seed, p in paths.items()}
+    try:
+        return aggregate_seed_tables(frames)
+    except DataError as e:  # name the files too
+        raise DataError(None, f"{e.problem} ({', '.join(str(p) for p in paths.values())})") from e
+
+
+def write_seed_tables(per_seed: dict[int, dict[str, str | Path]], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
+    """Tables 1-2 as mean ± std over seeds, from each seed's table CSVs.
+
+    ``per_seed``: seed -> {``table1``, ``table2``, ``table1_extended``,
+    ``table2_extended``: path of that seed's CSV}, in seed order. ``out``: the keys of
+    :func:`build_tables` (``table1_csv, table1_md, table1_tex, table1_extended`` and the
+    same for ``table2``). Writes (atomically) the aggregated CSVs (numbers, 2 decimals,
+    ``<col>`` + ``<col>_std`` + ``n_seeds``), Markdown and LaTeX ("mean ± std", the
+    seeds in title and caption). Returns {"table1": frame, "table2": frame}.
+    """
+    if not per_seed:
+        raise DataError(None, "no per-seed tables to aggregate (config seeds is empty)")
+    seeds = [int(s) for s in per_seed]
+    frames = {}
+    for name, (_, caption) in TABLES.items():
+        for key in (name, f"{name}_extended"):
+            lacking = [s for s, paths in per_seed.items() if key not in paths]
+            if lacking:
+                raise DataError(None, f"no {key} path for seeds {lacking}")
+        df = _aggregate_files({s: paths[name] for s, paths in per_seed.items()}, contract=True)
+        ext = _aggregate_files({s: paths[f"{name}_extended"] for s, paths in per_seed.items()}, contract=False)
+        title = f"{caption.rstrip('.')}; {seeds_phrase(seeds)}."
+        write_csv(df, out[f"{name}_csv"])
+        write_text(out[f"{name}_md"], to_markdown_seeds(df, title))
+        write_text(out[f"{name}_tex"], to_latex_seeds(df, caption, f"tab:{name}", seeds))
+        write_csv(ext, out[f"{name}_extended"])
+        log.info("%s over seeds %s -> %s (+ md, tex, extended):\n%s", name, seeds, out[f"{name}_csv"],
+                 to_markdown_seeds(df, ""))
+        frames[name] = df
     return frames
