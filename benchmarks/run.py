@@ -452,6 +452,148 @@ def bench_training(cfg: dict, device: torch.device) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- training throughput
+#: the default demo run's training settings (config.yaml: models.width, train.PB / train.FCN,
+#: patches.fcn.size; PB's 65x65 patch is fixed by the architecture). The benchmark does not
+#: read config.yaml; --train-width, --pb-batch, --fcn-batch, --fcn-patch override these.
+TRAIN_DEMO = dict(width=0.25, dropout=0.5,
+                  PB=dict(batch=32, patch=65, optimizer="sgd", lr=0.01),
+                  FCN=dict(batch=8, patch=128, optimizer="adam", lr=0.001))
+#: sizes of the section: matmul side, products per timed call, training steps per timed
+#: call, timed rounds (round-robin matmul, PB, FCN after one warm-up round each)
+TT_SIZES = dict(matmul_n=2048, matmul_k=3, steps=10, rounds=5)
+TT_TINY = dict(matmul_n=256, matmul_k=3, steps=2, rounds=2, width=0.0625, PB_batch=4, FCN_batch=2, FCN_patch=64)
+
+
+def train_throughput_setup(tiny: bool, args=None) -> dict:
+    """Sizes of the train_throughput section: CLI overrides > --tiny sizes > the demo config."""
+    s = dict(TT_SIZES, width=TRAIN_DEMO["width"], dropout=TRAIN_DEMO["dropout"])
+    for m in ("PB", "FCN"):
+        for k, v in TRAIN_DEMO[m].items():
+            s[f"{m}_{k}"] = v
+    if tiny:
+        s.update(TT_TINY)
+    for key, arg in (("width", "train_width"), ("PB_batch", "pb_batch"), ("FCN_batch", "fcn_batch"),
+                     ("FCN_patch", "fcn_patch"), ("steps", "train_steps"), ("matmul_n", "matmul_n")):
+        v = getattr(args, arg, None) if args is not None else None
+        if v is not None:
+            s[key] = v
+    if s["FCN_patch"] % 16:
+        raise SystemExit(f"--fcn-patch must be a multiple of 16, got {s['FCN_patch']}")
+    return s
+
+
+def bench_train_throughput(s: dict, device: torch.device) -> dict:
+    """Training samples/s of PB and FCN and the share of this machine's matmul rate they reach.
+
+    - matmul rate: ``torch.mm`` of two fp32 n x n matrices (2 n^3 FLOP per product),
+      ``matmul_k`` products per timed call, at torch's current thread count;
+    - training step (as in vaiseg.training): ``net.train()``, forward, ``_loss`` of the model
+      on random targets, backward, ``optimizer.step()`` with ``_optimizer`` (PB: SGD with
+      FC1's scaled learning rate, FCN: Adam), ``steps`` steps per timed call on one random
+      batch already on the device;
+    - the three timed calls run round-robin (one warm-up round, then ``rounds`` rounds;
+      medians), so a change of load on a shared machine hits them alike;
+    - FLOP per sample: ``torch.utils.flop_counter.FlopCounterMode`` over one forward +
+      loss + backward of a batch / batch (convolutions, transposed convolutions and matrix
+      products; elementwise ops, BN, pooling and the optimiser step are not counted).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vaiseg.training import TrainSettings, _build, _loss, _optimizer
+
+    threads = torch.get_num_threads()
+    n, k = s["matmul_n"], s["matmul_k"]
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device)
+    b = torch.randn(n, n, generator=g).to(device)
+    c = torch.empty(n, n, device=device)
+
+    def matmul():
+        for _ in range(k):
+            torch.mm(a, b, out=c)
+
+    fns, flops, info = {"matmul": matmul}, {}, {}
+    for model in ("PB", "FCN"):
+        batch, patch = s[f"{model}_batch"], s[f"{model}_patch"]
+        st = TrainSettings(optimizer=s[f"{model}_optimizer"], lr=s[f"{model}_lr"], width=s["width"],
+                           dropout=s["dropout"], batch_size=batch)
+        torch.manual_seed(0)
+        net = _build(model, st).to(device).train()
+        opt = _optimizer(net, st)
+        x = torch.randn(batch, net.in_channels, patch, patch, device=device)
+        ys = (batch,) if model == "PB" else (batch, patch, patch)
+        y = torch.randint(0, net.n_classes, ys, device=device)
+
+        def step(net=net, opt=opt, x=x, y=y, model=model):
+            for _ in range(s["steps"]):
+                opt.zero_grad(set_to_none=True)
+                _loss(model, net(x), y, None).backward()
+                opt.step()
+
+        with FlopCounterMode(display=False) as fc:
+            _loss(model, net(x), y, None).backward()
+        opt.zero_grad(set_to_none=True)
+        flops[model] = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            with torch.no_grad():
+                net(x)
+        info[model] = {"batch": batch, "patch": patch, "optimizer": st.optimizer, "lr": st.lr,
+                       "forward_gflop_per_sample": fc.get_total_flops() / batch / 1e9,
+                       "parameters": parameter_count(net)}
+        fns[model] = step
+    log(f"[train_throughput] matmul {n}^2 x{k}, PB batch {s['PB_batch']}, FCN batch {s['FCN_batch']} "
+        f"({s['FCN_patch']}^2), width {s['width']}, {s['steps']} steps x {s['rounds']} rounds, {threads} threads")
+    t = timeit_interleaved(fns, s["rounds"], device)
+    mm = 2 * n**3 * k / t["matmul"]["median_s"] / 1e9
+    out = {
+        "threads": threads,
+        "device": str(device),
+        "matmul_gflops": mm,
+        "matmul_gflops_best": 2 * n**3 * k / t["matmul"]["min_s"] / 1e9,
+        "matmul_n": n,
+        "width": s["width"],
+        "steps": s["steps"],
+        "rounds": s["rounds"],
+        # CPU time of this process per wall second of the timed calls (medians, all three):
+        # ~threads when the cores were ours, less when another process took them
+        "cpu_s_per_wall_s": sum(v["cpu_median_s"] for v in t.values()) / sum(v["median_s"] for v in t.values()),
+        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+    }
+    for model in ("PB", "FCN"):
+        tm = t[model]
+        batch = s[f"{model}_batch"]
+        sps = batch * s["steps"] / tm["median_s"]
+        gf = flops[model] / batch / 1e9
+        out[model] = {
+            "samples_per_s": sps,
+            "samples_per_s_best": batch * s["steps"] / tm["min_s"],
+            "gflop_per_sample": gf,
+            "achieved_gflops": sps * gf,
+            "share_of_matmul": 100 * sps * gf / mm,
+            "step_s": tm["median_s"] / s["steps"],
+            "cpu_s_per_wall_s": tm["cpu_median_s"] / tm["median_s"],
+            "times_s": tm["times_s"],
+            **info[model],
+        }
+    out["matmul_times_s"] = t["matmul"]["times_s"]
+    out["matmul_cpu_s_per_wall_s"] = t["matmul"]["cpu_median_s"] / t["matmul"]["median_s"]
+    return out
+
+
+def train_throughput_summary(tt: dict) -> str:
+    lines = [f"training throughput ({tt['threads']} torch threads, {tt['device']}, width {tt['width']}): "
+             f"matmul fp32 {tt['matmul_n']}^2 = {tt['matmul_gflops']:.1f} GFLOP/s "
+             f"(best {tt['matmul_gflops_best']:.1f}); CPU s per wall s {tt['cpu_s_per_wall_s']:.2f}",
+             f"  {'model':<5} {'batch':>5} {'patch':>5} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} "
+             f"{'% of matmul':>11}"]
+    for m in ("PB", "FCN"):
+        v = tt[m]
+        lines.append(f"  {m:<5} {v['batch']:>5} {v['patch']:>5} {v['samples_per_s']:>10.1f} "
+                     f"{v['gflop_per_sample']:>13.4f} {v['achieved_gflops']:>9.2f} {v['share_of_matmul']:>10.1f}%")
+    return "\n".join(lines)
+
+
 def peak_for(device: torch.device) -> dict | None:
     if device.type != "cuda":
         return None
@@ -550,14 +692,23 @@ def summary_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dict:
+def run(mode: str, tiny: bool, device: torch.device, threads: int | None, tt_setup: dict | None = None,
+        only: str | None = None) -> dict:
     cfg = dict(MODES[mode])
     if tiny:
         cfg.update(TINY)
     if threads:
         torch.set_num_threads(threads)
+    tt_setup = tt_setup or train_throughput_setup(tiny)
     t_start = time.perf_counter()
     r: dict = {"mode": mode + ("-tiny" if tiny else ""), "machine": machine(device), "setup": cfg}
+    r["setup_train_throughput"] = tt_setup
+    if only == "train_throughput":
+        r["only"] = only
+        r["train_throughput"] = bench_train_throughput(tt_setup, device)
+        r["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        r["elapsed_s"] = time.perf_counter() - t_start
+        return r
     nets_ = nets(cfg["width"], device)
     r["parameters"] = {"PB": parameter_count(nets_["PB"]), "FCN": parameter_count(nets_["FCN"])}
     mc = {"PB": bench_mc("PB", nets_["PB"], cfg["mc_pb"], cfg, device),
@@ -591,6 +742,7 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None) -> dic
         "infer_peak_rss_models": list(rss),
         "details": {"mc": mc, "sliding": sl, "eval": ev, "fuse": fu, "rss": rss},
     })
+    r["train_throughput"] = bench_train_throughput(tt_setup, device)
     if mode == "full":
         tr = bench_training(cfg, device)
         r["train_samples_per_s"] = {k: v["samples_per_s"] for k, v in tr.items()}
@@ -630,6 +782,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/benchmarks.json", help="JSON output path")
     ap.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--only", choices=("train_throughput",), default=None,
+                    help="run only this section (machine info + the section; seconds to a minute)")
+    t = ap.add_argument_group("train_throughput section (defaults: config.yaml's demo run; --tiny: small sizes)")
+    t.add_argument("--train-width", type=float, default=None, help="network width multiplier (models.width, 0.25)")
+    t.add_argument("--pb-batch", type=int, default=None, help="PB batch (train.PB.batch_size, 32)")
+    t.add_argument("--fcn-batch", type=int, default=None, help="FCN batch (train.FCN.batch_size, 8)")
+    t.add_argument("--fcn-patch", type=int, default=None, help="FCN patch side (patches.fcn.size, 128)")
+    t.add_argument("--train-steps", type=int, default=None, help="training steps per timed round (10; tiny 2)")
+    t.add_argument("--matmul-n", type=int, default=None, help="side of the fp32 matmul (2048; tiny 256)")
     # internal: the RSS subprocess
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="FCN", help=argparse.SUPPRESS)
@@ -648,10 +809,15 @@ def main(argv=None) -> int:
         return 0
     mode = "full" if args.full else "quick"
     device = resolve_device(args.device)
-    r = run(mode, args.tiny, device, args.threads)
+    r = run(mode, args.tiny, device, args.threads, train_throughput_setup(args.tiny, args), args.only)
     r["machine"]["malloc_keep_freed"] = args.malloc_policy
     write_json(args.out, r)
-    print(summary_table(r))
+    if not args.only:
+        print(summary_table(r))
+    else:
+        m = r["machine"]
+        print(f"machine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch_version']}, device {m['device']}")
+    print(train_throughput_summary(r["train_throughput"]))
     print(f"wrote {args.out} ({r['elapsed_s']:.0f} s)")
     return 0
 

@@ -119,3 +119,68 @@ def test_full_mode_runs_on_the_cpu_at_tiny_sizes(tmp_path, repo_root):
     assert r["pb_tflops"] > 0 and r["pb_tflops_variant"] in variants["PB"]
     assert r["pb_peak"] is None and "pb_fraction_of_peak" not in r  # no data-sheet peak for a CPU
     assert "training samples/s, PB" in proc.stdout
+
+
+def _check_train_throughput(tt: dict, setup: dict) -> None:
+    assert isinstance(tt["threads"], int) and tt["threads"] >= 1
+    for key in ("matmul_gflops", "matmul_gflops_best", "cpu_s_per_wall_s"):
+        assert math.isfinite(tt[key]) and tt[key] > 0, key
+    for name in ("PB", "FCN"):
+        v = tt[name]
+        for key in ("samples_per_s", "gflop_per_sample", "achieved_gflops", "share_of_matmul", "step_s",
+                    "forward_gflop_per_sample"):
+            assert isinstance(v[key], (int, float)) and math.isfinite(v[key]) and v[key] > 0, (name, key, v[key])
+        assert 0 < v["share_of_matmul"] <= 300, (name, v["share_of_matmul"])
+        assert v["achieved_gflops"] == pytest.approx(v["samples_per_s"] * v["gflop_per_sample"])
+        assert v["share_of_matmul"] == pytest.approx(100 * v["achieved_gflops"] / tt["matmul_gflops"])
+        assert v["samples_per_s"] == pytest.approx(v["batch"] / v["step_s"])
+        # backward ~2x forward: fwd+bwd between 2x and 3x the forward FLOPs
+        assert 2 * v["forward_gflop_per_sample"] < v["gflop_per_sample"] <= 3.01 * v["forward_gflop_per_sample"]
+        assert v["batch"] == setup[f"{name}_batch"] and len(v["times_s"]) == tt["rounds"]
+    assert tt["PB"]["optimizer"] == "sgd" and tt["FCN"]["optimizer"] == "adam"  # the demo config's optimisers
+
+
+def test_train_throughput_section(tiny_result):
+    """Training samples/s of PB and FCN and their share of the measured fp32 matmul rate."""
+    from vaiseg.sliding import pb_macs_per_pixel
+
+    r, stdout = tiny_result
+    tt, setup = r["train_throughput"], r["setup_train_throughput"]
+    assert tt["threads"] == 1 == r["machine"]["torch_threads"]  # --threads 1
+    _check_train_throughput(tt, setup)
+    # the forward count is PB's hand count of its convolutions and FC layers (one 65x65 patch)
+    assert tt["PB"]["forward_gflop_per_sample"] * 1e9 == pytest.approx(2 * pb_macs_per_pixel(setup["width"], dense=False))
+    assert "% of matmul" in stdout and "training throughput" in stdout
+
+
+def test_train_throughput_only_cli(tmp_path, repo_root):
+    """--only train_throughput runs just that section, with the CLI's sizes."""
+    out = tmp_path / "tt.json"
+    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--only", "train_throughput", "--tiny",
+           "--device", "cpu", "--threads", "1", "--pb-batch", "3", "--fcn-batch", "1", "--fcn-patch", "32",
+           "--train-steps", "2", "--matmul-n", "128", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    tt = r["train_throughput"]
+    assert r["only"] == "train_throughput" and "mc_ratio_pb" not in r
+    assert tt["matmul_n"] == 128 and tt["steps"] == 2 and tt["PB"]["batch"] == 3 and tt["FCN"]["patch"] == 32
+    _check_train_throughput(tt, r["setup_train_throughput"])
+
+
+def test_train_throughput_defaults_are_the_demo_config(repo_root):
+    """The section's default sizes (no --tiny, no CLI overrides) are config.yaml's demo run."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("bench_run", repo_root / "benchmarks" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = yaml.safe_load((repo_root / "config.yaml").read_text())
+    s = mod.train_throughput_setup(tiny=False)
+    assert s["width"] == cfg["models"]["width"] and s["dropout"] == cfg["models"]["dropout"]
+    assert s["FCN_patch"] == cfg["patches"]["fcn"]["size"] and s["PB_patch"] == cfg["patches"]["pb"]["size"]
+    for name in ("PB", "FCN"):
+        t = cfg["train"][name]
+        assert (s[f"{name}_batch"], s[f"{name}_optimizer"], s[f"{name}_lr"]) == (t["batch_size"], t["optimizer"], t["lr"])
