@@ -65,8 +65,34 @@ def test_run_name_keeps_runs_apart():
         lines = smk.read_text().splitlines()
         for i, line in enumerate(lines):
             if line.strip() in ("log:", "benchmark:"):
-                want = "logs(" if line.strip() == "log:" else 'res("benchmarks/'
+                want = ("logs(", "slogs(") if line.strip() == "log:" else ('res("benchmarks/', 'sres("benchmarks/')
                 assert lines[i + 1].strip().startswith(want), f"{smk.name}:{i + 2}: {lines[i + 1].strip()}"
+
+
+def test_seeds_give_per_seed_runs_and_tables_over_them(tmp_path):
+    """seeds: [0, 1]: every CNN and fusion per seed under results/seeds/<seed>/, Tables 1-2
+    (mean +- std) at the contract paths, the one-seed analyses on the first seed; one seed
+    keeps the contract layout (test_run_name_keeps_runs_apart)."""
+    extra = tmp_path / "seeds.yaml"
+    extra.write_text("seeds: [3, 1]\n")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--summary", "--configfile", str(TINY_CONFIG), str(extra)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    lines = r.stdout.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("output_file"))
+    paths = {x.split("\t")[0] for x in lines[start + 1 :] if x.strip()}
+    for seed in (3, 1):
+        for m in MODELS:
+            assert f"results/seeds/{seed}/models/{m}/model.pt" in paths
+        for m in (*MODELS, *FUSIONS):
+            assert f"results/seeds/{seed}/metrics/{m}.json" in paths
+            assert f"results/seeds/{seed}/predictions/{m}/{VAL[0]}/labels.tif" in paths
+        assert f"results/seeds/{seed}/tables/table1.csv" in paths and f"results/seeds/{seed}/patches/pb.npz" in paths
+    assert not [p for p in paths if p.startswith(("results/models/P", "results/models/F", "results/predictions/", "results/metrics/"))]
+    for f in ("tables/table1.csv", "tables/table2.md", "tables/convergence.csv", "paper_diff.md",
+              "figures/accuracy_vs_uncertainty.csv", "tables/comparisons.csv", "tables/uncertainty_metrics.csv"):
+        assert f"results/{f}" in paths, f
+    assert "results/models/mfb_weights.json" in paths  # from the labels alone: one for all seeds
 
 
 def test_data_contract(tiny_local_run):
@@ -231,3 +257,24 @@ def test_run_sh_passes_targets_and_options():
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "profiles/default" in out and "results/runsh/realism/summary.json" in out
+
+
+def test_convergence_comparisons_and_failure_detection_tables(tiny_local_run):
+    """Issue 12's tables on the tiny run: convergence per CNN, the paired bootstrap
+    comparisons of the paper's claims, uncertainty as failure detection."""
+    res = tiny_local_run / "results"
+    conv = pd.read_csv(res / "tables/convergence.csv")
+    assert list(conv["model"]) == list(MODELS) and (conv["evaluations"] == 4).all()
+    assert set(conv["converged"]) <= {"yes", "no"}
+    cmp_ = pd.read_csv(res / "tables/comparisons.csv")
+    assert {"claim", "metric", "a", "b", "difference", "ci_low", "ci_high", "supports"} <= set(cmp_.columns)
+    assert len(cmp_) == 2 + 2 * len(FUSIONS)
+    assert ((cmp_["ci_low"] <= cmp_["difference"] + 1e-9) | cmp_["ci_low"].isna()).all()
+    unc = pd.read_csv(res / "tables/uncertainty_metrics.csv")
+    assert {"model", "measure", "auroc", "aupr", "aurc", "e_aurc", "pavpu"} <= set(unc.columns)
+    assert len(unc) == len(MODELS) * 4
+    vals = unc[["auroc", "aupr", "aurc", "e_aurc", "pavpu"]].to_numpy(float)
+    assert np.nanmin(vals) >= 0 and np.nanmax(vals) <= 1
+    assert (res / "figures/risk_coverage.png").stat().st_size > 1000
+    diff = pd.read_csv(res / "paper_diff.csv")
+    assert {"reference", "ours_minus_reference"} <= set(diff.columns)

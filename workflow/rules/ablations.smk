@@ -43,6 +43,10 @@ use rule mfb_weights as mfb_weights_ablation with:
 
 
 use rule train_fcn as train_fcn_ablation with:
+    input:
+        index=primary("patches/fcn.npz"),
+        images=rules.train_fcn.input.images,
+        labels=rules.train_fcn.input.labels,
     output:
         model=res("ablations/{choice}/{option}/models/FCN/model.pt"),
         history=res("ablations/{choice}/{option}/models/FCN/history.csv"),
@@ -59,7 +63,7 @@ use rule train_fcn as train_fcn_ablation with:
 
 use rule train_fcn_mfb as train_fcn_mfb_ablation with:
     input:
-        index=rules.extract_patches_fcn.output.index,
+        index=primary("patches/fcn.npz"),
         images=rules.train_fcn_mfb.input.images,
         labels=rules.train_fcn_mfb.input.labels,
         mfb=lambda w: ablation_mfb(w.choice, w.option),
@@ -77,34 +81,38 @@ use rule train_fcn_mfb as train_fcn_mfb_ablation with:
         "Training the FCN-MFB again with {wildcards.choice}={wildcards.option} (ablation)"
 
 
+# the retrained FCNs are scored on the validation areas only
 use rule mc_infer as mc_infer_ablation with:
     input:
         model=res("ablations/{choice}/{option}/models/{cnn}/model.pt"),
-        image=rules.mc_infer.input.image,
+        images=expand(res("data/{area}/image.tif"), area=VAL_AREAS),
     output:
-        **mc_outputs(res("ablations/{choice}/{option}/predictions/{cnn}/{area}")),
+        **mc_area_outputs(res("ablations/{choice}/{option}/predictions/{cnn}/{area}"), VAL_AREAS),
+    params:
+        areas=list(VAL_AREAS),
     log:
-        logs("mc_infer/ablation_{choice}_{option}_{cnn}_{area}.log"),
+        logs("mc_infer/ablation_{choice}_{option}_{cnn}.log"),
     benchmark:
-        res("benchmarks/mc_infer/ablation_{choice}_{option}_{cnn}_{area}.tsv")
+        res("benchmarks/mc_infer/ablation_{choice}_{option}_{cnn}.tsv")
     message:
-        "MC-dropout inference of {wildcards.cnn} ({wildcards.choice}={wildcards.option}, ablation) on area {wildcards.area}"
+        "MC-dropout inference of {wildcards.cnn} ({wildcards.choice}={wildcards.option}, ablation) on areas {params.areas}"
 
 
 use rule mc_infer as mc_infer_pb_reflect with:
     input:
-        model=res("models/PB/model.pt"),
-        image=rules.mc_infer.input.image,
+        model=primary("models/PB/model.pt"),
+        images=expand(res("data/{area}/image.tif"), area=SVM_VAL_AREAS),
     output:
-        **mc_outputs(res("ablations/pb_border/reflect/predictions/PB/{area}")),
+        **mc_area_outputs(res("ablations/pb_border/reflect/predictions/PB/{area}"), SVM_VAL_AREAS),
     params:
+        areas=SVM_VAL_AREAS,
         pb_border="reflect",
     log:
-        logs("mc_infer/ablation_pb_reflect_{area}.log"),
+        logs("mc_infer/ablation_pb_reflect.log"),
     benchmark:
-        res("benchmarks/mc_infer/ablation_pb_reflect_{area}.tsv")
+        res("benchmarks/mc_infer/ablation_pb_reflect.tsv")
     message:
-        "MC-dropout inference of PB with a reflect-padded border (ablation) on area {wildcards.area}"
+        "MC-dropout inference of PB with a reflect-padded border (ablation) on areas {params.areas}"
 
 
 rule ablations:
@@ -131,7 +139,7 @@ rule ablations:
         svm_areas=list(SVM_AREAS),
         areas=SVM_VAL_AREAS,
         fusion=config["fusion"],
-        seed=config["seed"],
+        seed=PRIMARY_SEED,
         pb_border=INFER["pb_border"],
         fig6_reading=REPORT["fig6_reading"],
         retrained=RETRAINED,

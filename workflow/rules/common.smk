@@ -34,6 +34,41 @@ def resource(path):
     return f"{RESOURCES}/{path}"
 
 
+# Seeds (issue 12): `seeds: [s1, s2, ...]` trains and evaluates every CNN and fusion once
+# per seed. One seed (the default, `seeds: null` = [seed]): the per-seed files sit at the
+# output contract's paths. Several: under results/seeds/{seed}/, Tables 1-2 at the contract
+# paths are mean +- std over the seeds, and the one-seed analyses (maps, uncertainty,
+# calibration, comparisons, ablations) use the first seed (PRIMARY_SEED).
+SEEDS = [int(s) for s in (config.get("seeds") or [config["seed"]])]
+MULTI_SEED = len(SEEDS) > 1
+PRIMARY_SEED = SEEDS[0]
+
+
+def sres(path):
+    """A per-seed results path pattern: res(path) with one seed, else with a {seed} wildcard."""
+    return res(f"seeds/{{seed}}/{path}") if MULTI_SEED else res(path)
+
+
+def slogs(path):
+    """A per-seed log/benchmark name pattern (see sres)."""
+    return logs(f"seeds/{{seed}}/{path}") if MULTI_SEED else logs(path)
+
+
+def seed_of(wildcards):
+    """The seed of a per-seed job (its {seed} wildcard; the first seed for one-seed jobs)."""
+    return int(wildcards.get("seed", PRIMARY_SEED))
+
+
+def spath(wildcards, path):
+    """sres(path) for the seed of this job (for input functions)."""
+    return sres(path).replace("{seed}", str(seed_of(wildcards)))
+
+
+def primary(path):
+    """The first seed's file (what the one-seed analyses read)."""
+    return sres(path).replace("{seed}", str(PRIMARY_SEED))
+
+
 def project_path(path):
     """``path`` as given when absolute, else relative to the project folder (where the
     Snakefile is), so shipped files are found whatever the working directory."""
@@ -65,11 +100,11 @@ def contract_outputs():
     out = []
     for a in AREAS:
         out += [f"{RESULTS}/data/{a}/image.tif", f"{RESULTS}/data/{a}/labels.tif", f"{RESULTS}/data/{a}/labels_eroded.tif"]
-    for m in ALL_MODELS:
+    for m in ALL_MODELS:  # several seeds: the first seed's (the others are inputs of the tables)
         for a in VAL_AREAS:
-            out += [f"{RESULTS}/predictions/{m}/{a}/probs.tif", f"{RESULTS}/predictions/{m}/{a}/labels.tif"]
+            out += [primary(f"predictions/{m}/{a}/probs.tif"), primary(f"predictions/{m}/{a}/labels.tif")]
             if m in MODELS:
-                out.append(f"{RESULTS}/predictions/{m}/{a}/uncertainty.tif")
+                out.append(primary(f"predictions/{m}/{a}/uncertainty.tif"))
     for t in ("table1", "table2"):
         out += [f"{RESULTS}/tables/{t}.{ext}" for ext in ("csv", "md", "tex")]
     out += [
@@ -87,14 +122,15 @@ def data_root(per_area_files):
     return os.path.dirname(os.path.dirname(per_area_files[0]))
 
 
-def train_params(model):
-    """The config values one CNN's training depends on (changing another model's does not rerun it)."""
+def train_params(model, seed=None):
+    """The config values one CNN's training depends on (changing another model's does not
+    rerun it); ``seed``: the job's seed (default: the first seed)."""
     return {
         **config["train"].get(model, {}),
         "amp": config["train"].get("amp", False),
         "width": config["models"]["width"],
         "dropout": config["models"]["dropout"],
-        "seed": config["seed"],
+        "seed": PRIMARY_SEED if seed is None else int(seed),
         **({"fcn_labels": FCN_LABELS, "fcn_dropout": config["models"]["fcn_dropout"]} if model != "PB" else {}),
     }
 

@@ -1,6 +1,7 @@
 # Combined approach (§4.4): one-vs-all linear SVMs (LIBLINEAR) on the concatenated mean
 # softmax of the member CNNs, trained on a stratified sample of the TRAINING areas'
-# predictions (eroded GT), applied to every area as one matrix product.
+# predictions (eroded GT), applied to every area as one matrix product (one job per
+# fusion). Per seed: the SVM's pixel sample is seeded.
 
 FUSION = config["fusion"]
 
@@ -8,10 +9,10 @@ FUSION = config["fusion"]
 rule fuse_train:
     input:
         # member-major (feature order): every training area of member 1, then member 2, ...
-        probs=lambda w: [f"{RESULTS}/predictions/{m}/{a}/probs.tif" for m in FUSIONS[w.fusion] for a in SVM_AREAS],
+        probs=lambda w: [spath(w, f"predictions/{m}/{a}/probs.tif") for m in FUSIONS[w.fusion] for a in SVM_AREAS],
         labels=expand(res("data/{area}/labels_eroded.tif"), area=SVM_AREAS),
     output:
-        svm=res("fusion/{fusion}/svm.json"),
+        svm=sres("fusion/{fusion}/svm.json"),
     params:
         members=lambda w: list(FUSIONS[w.fusion]),
         areas=list(SVM_AREAS),
@@ -19,14 +20,14 @@ rule fuse_train:
         balanced=FUSION["balanced"],
         C=FUSION["C"],
         solver=FUSION["solver"],
-        seed=config["seed"],
+        seed=seed_of,
     threads: 1
     resources:
         mem_mb=4000,
     log:
-        logs("fuse_train/{fusion}.log"),
+        slogs("fuse_train/{fusion}.log"),
     benchmark:
-        res("benchmarks/fuse_train/{fusion}.tsv")
+        sres("benchmarks/fuse_train/{fusion}.tsv")
     message:
         "Training the {wildcards.fusion} one-vs-all linear SVMs (§4.4, LIBLINEAR) on training-area predictions"
     conda:
@@ -38,21 +39,25 @@ rule fuse_train:
 rule fuse_apply:
     input:
         svm=rules.fuse_train.output.svm,
-        probs=lambda w: [f"{RESULTS}/predictions/{m}/{w.area}/probs.tif" for m in FUSIONS[w.fusion]],
+        # area-major: every member of the first area, then of the second, ...
+        probs=lambda w: [spath(w, f"predictions/{m}/{a}/probs.tif") for a in PRED_AREAS for m in FUSIONS[w.fusion]],
     output:
-        probs=res("predictions/{fusion}/{area}/probs.tif"),
-        scores=res("predictions/{fusion}/{area}/scores.tif"),
-        labels=res("predictions/{fusion}/{area}/labels.tif"),
-        labels_color=res("predictions/{fusion}/{area}/labels_color.tif"),
+        **{
+            name: [sres(f"predictions/{{fusion}}/{a}/{name}.tif") for a in PRED_AREAS]
+            for name in ("probs", "scores", "labels", "labels_color")
+        },
+    params:
+        members=lambda w: list(FUSIONS[w.fusion]),
+        areas=list(PRED_AREAS),
     threads: 1
     resources:
         mem_mb=4000,
     log:
-        logs("fuse_apply/{fusion}_{area}.log"),
+        slogs("fuse_apply/{fusion}.log"),
     benchmark:
-        res("benchmarks/fuse_apply/{fusion}_{area}.tsv")
+        sres("benchmarks/fuse_apply/{fusion}.tsv")
     message:
-        "Applying the {wildcards.fusion} SVMs to area {wildcards.area} (§4.4)"
+        "Applying the {wildcards.fusion} SVMs to areas {params.areas} (§4.4)"
     conda:
         "../../envs/report.yaml"
     script:

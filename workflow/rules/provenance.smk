@@ -14,7 +14,7 @@ localrules:
 
 rule provenance:
     input:
-        models=expand(res("models/{cnn}/model.pt"), cnn=MODELS),
+        models=[sres(f"models/{m}/model.pt").replace("{seed}", str(sd)) for sd in SEEDS for m in MODELS],
         archives=list(PROVENANCE_ARCHIVES.values()),
     output:
         provenance=report(
@@ -25,7 +25,8 @@ rule provenance:
         ),
     params:
         config=config,
-        models=list(MODELS),
+        # one seed: PB, FCN, FCN-MFB; several: "PB (seed 1)", ...
+        models=[m if not MULTI_SEED else f"{m} (seed {sd})" for sd in SEEDS for m in MODELS],
         archive_keys=list(PROVENANCE_ARCHIVES),
         repo=workflow.basedir,
     threads: 1

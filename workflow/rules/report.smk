@@ -10,37 +10,81 @@ PAPER_DIR = project_path(REPORT["paper_dir"])
 # area 30 on real data; the first validation area when the configured one is not one
 FIGURE_AREA, FIGURE_NOTE = choose_figure_area(REPORT["figure_area"], VAL_AREAS)
 FIGURE_FILES = figure_files(res("figures"), FIGURE_AREA, ALL_MODELS, MODELS)
-PRED_DIR = res("predictions")
+# the one-seed analyses read the first seed's predictions (common.smk: primary)
+PRED_DIR = primary("predictions")
 DATA_DIR = res("data")
+
+
+TABLE_FILES = {
+    "table1_csv": "tables/table1.csv",
+    "table1_md": "tables/table1.md",
+    "table1_tex": "tables/table1.tex",
+    "table1_extended": "tables/table1_extended.csv",
+    "table2_csv": "tables/table2.csv",
+    "table2_md": "tables/table2.md",
+    "table2_tex": "tables/table2.tex",
+    "table2_extended": "tables/table2_extended.csv",
+}
+TABLE_CAPTIONS = {"table1_csv": "table1", "table1_extended": "table_extended", "table2_csv": "table2", "table2_extended": "table_extended"}
+
+
+def table_outputs(root):
+    """The tables rule's named outputs under ``root`` (res or sres), csv files in the report."""
+    return {
+        key: report(root(path), caption=f"../report/{TABLE_CAPTIONS[key]}.rst", category="Tables") if key in TABLE_CAPTIONS else root(path)
+        for key, path in TABLE_FILES.items()
+    }
 
 
 rule tables:
     input:
-        metrics=expand(res("metrics/{model}.json"), model=ALL_MODELS),
+        metrics=expand(sres("metrics/{model}.json"), model=ALL_MODELS, allow_missing=True),
     output:
-        table1_csv=report(res("tables/table1.csv"), caption="../report/table1.rst", category="Tables"),
-        table1_md=res("tables/table1.md"),
-        table1_tex=res("tables/table1.tex"),
-        table1_extended=report(res("tables/table1_extended.csv"), caption="../report/table_extended.rst", category="Tables"),
-        table2_csv=report(res("tables/table2.csv"), caption="../report/table2.rst", category="Tables"),
-        table2_md=res("tables/table2.md"),
-        table2_tex=res("tables/table2.tex"),
-        table2_extended=report(res("tables/table2_extended.csv"), caption="../report/table_extended.rst", category="Tables"),
+        # one seed: the contract's results/tables/; several: results/seeds/<seed>/tables/
+        **table_outputs(sres),
     params:
         models=list(ALL_MODELS),
     threads: 1
     resources:
         mem_mb=1000,
     log:
-        logs("tables/tables.log"),
+        slogs("tables/tables.log"),
     benchmark:
-        res("benchmarks/tables/tables.tsv")
+        sres("benchmarks/tables/tables.tsv")
     message:
         "Writing Tables 1-2 (csv, md, tex) from the pooled confusion matrices"
     conda:
         "../../envs/report.yaml"
     script:
         "../scripts/tables.py"
+
+
+if MULTI_SEED:
+
+    rule seed_tables:
+        input:
+            # per-seed tables, in the order of params.seeds (workflow/scripts/seed_tables.py)
+            table1=expand(sres(TABLE_FILES["table1_csv"]), seed=SEEDS),
+            table2=expand(sres(TABLE_FILES["table2_csv"]), seed=SEEDS),
+            table1_extended=expand(sres(TABLE_FILES["table1_extended"]), seed=SEEDS),
+            table2_extended=expand(sres(TABLE_FILES["table2_extended"]), seed=SEEDS),
+        output:
+            **table_outputs(res),
+        params:
+            seeds=SEEDS,
+        threads: 1
+        resources:
+            mem_mb=1000,
+        log:
+            logs("seed_tables/seed_tables.log"),
+        benchmark:
+            res("benchmarks/seed_tables/seed_tables.tsv")
+        message:
+            "Tables 1-2 as mean +- std over seeds {params.seeds}"
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../scripts/seed_tables.py"
 
 
 rule uncertainty_curve:
@@ -139,7 +183,7 @@ rule figures:
 
 rule history_plots:
     input:
-        histories=expand(res("models/{cnn}/history.csv"), cnn=MODELS),
+        histories=expand(primary("models/{cnn}/history.csv"), cnn=MODELS),
     output:
         plots=report(
             expand(res("figures/history_{cnn}.png"), cnn=MODELS), caption="../report/history.rst", category="Training"
@@ -161,10 +205,34 @@ rule history_plots:
         "../scripts/history_plots.py"
 
 
+rule convergence:
+    input:
+        histories=[sres(f"models/{m}/history.csv").replace("{seed}", str(sd)) for sd in SEEDS for m in MODELS],
+    output:
+        csv=report(res("tables/convergence.csv"), caption="../report/convergence.rst", category="Training"),
+        md=res("tables/convergence.md"),
+    params:
+        runs=[(m, sd) for sd in SEEDS for m in MODELS],
+    threads: 1
+    resources:
+        mem_mb=1000,
+    log:
+        logs("convergence/convergence.log"),
+    benchmark:
+        res("benchmarks/convergence/convergence.tsv")
+    message:
+        "Has every CNN reached its held-out plateau? (last 20 % of the evaluations vs the 20 % before)"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/convergence.py"
+
+
 rule paper_diff:
     input:
-        table1=rules.tables.output.table1_csv,
-        table2=rules.tables.output.table2_csv,
+        # the contract's tables: the run's, or mean +- std over the seeds
+        table1=res("tables/table1.csv"),
+        table2=res("tables/table2.csv"),
         curve=rules.uncertainty_curve.output.curve,
         summary=rules.uncertainty_curve.output.summary,
         coverage=rules.uncertainty_curve.output.coverage,
@@ -173,6 +241,7 @@ rule paper_diff:
         csv=report(res("paper_diff.csv"), caption="../report/paper_diff.rst", category="Paper diff"),
     params:
         paper_dir=PAPER_DIR,
+        reference_dir=project_path(REPORT["reference_dir"]),
         source=SOURCE,
         fig6_reading=REPORT["fig6_reading"],
     threads: 1
@@ -193,9 +262,11 @@ rule paper_diff:
 # report outputs beyond the output contract (common.smk's contract_outputs adds them to
 # the default target)
 REPORT_EXTRAS = (
-    list(rules.tables.output)
+    [res(path) for path in TABLE_FILES.values()]
+    + expand(list(rules.tables.output), seed=SEEDS)
     + list(rules.uncertainty_curve.output)
     + list(rules.calibration.output)
     + list(rules.figures.output)
     + list(rules.history_plots.output)
+    + list(rules.convergence.output)
 )

@@ -1,5 +1,5 @@
-# Training (§4.1, §4.2, §5): median-frequency weights and one rule per CNN. Checkpoints
-# live in results/checkpoints/{model}/ (not outputs: a failed or killed job keeps them and
+# Training (§4.1, §4.2, §5): median-frequency weights and one rule per CNN (per seed).
+# Checkpoints live in results/checkpoints/{model}/ (not outputs: a failed or killed job keeps them and
 # a rerun resumes); memory-mapped raster copies in results/cache/.
 
 TRAIN_CONFIG = config["train"]
@@ -32,14 +32,14 @@ rule train_pb:
         index=rules.extract_patches_pb.output.index,
         images=expand(res("data/{area}/image.tif"), area=CNN_AREAS),
     output:
-        model=res("models/PB/model.pt"),
-        history=res("models/PB/history.csv"),
+        model=sres("models/PB/model.pt"),
+        history=sres("models/PB/history.csv"),
     params:
         model="PB",
-        settings=train_params("PB"),
+        settings=lambda w: train_params("PB", seed_of(w)),
         data_dir=lambda w, input: data_root(input.images),
         cache_dir=res("cache"),
-        checkpoint_dir=res("checkpoints/PB"),
+        checkpoint_dir=sres("checkpoints/PB"),
         stats=res("data/stats.json"),
         device=config["device"],
         workers=TRAIN_CONFIG.get("workers", 0),
@@ -48,9 +48,9 @@ rule train_pb:
         gpu=1,
         mem_mb=16000,
     log:
-        logs("train_pb/train_pb.log"),
+        slogs("train_pb/train_pb.log"),
     benchmark:
-        res("benchmarks/train_pb/train_pb.tsv")
+        sres("benchmarks/train_pb/train_pb.tsv")
     message:
         "Training the patch-based CNN (PB, §4.1) on {params.device}"
     conda:
@@ -65,14 +65,14 @@ rule train_fcn:
         images=expand(res("data/{area}/image.tif"), area=CNN_AREAS),
         labels=expand(res("data/{area}/{labels}.tif"), area=CNN_AREAS, labels=FCN_LABELS),
     output:
-        model=res("models/FCN/model.pt"),
-        history=res("models/FCN/history.csv"),
+        model=sres("models/FCN/model.pt"),
+        history=sres("models/FCN/history.csv"),
     params:
         model="FCN",
-        settings=train_params("FCN"),
+        settings=lambda w: train_params("FCN", seed_of(w)),
         data_dir=lambda w, input: data_root(input.images),
         cache_dir=res("cache"),
-        checkpoint_dir=res("checkpoints/FCN"),
+        checkpoint_dir=sres("checkpoints/FCN"),
         stats=res("data/stats.json"),
         device=config["device"],
         workers=TRAIN_CONFIG.get("workers", 0),
@@ -81,9 +81,9 @@ rule train_fcn:
         gpu=1,
         mem_mb=16000,
     log:
-        logs("train_fcn/train_fcn.log"),
+        slogs("train_fcn/train_fcn.log"),
     benchmark:
-        res("benchmarks/train_fcn/train_fcn.tsv")
+        sres("benchmarks/train_fcn/train_fcn.tsv")
     message:
         "Training the pixel-to-pixel FCN (§4.2, plain cross-entropy) on {params.device}"
     conda:
@@ -99,14 +99,14 @@ rule train_fcn_mfb:
         labels=expand(res("data/{area}/{labels}.tif"), area=CNN_AREAS, labels=FCN_LABELS),
         mfb=rules.mfb_weights.output.weights,
     output:
-        model=res("models/FCN-MFB/model.pt"),
-        history=res("models/FCN-MFB/history.csv"),
+        model=sres("models/FCN-MFB/model.pt"),
+        history=sres("models/FCN-MFB/history.csv"),
     params:
         model="FCN-MFB",
-        settings=train_params("FCN-MFB"),
+        settings=lambda w: train_params("FCN-MFB", seed_of(w)),
         data_dir=lambda w, input: data_root(input.images),
         cache_dir=res("cache"),
-        checkpoint_dir=res("checkpoints/FCN-MFB"),
+        checkpoint_dir=sres("checkpoints/FCN-MFB"),
         stats=res("data/stats.json"),
         device=config["device"],
         workers=TRAIN_CONFIG.get("workers", 0),
@@ -115,9 +115,9 @@ rule train_fcn_mfb:
         gpu=1,
         mem_mb=16000,
     log:
-        logs("train_fcn_mfb/train_fcn_mfb.log"),
+        slogs("train_fcn_mfb/train_fcn_mfb.log"),
     benchmark:
-        res("benchmarks/train_fcn_mfb/train_fcn_mfb.tsv")
+        sres("benchmarks/train_fcn_mfb/train_fcn_mfb.tsv")
     message:
         "Training the FCN with median-frequency balancing (FCN-MFB, §4.2 eq. 1-2) on {params.device}"
     conda:
