@@ -7,6 +7,8 @@ from vaiseg.reporting.figures import choose_figure_area, figure_files
 REPORT = config["report"]
 # the paper's published numbers (shipped in paper/; relative paths from the project folder)
 PAPER_DIR = project_path(REPORT["paper_dir"])
+# the default run's committed Tables 1-2 (docs/reference), which the paper diff also compares with
+REFERENCE_DIR = project_path(REPORT["reference_dir"])
 # area 30 on real data; the first validation area when the configured one is not one
 FIGURE_AREA, FIGURE_NOTE = choose_figure_area(REPORT["figure_area"], VAL_AREAS)
 FIGURE_FILES = figure_files(res("figures"), FIGURE_AREA, ALL_MODELS, MODELS)
@@ -233,6 +235,8 @@ rule paper_diff:
         # the contract's tables: the run's, or mean +- std over the seeds
         table1=res("tables/table1.csv"),
         table2=res("tables/table2.csv"),
+        # the committed reference tables, when present (a change reruns the diff)
+        reference=[p for p in (f"{REFERENCE_DIR}/table1.csv", f"{REFERENCE_DIR}/table2.csv") if os.path.exists(p)],
         curve=rules.uncertainty_curve.output.curve,
         summary=rules.uncertainty_curve.output.summary,
         coverage=rules.uncertainty_curve.output.coverage,
@@ -241,7 +245,7 @@ rule paper_diff:
         csv=report(res("paper_diff.csv"), caption="../report/paper_diff.rst", category="Paper diff"),
     params:
         paper_dir=PAPER_DIR,
-        reference_dir=project_path(REPORT["reference_dir"]),
+        reference_dir=REFERENCE_DIR,
         source=SOURCE,
         fig6_reading=REPORT["fig6_reading"],
     threads: 1

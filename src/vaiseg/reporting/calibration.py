@@ -29,7 +29,7 @@ from ..atomic import atomic_path
 from ..classes import IGNORE, N_CLASSES
 from ..errors import DataError
 from ..raster import read_raster
-from .uncertainty import check_same_shape, read_band
+from .uncertainty import check_same_shape, read_band, save_png
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,7 @@ def plot_reliability(bins: pd.DataFrame, metrics: pd.DataFrame, out_png: str | P
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max softmax)", ylabel="accuracy", title=model)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)
 
 
 def calibration_analysis(

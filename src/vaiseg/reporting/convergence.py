@@ -24,13 +24,18 @@ COLUMNS = ("model", "seed", "evaluations", "window", "epochs", "samples", "oa_pr
            "loss_prev", "loss_last", "loss_fall_pct", "converged")
 
 
-def _read(path) -> pd.DataFrame:
+def read_history(path) -> pd.DataFrame:
+    """A ``history.csv``; DataError naming the file when it is missing or unreadable."""
     try:
-        df = pd.read_csv(path)
+        return pd.read_csv(path)
     except FileNotFoundError as e:
         raise DataError(path, "training history not found (run the train rule)") from e
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
         raise DataError(path, f"cannot read training history ({e})") from e
+
+
+def _read(path) -> pd.DataFrame:
+    df = read_history(path)
     missing = {"val_oa", "val_loss"} - set(df.columns)
     if df.empty or missing:
         raise DataError(path, f"training history needs rows with val_oa and val_loss (missing: {sorted(missing)})")

@@ -81,7 +81,7 @@ from ..classes import IGNORE, N_CLASSES
 from ..errors import DataError
 from ..metrics import read_label_raster
 from .calibration import read_probs
-from .uncertainty import check_same_shape, read_band
+from .uncertainty import check_same_shape, read_band, save_png
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +342,7 @@ def plot_risk_coverage(curves: pd.DataFrame, table: pd.DataFrame, out_png: str |
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)
 
 
 def failure_detection_analysis(

@@ -35,7 +35,7 @@ from ..atomic import atomic_path
 from ..classes import CLASSES
 from ..errors import DataError
 from ..raster import read_raster
-from .uncertainty import TARGETS, check_same_shape, read_band
+from .uncertainty import TARGETS, check_same_shape, read_band, save_png
 
 log = logging.getLogger(__name__)
 UNCERTAINTY_CMAP = "cividis"
@@ -261,9 +261,7 @@ def map_figures(
     if note:
         title += f"\n{note}"
     fig.suptitle(title, fontsize=11)
-    with atomic_path(files["composite"]) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, files["composite"], dpi=110)
     for t, thr, kept, _ in thr_maps:
         log.info("%s at %g %% OA: threshold %.4f keeps %.2f %% of area %s", THRESHOLD_MODEL, t, thr, 100 * kept, area)
     log.info("area %s: %d maps written, composite %s", area, len(files), files["composite"])
@@ -292,12 +290,9 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    try:
-        df = pd.read_csv(history_csv)
-    except FileNotFoundError as e:
-        raise DataError(history_csv, "training history not found (run the train rule)") from e
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
-        raise DataError(history_csv, f"cannot read training history ({e})") from e
+    from .convergence import read_history
+
+    df = read_history(history_csv)
     if df.empty:
         raise DataError(history_csv, "training history has no rows")
     x = df["epoch"] if "epoch" in df.columns else pd.Series(np.arange(1, len(df) + 1), name="epoch")
@@ -333,7 +328,5 @@ def history_plot(history_csv: str | Path, out_png: str | Path, model: str) -> No
     log.info("%s: %d history rows; plotted %s", model, len(df), losses + scores)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, out_png, dpi=110)
 

@@ -343,6 +343,17 @@ def model_histogram(
     return h
 
 
+def save_png(fig, path: str | Path, dpi: int = 120) -> None:
+    """Write a matplotlib figure as PNG atomically (no partial file on a crash) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+
+
 def plot_curve(df: pd.DataFrame, out_png: str | Path) -> None:
     """Fig. 7: overall accuracy (left) and kept fraction (right) against the threshold."""
     import matplotlib
@@ -361,9 +372,7 @@ def plot_curve(df: pd.DataFrame, out_png: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(title="model")
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)
 
 
 def read_paper_coverage(path: str | Path) -> pd.DataFrame:
