@@ -159,3 +159,30 @@ def ablation_mfb(choice, option):
     if choice == "mfb_median":
         return rules.mfb_weights_ablation.output.weights.format(option=option)
     return rules.mfb_weights.output.weights
+
+
+def mc_area_outputs(folder_pattern, areas):
+    """mc_outputs() of every area: name -> list of paths (``folder_pattern`` has {area})."""
+    return {name: [path.replace("{area}", str(a)) for a in areas] for name, path in mc_outputs(folder_pattern).items()}
+
+
+# --- Tables 1-2 (report.smk): the tables rule writes them per seed, seed_tables over seeds
+TABLE_FILES = {
+    "table1_csv": "tables/table1.csv",
+    "table1_md": "tables/table1.md",
+    "table1_tex": "tables/table1.tex",
+    "table1_extended": "tables/table1_extended.csv",
+    "table2_csv": "tables/table2.csv",
+    "table2_md": "tables/table2.md",
+    "table2_tex": "tables/table2.tex",
+    "table2_extended": "tables/table2_extended.csv",
+}
+TABLE_CAPTIONS = {"table1_csv": "table1", "table1_extended": "table_extended", "table2_csv": "table2", "table2_extended": "table_extended"}
+
+
+def table_outputs(root):
+    """The tables rule's named outputs under ``root`` (res or sres), csv files in the report."""
+    return {
+        key: report(root(path), caption=f"../report/{TABLE_CAPTIONS[key]}.rst", category="Tables") if key in TABLE_CAPTIONS else root(path)
+        for key, path in TABLE_FILES.items()
+    }

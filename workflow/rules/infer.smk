@@ -7,11 +7,6 @@
 INFER = config["infer"]
 
 
-def mc_area_outputs(folder_pattern, areas):
-    """mc_outputs() of every area: name -> list of paths (``folder_pattern`` has {area})."""
-    return {name: [path.replace("{area}", str(a)) for a in areas] for name, path in mc_outputs(folder_pattern).items()}
-
-
 rule mc_infer:
     input:
         model=sres("models/{cnn}/model.pt"),

@@ -17,27 +17,6 @@ PRED_DIR = primary("predictions")
 DATA_DIR = res("data")
 
 
-TABLE_FILES = {
-    "table1_csv": "tables/table1.csv",
-    "table1_md": "tables/table1.md",
-    "table1_tex": "tables/table1.tex",
-    "table1_extended": "tables/table1_extended.csv",
-    "table2_csv": "tables/table2.csv",
-    "table2_md": "tables/table2.md",
-    "table2_tex": "tables/table2.tex",
-    "table2_extended": "tables/table2_extended.csv",
-}
-TABLE_CAPTIONS = {"table1_csv": "table1", "table1_extended": "table_extended", "table2_csv": "table2", "table2_extended": "table_extended"}
-
-
-def table_outputs(root):
-    """The tables rule's named outputs under ``root`` (res or sres), csv files in the report."""
-    return {
-        key: report(root(path), caption=f"../report/{TABLE_CAPTIONS[key]}.rst", category="Tables") if key in TABLE_CAPTIONS else root(path)
-        for key, path in TABLE_FILES.items()
-    }
-
-
 rule tables:
     input:
         metrics=expand(sres("metrics/{model}.json"), model=ALL_MODELS, allow_missing=True),
@@ -245,7 +224,7 @@ rule paper_diff:
         csv=report(res("paper_diff.csv"), caption="../report/paper_diff.rst", category="Paper diff"),
     params:
         paper_dir=PAPER_DIR,
-        reference_dir=REFERENCE_DIR,
+        reference_dir=lambda w: REFERENCE_DIR,
         source=SOURCE,
         fig6_reading=REPORT["fig6_reading"],
     threads: 1
