@@ -131,6 +131,11 @@ def test_convergence_criterion_on_made_up_histories():
     c = convergence(falling_loss)
     assert c["converged"] is False and c["loss_fall"] == pytest.approx(0.2)
     assert convergence(flat[:3])["converged"] is None  # too few evaluations to judge
+    # the car F1 gain is reported, not judged: OA and loss flat, car F1 climbing 1 point a row
+    cars = [{"val_oa": 0.9, "val_loss": 0.3, "val_car_f1": 0.3 + 0.01 * i} for i in range(20)]
+    c = convergence(cars)
+    assert c["converged"] is True and c["car_f1_gain_points"] == pytest.approx(4.0)
+    assert np.isnan(convergence(flat)["car_f1_gain_points"])
 
 
 def test_changed_settings_do_not_resume(data, tmp_path):
