@@ -258,3 +258,19 @@ def test_public_api_importable_from_the_package():
     geo = synthetic.area_geoinfo(1)
     assert geo.transform.a == synthetic.PIXEL_SIZE and geo.crs.to_epsg() == synthetic.CRS_EPSG
     assert isinstance(generate_scene(1, 64, 64, 0), synthetic.Scene)
+
+
+def test_code_digest_changes_with_the_generator_code(tmp_path):
+    """synthesize_archives takes the generator's code digest as a param, so a changed
+    generator re-synthesizes the scenes (Snakemake does not track package code)."""
+    import shutil
+    from pathlib import Path
+
+    import vaiseg.data.synthetic as synthetic
+
+    src = Path(synthetic.__file__).parent
+    copy = tmp_path / "synthetic"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert synthetic.code_digest() == synthetic.code_digest(copy) == synthetic.code_digest()
+    (copy / "render.py").write_text((copy / "render.py").read_text() + "\n# changed\n")
+    assert synthetic.code_digest(copy) != synthetic.code_digest()

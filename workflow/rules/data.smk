@@ -2,6 +2,7 @@
 # Both sources share one code path: synthetic scenes are written as ISPRS archives first.
 
 from vaiseg.data.layout import ARCHIVES, archives_needed
+from vaiseg.data.synthetic import code_digest
 
 SYNTHETIC_DIR = resource("synthetic")
 ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
@@ -18,6 +19,9 @@ DATA_ARCHIVE_KEYS = archives_needed(SOURCE, AREAS, ISPRS_ARCHIVES)
 FETCH_INPUT = {"md5": f"{SYNTHETIC_DIR}/md5.json"} if SOURCE == "synthetic" else {}
 
 
+SYNTHETIC_CODE = code_digest()
+
+
 rule synthesize_archives:
     output:
         md5=f"{SYNTHETIC_DIR}/md5.json",
@@ -28,6 +32,8 @@ rule synthesize_archives:
         height=config["data"]["synthetic"]["height"],
         width=config["data"]["synthetic"]["width"],
         seed=config["data"]["synthetic"]["seed"],
+        # the generator's code: a change re-synthesizes the scenes (and reruns what follows)
+        generator=SYNTHETIC_CODE,
     threads: 1
     resources:
         mem_mb=4000,
