@@ -453,12 +453,20 @@ def bench_training(cfg: dict, device: torch.device) -> dict:
 
 
 # --------------------------------------------------------------------------- training throughput
-#: the default demo run's training settings (config.yaml: models.width, train.PB / train.FCN,
-#: patches.fcn.size; PB's 65x65 patch is fixed by the architecture). The benchmark does not
-#: read config.yaml; --train-width, --pb-batch, --fcn-batch, --fcn-patch override these.
-TRAIN_DEMO = dict(width=0.25, dropout=0.5,
-                  PB=dict(batch=32, patch=65, optimizer="sgd", lr=0.01),
-                  FCN=dict(batch=8, patch=128, optimizer="adam", lr=0.001))
+def _train_demo() -> dict:
+    """The default demo run's training settings, read from config.yaml (models.width and
+    .dropout, train.PB / train.FCN, patches.pb/fcn.size); --train-width, --pb-batch,
+    --fcn-batch, --fcn-patch override them."""
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text())
+    out = dict(width=cfg["models"]["width"], dropout=cfg["models"]["dropout"])
+    for m, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
+        t = cfg["train"][m]
+        out[m] = dict(batch=t["batch_size"], patch=patch, optimizer=t["optimizer"], lr=t["lr"])
+    return out
+
+
 #: sizes of the section: matmul side, products per timed call, training steps per timed
 #: call, timed rounds (round-robin matmul, PB, FCN after one warm-up round each)
 TT_SIZES = dict(matmul_n=2048, matmul_k=3, steps=10, rounds=5)
@@ -467,9 +475,10 @@ TT_TINY = dict(matmul_n=256, matmul_k=3, steps=2, rounds=2, width=0.0625, PB_bat
 
 def train_throughput_setup(tiny: bool, args=None) -> dict:
     """Sizes of the train_throughput section: CLI overrides > --tiny sizes > the demo config."""
-    s = dict(TT_SIZES, width=TRAIN_DEMO["width"], dropout=TRAIN_DEMO["dropout"])
+    demo = _train_demo()
+    s = dict(TT_SIZES, width=demo["width"], dropout=demo["dropout"])
     for m in ("PB", "FCN"):
-        for k, v in TRAIN_DEMO[m].items():
+        for k, v in demo[m].items():
             s[f"{m}_{k}"] = v
     if tiny:
         s.update(TT_TINY)

@@ -54,6 +54,11 @@ def slogs(path):
     return logs(f"seeds/{{seed}}/{path}") if MULTI_SEED else logs(path)
 
 
+def seed_path(path, seed):
+    """sres(path) for one given seed."""
+    return sres(path).replace("{seed}", str(seed))
+
+
 def seed_of(wildcards):
     """The seed of a per-seed job (its {seed} wildcard; the first seed for one-seed jobs)."""
     return int(wildcards.get("seed", PRIMARY_SEED))
@@ -61,12 +66,12 @@ def seed_of(wildcards):
 
 def spath(wildcards, path):
     """sres(path) for the seed of this job (for input functions)."""
-    return sres(path).replace("{seed}", str(seed_of(wildcards)))
+    return seed_path(path, seed_of(wildcards))
 
 
 def primary(path):
     """The first seed's file (what the one-seed analyses read)."""
-    return sres(path).replace("{seed}", str(PRIMARY_SEED))
+    return seed_path(path, PRIMARY_SEED)
 
 
 def project_path(path):

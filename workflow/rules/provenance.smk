@@ -14,7 +14,7 @@ localrules:
 
 rule provenance:
     input:
-        models=[sres(f"models/{m}/model.pt").replace("{seed}", str(sd)) for sd in SEEDS for m in MODELS],
+        models=[seed_path(f"models/{m}/model.pt", sd) for sd in SEEDS for m in MODELS],
         archives=list(PROVENANCE_ARCHIVES.values()),
     output:
         provenance=report(
