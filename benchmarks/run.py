@@ -528,18 +528,25 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         st = TrainSettings(optimizer=s[f"{model}_optimizer"], lr=s[f"{model}_lr"], width=s["width"],
                            dropout=s["dropout"], batch_size=batch)
         torch.manual_seed(0)
-        net = _build(model, st).to(device).train()
-        opt = _optimizer(net, st)
-        x = torch.randn(batch, net.in_channels, patch, patch, device=device)
+        x = torch.randn(batch, _build(model, st).in_channels, patch, patch, device=device)
         ys = (batch,) if model == "PB" else (batch, patch, patch)
-        y = torch.randint(0, net.n_classes, ys, device=device)
+        y = torch.randint(0, 6 if model != "PB" else 5, ys, device=device)
+        # as vaiseg.training: weights and batches channels-last; "<model>_nchw" times the
+        # same step in the default layout, for the layout's speed-up
+        for key, fmt in ((f"{model}_nchw", torch.contiguous_format), (model, torch.channels_last)):
+            torch.manual_seed(0)
+            net = _build(model, st).to(device, memory_format=fmt).train()
+            opt = _optimizer(net, st)
+            xf = x.contiguous(memory_format=fmt)
 
-        def step(net=net, opt=opt, x=x, y=y, model=model):
-            for _ in range(s["steps"]):
-                opt.zero_grad(set_to_none=True)
-                _loss(model, net(x), y, None).backward()
-                opt.step()
+            def step(net=net, opt=opt, x=xf, y=y, model=model):
+                for _ in range(s["steps"]):
+                    opt.zero_grad(set_to_none=True)
+                    _loss(model, net(x), y, None).backward()
+                    opt.step()
 
+            fns[key] = step
+        x = xf
         with FlopCounterMode(display=False) as fc:
             _loss(model, net(x), y, None).backward()
         opt.zero_grad(set_to_none=True)
@@ -550,7 +557,6 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         info[model] = {"batch": batch, "patch": patch, "optimizer": st.optimizer, "lr": st.lr,
                        "forward_gflop_per_sample": fc.get_total_flops() / batch / 1e9,
                        "parameters": parameter_count(net)}
-        fns[model] = step
     log(f"[train_throughput] matmul {n}^2 x{k}, PB batch {s['PB_batch']}, FCN batch {s['FCN_batch']} "
         f"({s['FCN_patch']}^2), width {s['width']}, {s['steps']} steps x {s['rounds']} rounds, {threads} threads")
     t = timeit_interleaved(fns, s["rounds"], device)
@@ -564,7 +570,7 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         "width": s["width"],
         "steps": s["steps"],
         "rounds": s["rounds"],
-        # CPU time of this process per wall second of the timed calls (medians, all three):
+        # CPU time of this process per wall second of the timed calls (medians, all of them):
         # ~threads when the cores were ours, less when another process took them
         "cpu_s_per_wall_s": sum(v["cpu_median_s"] for v in t.values()) / sum(v["median_s"] for v in t.values()),
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
@@ -583,6 +589,8 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
             "step_s": tm["median_s"] / s["steps"],
             "cpu_s_per_wall_s": tm["cpu_median_s"] / tm["median_s"],
             "times_s": tm["times_s"],
+            # step time in NCHW / in channels-last (the layout vaiseg.training uses)
+            "channels_last_speedup": t[f"{model}_nchw"]["median_s"] / tm["median_s"],
             **info[model],
         }
     out["matmul_times_s"] = t["matmul"]["times_s"]
@@ -595,11 +603,12 @@ def train_throughput_summary(tt: dict) -> str:
              f"matmul fp32 {tt['matmul_n']}^2 = {tt['matmul_gflops']:.1f} GFLOP/s "
              f"(best {tt['matmul_gflops_best']:.1f}); CPU s per wall s {tt['cpu_s_per_wall_s']:.2f}",
              f"  {'model':<5} {'batch':>5} {'patch':>5} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} "
-             f"{'% of matmul':>11}"]
+             f"{'% of matmul':>11} {'NHWC/NCHW':>9}"]
     for m in ("PB", "FCN"):
         v = tt[m]
         lines.append(f"  {m:<5} {v['batch']:>5} {v['patch']:>5} {v['samples_per_s']:>10.1f} "
-                     f"{v['gflop_per_sample']:>13.4f} {v['achieved_gflops']:>9.2f} {v['share_of_matmul']:>10.1f}%")
+                     f"{v['gflop_per_sample']:>13.4f} {v['achieved_gflops']:>9.2f} {v['share_of_matmul']:>10.1f}% "
+                     f"{v['channels_last_speedup']:>8.2f}x")
     return "\n".join(lines)
 
 

@@ -128,7 +128,7 @@ def _check_train_throughput(tt: dict, setup: dict) -> None:
     for name in ("PB", "FCN"):
         v = tt[name]
         for key in ("samples_per_s", "gflop_per_sample", "achieved_gflops", "share_of_matmul", "step_s",
-                    "forward_gflop_per_sample"):
+                    "forward_gflop_per_sample", "channels_last_speedup"):
             assert isinstance(v[key], (int, float)) and math.isfinite(v[key]) and v[key] > 0, (name, key, v[key])
         assert 0 < v["share_of_matmul"] <= 300, (name, v["share_of_matmul"])
         assert v["achieved_gflops"] == pytest.approx(v["samples_per_s"] * v["gflop_per_sample"])

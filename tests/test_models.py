@@ -12,6 +12,7 @@ from vaiseg.models import (
     FCN_DROPOUT_PLACEMENTS,
     DensePatchCNN,
     PatchCNN,
+    SubpixelConvTranspose2d,
     load_model,
     parameter_count,
     receptive_field,
@@ -122,6 +123,29 @@ def test_fcn_upsampling_initialised_bilinear():
     assert torch.allclose(up[:, :, 16:48, 16:48], torch.ones(1, 6, 32, 32), atol=1e-6)
 
 
+@pytest.mark.parametrize("cin,cout,s,pad,h,w", [(6, 6, 16, 8, 3, 4), (3, 4, 4, 2, 5, 7), (2, 3, 4, 4, 3, 3), (2, 2, 2, 0, 4, 5)])
+def test_subpixel_upsampling_equals_the_transposed_convolution(cin, cout, s, pad, h, w):
+    """The fast form (2x2 conv + pixel shuffle) gives the transposed convolution's output
+    and gradients (input and weight), for the FCN's geometry and others with P <= s."""
+    torch.manual_seed(0)
+    m = SubpixelConvTranspose2d(cin, cout, 2 * s, stride=s, padding=pad)
+    x = torch.randn(2, cin, h, w, requires_grad=True)
+    fast = m(x)
+    ref = torch.nn.functional.conv_transpose2d(x, m.weight, m.bias, stride=s, padding=pad)
+    assert fast.shape == ref.shape
+    assert torch.allclose(fast, ref, atol=1e-5)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad((fast * g).sum(), (x, m.weight, m.bias)),
+                    torch.autograd.grad((ref * g).sum(), (x, m.weight, m.bias))):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_subpixel_upsampling_falls_back_for_other_geometries():
+    m = SubpixelConvTranspose2d(2, 3, 3, stride=2, padding=1)  # kernel != 2 x stride
+    x = torch.randn(1, 2, 4, 5)
+    assert torch.equal(m(x), torch.nn.functional.conv_transpose2d(x, m.weight, m.bias, stride=2, padding=1))
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(2)
     pb = PatchCNN(width=0.125, dropout=0.3)
@@ -171,7 +195,8 @@ def test_fcn_default_placement_keeps_the_legacy_structure():
     net = FCN(width=0.125)
     assert net.dropout_placement == "encoder_output" == FCN_DROPOUT_PLACEMENTS[0]
     assert list(net.state_dict()) == _LEGACY_KEYS
-    assert [type(m) for m in net.head] == [torch.nn.Dropout, torch.nn.Conv2d, torch.nn.ConvTranspose2d]
+    assert [type(m) for m in net.head] == [torch.nn.Dropout, torch.nn.Conv2d, SubpixelConvTranspose2d]
+    assert isinstance(net.upsample, torch.nn.ConvTranspose2d)  # same parameters, keys, MC head plan
     assert net.score is net.head[1] and net.upsample is net.head[2]
     assert net.settings()["dropout_placement"] == "encoder_output"
 
