@@ -177,17 +177,25 @@ def mc_flop_floor(net, side: int, T: int) -> dict:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from vaiseg.models import SubpixelConvTranspose2d
+
     pad = int(getattr(net, "pad", 0) or 0)
     p = next(net.parameters())
     x = torch.zeros((1, int(getattr(net, "in_channels", 5)), side + 2 * pad, side + 2 * pad), dtype=p.dtype,
                     device=p.device)
-    with torch.inference_mode():
-        with FlopCounterMode(display=False) as fc:
-            f = net.trunk(x)
-        trunk = fc.get_total_flops()
-        with FlopCounterMode(display=False) as fc:
-            net.head(f)
-        head = fc.get_total_flops()
+    # the architecture's arithmetic: the FCN's up-sampling counted as the transposed
+    # convolution, not as its sub-pixel form (which also computes a border ring it crops)
+    SubpixelConvTranspose2d.subpixel = False
+    try:
+        with torch.inference_mode():
+            with FlopCounterMode(display=False) as fc:
+                f = net.trunk(x)
+            trunk = fc.get_total_flops()
+            with FlopCounterMode(display=False) as fc:
+                net.head(f)
+            head = fc.get_total_flops()
+    finally:
+        SubpixelConvTranspose2d.subpixel = True
     px = side * side
     return {"floor": (trunk + (T + 1) * head) / (trunk + head), "trunk_mac_per_px": trunk / 2 / px,
             "head_mac_per_px": head / 2 / px, "T": T}

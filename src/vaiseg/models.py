@@ -234,11 +234,18 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
     kernel 32) through its slow col2im path: 17 ms of forward + backward per batch of eight
     128 x 128 patches at width 0.25 (2 threads), ~30 % of an FCN training step; the 2x2
     convolution + pixel shuffle costs ~1 ms (benchmarks/run.py ``train_throughput``).
+
+    ``subpixel`` (class attribute, default True): False computes every instance as the
+    plain transposed convolution (to count the architecture's multiply-adds, which the
+    sub-pixel form exceeds by its cropped border ring, or to reproduce results of the
+    code before this layer existed).
     """
+
+    subpixel = True
 
     def _subpixel(self) -> bool:
         s, k, p = self.stride[0], self.kernel_size[0], self.padding[0]
-        return (
+        return self.subpixel and (
             self.stride[1] == s and self.kernel_size[1] == k == 2 * s and self.padding[1] == p <= s
             and self.groups == 1 and tuple(self.dilation) == (1, 1) and tuple(self.output_padding) == (0, 0)
         )

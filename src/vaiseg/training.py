@@ -75,6 +75,12 @@ HISTORY_COLUMNS = ("epoch", "step", "samples", "lr", "train_loss", "val_loss", "
 #: bumped when the meaning of a setting changes, so old checkpoints are not resumed
 #: (2: the cosine schedule steps per optimiser step, not per epoch)
 TRAINING_VERSION = 2
+
+#: memory layout of the weights and of every batch in training and held-out evaluation:
+#: channels-last (NHWC) computes the same sums as NCHW in another order, and on CPU PB's
+#: 3x3 stride-1 max-pools and the convolutions make a training step 1.6x (PB) / 1.2x (FCN)
+#: faster (benchmarks/run.py train_throughput, ``channels_last_speedup``)
+MEMORY_FORMAT = torch.channels_last
 CHECKPOINT = "last.pt"
 #: bands of image.tif: IR, R, G, DSM, nDSM (vaiseg.data.normalize.BAND_NAMES)
 N_BANDS = 5
@@ -296,7 +302,7 @@ def evaluate(net, loader, model: str, device, weights=None, amp: bool = False) -
     net.eval()
     loss_sum, n_sum, correct, tp, fp, fn = 0.0, 0, 0, 0, 0, 0
     for x, y in loader:
-        x, y = x.to(device, memory_format=torch.channels_last), y.to(device)
+        x, y = x.to(device, memory_format=MEMORY_FORMAT), y.to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             logits = net(x)
         valid = y != IGNORE
@@ -393,10 +399,7 @@ def train(
         torch.backends.cudnn.benchmark = True
     try:
         torch.manual_seed(s.seed)
-        # channels-last (NHWC) layout for the weights and every batch: the same sums, and on
-        # CPU the PB's 3x3 stride-1 max-pools and the convolutions run 1.5x (PB) / 1.07x
-        # (FCN) faster per training step than in NCHW (benchmarks/run.py train_throughput)
-        net = _build(model, s).to(dev, memory_format=torch.channels_last)
+        net = _build(model, s).to(dev, memory_format=MEMORY_FORMAT)
         opt = _optimizer(net, s)
         sched = _scheduler(opt, s, math.ceil(len(train_ds) / s.batch_size))
         history: list[dict] = []
@@ -427,7 +430,7 @@ def train(
             loss_sum, n_sum = 0.0, 0
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
             for i, (x, y) in enumerate(bar):
-                x, y = x.to(dev, non_blocking=pin, memory_format=torch.channels_last), y.to(dev, non_blocking=pin)
+                x, y = x.to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), y.to(dev, non_blocking=pin)
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
                     logits = net(x)
                 loss = _loss(model, logits, y, weights)
