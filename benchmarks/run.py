@@ -536,9 +536,10 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         st = TrainSettings(optimizer=s[f"{model}_optimizer"], lr=s[f"{model}_lr"], width=s["width"],
                            dropout=s["dropout"], batch_size=batch)
         torch.manual_seed(0)
-        x = torch.randn(batch, _build(model, st).in_channels, patch, patch, device=device)
+        probe = _build(model, st)
+        x = torch.randn(batch, probe.in_channels, patch, patch, device=device)
         ys = (batch,) if model == "PB" else (batch, patch, patch)
-        y = torch.randint(0, 6 if model != "PB" else 5, ys, device=device)
+        y = torch.randint(0, probe.n_classes, ys, device=device)
         # as vaiseg.training: weights and batches channels-last; "<model>_nchw" times the
         # same step in the default layout, for the layout's speed-up
         for key, fmt in ((f"{model}_nchw", torch.contiguous_format), (model, torch.channels_last)):

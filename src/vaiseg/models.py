@@ -233,7 +233,7 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
     Why: on CPU, PyTorch runs this layer (the FCN's x16 up-sampling, 6 -> 6 channels,
     kernel 32) through its slow col2im path: 17 ms of forward + backward per batch of eight
     128 x 128 patches at width 0.25 (2 threads), ~30 % of an FCN training step; the 2x2
-    convolution + pixel shuffle costs ~1 ms (benchmarks/run.py ``train_throughput``).
+    convolution + pixel shuffle ~7 ms (most of it the shuffle's copies), measured alone.
 
     ``subpixel`` (class attribute, default True): False computes every instance as the
     plain transposed convolution (to count the architecture's multiply-adds, which the
