@@ -467,11 +467,14 @@ def _train_demo() -> dict:
     --fcn-batch, --fcn-patch override them."""
     import yaml
 
+    from vaiseg.training import TrainSettings
+
     cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text())
-    out = dict(width=cfg["models"]["width"], dropout=cfg["models"]["dropout"])
+    out = {}
     for m, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
-        t = cfg["train"][m]
-        out[m] = dict(batch=t["batch_size"], patch=patch, optimizer=t["optimizer"], lr=t["lr"])
+        st = TrainSettings.from_config(cfg, m)  # what the train rules derive from the config
+        out[m] = dict(batch=st.batch_size, patch=patch, optimizer=st.optimizer, lr=st.lr)
+    out.update(width=st.width, dropout=st.dropout)
     return out
 
 
