@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import atexit
 import functools
 import os
@@ -15,6 +16,55 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- two pytest-xdist workers (pyproject: ``-n 2``). The SLURM test mostly waits for the
+# --- executor's status checks, so the other worker runs the CPU-bound tests meanwhile.
+#: the tests that must share one worker: the SLURM tests (one cluster per machine; their
+#: run is compared with the local tiny run) and every test using the tiny run, so that
+#: the run happens once per session
+TINY_RUN_GROUP = "tiny_run"
+
+
+@functools.lru_cache(maxsize=None)
+def _tests_using_tiny_run(path: str) -> frozenset[str]:
+    """Names of the test functions in ``path`` that take the ``tiny_local_run`` fixture."""
+    tree = ast.parse(Path(path).read_text())
+    return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+                     and "tiny_local_run" in [a.arg for a in n.args.args])
+
+
+def _scope(nodeid: str) -> str:
+    """Work unit of a test: ``TINY_RUN_GROUP`` for the SLURM tests and the tests taking
+    ``tiny_local_run`` (found in the test file's source: the xdist controller sees node
+    ids only), else the test itself."""
+    file, _, name = nodeid.partition("::")
+    path = ROOT / file
+    if path.name == "test_slurm.py" or (path.is_file() and name.split("[")[0] in _tests_using_tiny_run(str(path))):
+        return TINY_RUN_GROUP
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Like xdist's ``--dist load``, but ``TINY_RUN_GROUP`` is one work unit (xdist's own
+    ``loadgroup`` does not group under pytest 9: it renames ``item._nodeid``, which
+    pytest 9 no longer reads)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TinyRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return TinyRunScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The SLURM tests first: the first work unit goes out first, and their run starts the
+    SLURM jobs and computes the local tiny run while it waits for them
+    (tests/test_slurm.py ``slurm_run``)."""
+    items[:] = sorted(items, key=lambda i: i.path.name != "test_slurm.py")  # stable
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +127,11 @@ def repo_snapshot() -> Path:
     return dest
 
 
-def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 3600,
-                   config: dict | None = None) -> subprocess.CompletedProcess:
-    """Run snakemake (from :func:`repo_snapshot`) on the tiny config (plus top-level
-    ``config`` overrides) in ``workdir``; output captured in workdir/snakemake.out."""
+def start_snakemake_tiny(workdir: Path, *args: str, env: dict | None = None,
+                         config: dict | None = None) -> subprocess.Popen:
+    """Start snakemake (from :func:`repo_snapshot`) on the tiny config (plus top-level
+    ``config`` overrides) in ``workdir``, output to workdir/snakemake.out; returns the
+    running process (see :func:`snakemake_tiny`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = write_tiny_config(workdir, **(config or {}))
@@ -93,7 +144,21 @@ def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: 
     with open(workdir / "snakemake.out", "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
-        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=workdir)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+
+
+def snakemake_tiny(workdir: Path, *args: str, env: dict | None = None, timeout: float = 3600,
+                   config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run snakemake (from :func:`repo_snapshot`) on the tiny config (plus top-level
+    ``config`` overrides) in ``workdir``; output captured in workdir/snakemake.out."""
+    proc = start_snakemake_tiny(workdir, *args, env=env, config=config)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode)
 
 
 def snakemake_log_tail(workdir: Path, n: int = 60) -> str:

@@ -82,7 +82,7 @@ def test_every_runtime_dependency_is_in_some_env():
     covered = set()
     for path in ENVS:
         covered |= set(env_pins(yaml.safe_load(path.read_text())))
-    tooling = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "jsonschema"}
+    tooling = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist", "jsonschema"}
     missing = set(pip_pins()) - tooling - covered
     assert not missing, f"not in any envs/*.yaml: {sorted(missing)}"
 

@@ -50,7 +50,7 @@ import pytest
 import yaml
 from snakemake.target_jobs import parse_target_jobs_cli_args
 
-from conftest import ROOT, snakemake_log_tail, snakemake_tiny
+from conftest import ROOT, snakemake_log_tail, start_snakemake_tiny
 from slurm_cluster import PARTITION, SlurmCluster, SlurmUnavailable
 
 pytestmark = pytest.mark.slow
@@ -115,8 +115,12 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    """The tiny pipeline through the SLURM profile; returns (workdir, sbatch calls, srun calls)."""
+def slurm_run(cluster, tmp_path_factory, request):
+    """The tiny pipeline through the SLURM profile; returns (workdir, sbatch calls, srun calls).
+
+    The session's local tiny run (``tiny_local_run``, compared with this one) is computed
+    while the SLURM run waits for its jobs: the two together take little longer than the
+    SLURM run alone."""
     base = tmp_path_factory.mktemp("tiny_slurm")
     workdir, record = base / "work", base / "record"
     write_wrappers(base / "bin", record)
@@ -125,8 +129,12 @@ def slurm_run(cluster, tmp_path_factory):
     env["PATH"] = f"{base / 'bin'}{os.pathsep}{env['PATH']}"
     env[RECORD_VAR] = str(record)
     # --workflow-profile none: profiles/default (local settings) must not be layered on top
-    r = snakemake_tiny(workdir, "--profile", str(prof), "--workflow-profile", "none", env=env)
-    assert r.returncode == 0, f"SLURM tiny run failed:\n{snakemake_log_tail(workdir)}"
+    proc = start_snakemake_tiny(workdir, "--profile", str(prof), "--workflow-profile", "none", env=env)
+    try:
+        request.getfixturevalue("tiny_local_run")
+    finally:
+        rc = proc.wait(timeout=3600)
+    assert rc == 0, f"SLURM tiny run failed:\n{snakemake_log_tail(workdir)}"
 
     def calls(tool):
         p = Path(f"{record}.{tool}")
