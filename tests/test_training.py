@@ -4,6 +4,7 @@ uninterrupted, bit for bit on CPU; outputs and checkpoint contents."""
 from __future__ import annotations
 
 import csv
+import logging
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from vaiseg.mfb import compute_mfb_weights
 from vaiseg.models import FCN, DensePatchCNN, load_model
 from vaiseg.patches import extract_fcn, extract_pb
 from vaiseg.raster import write_raster
-from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, convergence, _fingerprint, epoch_order, resolve_device, train
+from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, _build, _fingerprint, convergence, epoch_order, resolve_device, train
 
 
 def _scene(h, w, seed):
@@ -237,3 +238,29 @@ def test_convergence_table_and_history_plot_from_history_files(tmp_path):
     pd.DataFrame({"epoch": [1], "train_loss": [1.0]}).to_csv(tmp_path / "old.csv", index=False)
     with pytest.raises(DataError, match="val_oa"):
         convergence_table({("PB", 0): tmp_path / "old.csv"})
+
+
+def test_gradient_clipping_bounds_the_steps_and_is_off_by_default(data, tmp_path, caplog):
+    base = dict(epochs=1, batch_size=8, lr=0.05, optimizer="sgd", width=0.125, seed=0, schedule="constant")
+    _run(data, tmp_path / "none", "PB", TrainSettings(**base))
+    _run(data, tmp_path / "huge", "PB", TrainSettings(**base, clip_grad_norm=1e9))
+    with caplog.at_level(logging.INFO, logger="vaiseg.training"):
+        summary = _run(data, tmp_path / "tiny", "PB", TrainSettings(**base, clip_grad_norm=1e-3))
+    none, huge, tiny = (_state(tmp_path / d / "model.pt") for d in ("none", "huge", "tiny"))
+    # a bound above every gradient norm scales by exactly 1: the same weights
+    assert all(torch.equal(none[k], huge[k]) for k in none)
+    # a bound far below them: every step clipped, the weights move a small part as far
+    steps = -(-summary["train_samples"] // 8)
+    assert f"clipped to 0.001 in {steps} of {steps} steps" in caplog.text
+    torch.manual_seed(0)
+    init = _build("PB", TrainSettings(**base)).state_dict()
+
+    def moved(state):
+        return sum(float((state[k].float() - init[k].float()).norm()) for k in init if init[k].is_floating_point())
+
+    assert 0 < moved(tiny) < 0.2 * moved(none)
+    # unclipped settings keep their fingerprint (None is not recorded)
+    assert "clip_grad_norm" not in load_model(tmp_path / "none" / "model.pt")[1]["training"]["settings"]
+    assert load_model(tmp_path / "tiny" / "model.pt")[1]["training"]["settings"]["clip_grad_norm"] == 1e-3
+    with pytest.raises(ConfigError, match="clip_grad_norm"):
+        TrainSettings(clip_grad_norm=0)

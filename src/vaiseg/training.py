@@ -111,6 +111,9 @@ class TrainSettings:
     #: input bands of image.tif (0 IR, 1 R, 2 G, 3 DSM, 4 nDSM) the network sees, in this
     #: order; None = all five (the pipeline). Not in the paper: for the sim-to-real check.
     bands: tuple[int, ...] | None = None
+    #: clip the gradient's global L2 norm to this before each optimiser step
+    #: (``torch.nn.utils.clip_grad_norm_``); None = no clipping (the paper's recipe)
+    clip_grad_norm: float | None = None
 
     def __post_init__(self):
         if int(self.evals_per_epoch) < 1:
@@ -125,6 +128,8 @@ class TrainSettings:
             if not bands or not ok or len(set(bands)) != len(bands):
                 raise ConfigError(f"bands must be distinct band indices in 0..{N_BANDS - 1}, got {self.bands!r}")
             object.__setattr__(self, "bands", tuple(int(b) for b in bands))
+        if self.clip_grad_norm is not None and not float(self.clip_grad_norm) > 0:
+            raise ConfigError(f"clip_grad_norm must be > 0 or null, got {self.clip_grad_norm!r}")
 
     @property
     def in_channels(self) -> int:
@@ -224,6 +229,8 @@ def _settings_record(s: TrainSettings) -> dict:
     """``asdict(s)`` without ``bands`` when it is None (default), so the fingerprint and the
     model meta of a five-band run are the same as before the field existed."""
     settings = asdict(s)
+    if settings["clip_grad_norm"] is None:  # unclipped runs keep the fingerprint they had
+        settings.pop("clip_grad_norm")
     if settings["bands"] is None:
         settings.pop("bands")
     else:
@@ -428,6 +435,7 @@ def train(
             loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(len(train_ds), s.seed, epoch)), num_workers=workers, pin_memory=pin)
             net.train()
             loss_sum, n_sum = 0.0, 0
+            clipped = steps = 0  # optimiser steps whose gradient was clipped, of steps
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
             for i, (x, y) in enumerate(bar):
                 x, y = x.to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), y.to(dev, non_blocking=pin)
@@ -436,6 +444,10 @@ def train(
                 loss = _loss(model, logits, y, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if s.clip_grad_norm is not None:
+                    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm))
+                    clipped += norm > s.clip_grad_norm
+                    steps += 1
                 lr = opt.param_groups[0]["lr"]
                 opt.step()
                 sched.step()
@@ -455,6 +467,9 @@ def train(
                     row["seconds"] = time.perf_counter() - t0
                     history.append(row)
                     log.info("%s epoch %.2f: %s", model, row["epoch"], {k: round(v, 4) for k, v in row.items()})
+                    if steps:
+                        log.info("%s: gradient norm clipped to %g in %d of %d steps", model, s.clip_grad_norm, clipped, steps)
+                        clipped = steps = 0
                     net.train()
                     loss_sum, n_sum, t0 = 0.0, 0, time.perf_counter()
             bar.close()
