@@ -130,8 +130,11 @@ def data_root(per_area_files):
 def train_params(model, seed=None):
     """The config values one CNN's training depends on (changing another model's does not
     rerun it); ``seed``: the job's seed (default: the first seed)."""
+    settings = dict(config["train"].get(model, {}))
+    if settings.get("clip_grad_norm", 0) is None:
+        del settings["clip_grad_norm"]  # unclipped (the default): the params runs had before it existed
     return {
-        **config["train"].get(model, {}),
+        **settings,
         "amp": config["train"].get("amp", False),
         "width": config["models"]["width"],
         "dropout": config["models"]["dropout"],
