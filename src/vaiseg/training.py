@@ -226,8 +226,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def _settings_record(s: TrainSettings) -> dict:
-    """``asdict(s)`` without ``bands`` when it is None (default), so the fingerprint and the
-    model meta of a five-band run are the same as before the field existed."""
+    """``asdict(s)`` without ``bands`` and ``clip_grad_norm`` when they are None (the
+    defaults), so the fingerprint and the model meta of a five-band, unclipped run are the
+    same as before the fields existed."""
     settings = asdict(s)
     if settings["clip_grad_norm"] is None:  # unclipped runs keep the fingerprint they had
         settings.pop("clip_grad_norm")
