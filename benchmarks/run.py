@@ -185,7 +185,7 @@ def mc_flop_floor(net, side: int, T: int) -> dict:
                     device=p.device)
     # the architecture's arithmetic: the FCN's up-sampling counted as the transposed
     # convolution, not as its sub-pixel form (which also computes a border ring it crops)
-    SubpixelConvTranspose2d.subpixel = False
+    subpixel, SubpixelConvTranspose2d.subpixel = SubpixelConvTranspose2d.subpixel, False
     try:
         with torch.inference_mode():
             with FlopCounterMode(display=False) as fc:
@@ -195,7 +195,7 @@ def mc_flop_floor(net, side: int, T: int) -> dict:
                 net.head(f)
             head = fc.get_total_flops()
     finally:
-        SubpixelConvTranspose2d.subpixel = True
+        SubpixelConvTranspose2d.subpixel = subpixel  # as it was, not necessarily True
     px = side * side
     return {"floor": (trunk + (T + 1) * head) / (trunk + head), "trunk_mac_per_px": trunk / 2 / px,
             "head_mac_per_px": head / 2 / px, "T": T}

@@ -446,8 +446,8 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if s.clip_grad_norm is not None:
-                    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm))
-                    clipped += norm > s.clip_grad_norm
+                    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm)
+                    clipped = clipped + (norm > s.clip_grad_norm)  # on the device; read at the log line
                     steps += 1
                 lr = opt.param_groups[0]["lr"]
                 opt.step()
@@ -469,7 +469,7 @@ def train(
                     history.append(row)
                     log.info("%s epoch %.2f: %s", model, row["epoch"], {k: round(v, 4) for k, v in row.items()})
                     if steps:
-                        log.info("%s: gradient norm clipped to %g in %d of %d steps", model, s.clip_grad_norm, clipped, steps)
+                        log.info("%s: gradient norm clipped to %g in %d of %d steps", model, s.clip_grad_norm, int(clipped), steps)
                         clipped = steps = 0
                     net.train()
                     loss_sum, n_sum, t0 = 0.0, 0, time.perf_counter()
