@@ -292,3 +292,18 @@ def test_old_fcn_file_without_placement_loads_as_encoder_output(tmp_path):
     torch.save(obj, tmp_path / "l2_stripped.pt")
     with pytest.raises(DataError, match="do not match"):
         load_model(tmp_path / "l2_stripped.pt")
+
+
+def test_forward_centres_equals_the_patchwise_forward_in_eval_mode():
+    # loss sampling (train.PB.sampling: tiles): shared convolutions, the same logits per patch
+    torch.manual_seed(0)
+    net = PatchCNN(width=0.25).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(3, 5, 100, 90).to(memory_format=torch.channels_last)
+    tile, row, col = torch.tensor([0, 2, 1, 2]), torch.tensor([0, 35, 10, 20]), torch.tensor([25, 0, 7, 13])
+    with torch.no_grad():
+        dense = net.forward_centres(x, tile, row, col)
+        cut = torch.cat([net(x[t : t + 1, :, r : r + 65, c : c + 65]) for t, r, c in zip(tile.tolist(), row.tolist(), col.tolist())])
+    assert dense.shape == (4, 5)
+    torch.testing.assert_close(dense, cut, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="patch corners"):
+        net.forward_centres(x, tile, row + 1, col)  # row 35 + 1: the 65-px patch leaves the 100-px tile

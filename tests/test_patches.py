@@ -13,6 +13,7 @@ from vaiseg.errors import DataError
 from vaiseg.patches import (
     FCNPatches,
     PBPatches,
+    PBTiles,
     car_centres,
     cut_pb_patch,
     cut_window,
@@ -20,6 +21,7 @@ from vaiseg.patches import (
     extract_fcn,
     extract_pb,
     fcn_grid,
+    heldout_mask,
     load_index,
     sample_pb,
 )
@@ -232,3 +234,54 @@ def test_extract_errors(tmp_path):
     np.savez(bad, area=np.zeros(3))
     with pytest.raises(DataError, match="missing"):
         load_index(bad, "fcn")
+
+
+def test_pb_tiles_sample_balanced_held_in_centres_with_their_context(tmp_path):
+    # band 0 carries the eroded GT and band 1 the held-out mask, so every sampled centre can
+    # be checked against the pixel under it, through the tile's dihedral transform
+    data = tmp_path / "data"
+    _, full, eroded = make_labels(h=160, w=176)
+    write_area(data, 1, np.zeros((5, 160, 176), np.float32), full, eroded)
+    extract_pb(data, [1], tmp_path / "pb.npz", per_class=30, car_rotations=2, seed=0, val_fraction=0.2)
+    idx, _ = load_index(tmp_path / "pb.npz", "pb")
+    held = heldout_mask(idx, 1, full)
+    image = np.stack([eroded.astype(np.float32), held.astype(np.float32), *np.zeros((3, 160, 176), np.float32)])
+    write_area(data, 1, image, full, eroded)
+    ds = PBTiles(idx, data, tmp_path / "cache", tile_size=48, centres=8, seed=0)
+    assert len(ds) == int((~idx["val"]).sum())
+    batches = ds.epoch_batches(2, n_batches=7, batch_size=5)
+    assert len(batches) == 7 and all(len(b) == 5 for b in batches)
+    for b in batches:  # tile j anchored at a training row of class j mod 5, from epoch 2
+        assert [int(ds.label[j - len(ds)]) for j in b] == [0, 1, 2, 3, 4] and all(len(ds) <= j < 2 * len(ds) for j in b)
+    assert batches == ds.epoch_batches(2, n_batches=7, batch_size=5) != ds.epoch_batches(3, n_batches=7, batch_size=5)
+    for b in batches:
+        items = [ds[j] for j in b]
+        for x, lab, j in items:
+            assert x.shape == (5, 48 + 64, 48 + 64) and lab.shape == (48, 48)
+            region = x[:2, 32:80, 32:80].numpy()
+            usable = (region[0] <= CAR) & (region[1] == 0)  # no clutter, ignored or held-out pixel
+            assert np.array_equal(lab.numpy()[usable], region[0][usable].astype(np.int64)) and (lab.numpy()[~usable] == IGNORE).all()
+        xb, tile, row, col, y = ds.collate(items)
+        assert xb.shape == (5, 5, 112, 112) and len(tile) == len(row) == len(col) == len(y) == 40
+        assert ((row >= 0) & (row < 48) & (col >= 0) & (col < 48)).all()
+        under = xb[tile, :2, row + 32, col + 32].numpy()  # the pixel under each centre
+        assert np.array_equal(under[:, 0], y.numpy().astype(np.float32)) and not under[:, 1].any()
+        assert np.array_equal(np.bincount(y.numpy(), minlength=5), [8] * 5)  # every class, evenly
+        again = ds.collate([ds[j] for j in b])
+        assert all(torch.equal(u, v) for u, v in zip(again, (xb, tile, row, col, y)))  # seeded by the item ids
+    assert not torch.equal(ds[5][0], ds[5 + len(ds)][0])  # another epoch, another tile
+
+
+def test_heldout_mask_covers_held_out_cars_and_centres():
+    _, full, eroded = make_labels(h=160, w=176)
+    idx = {
+        "area": np.array([1, 1, 1, 2], np.int16),
+        "row": np.array([15, 80, 100, 80], np.int32),
+        "col": np.array([20, 90, 130, 90], np.int32),
+        "label": np.array([CAR, 1, CAR, 1], np.uint8),
+        "val": np.array([True, True, False, True]),
+    }
+    m = heldout_mask(idx, 1, full)
+    comp, _ = ndimage.label(full == CAR, structure=np.ones((3, 3), bool))
+    assert m[comp == comp[15, 20]].all() and not m[comp == comp[100, 130]].any()  # held-out car whole; held-in car free
+    assert m[78:83, 88:93].all() and m.sum() == (comp == comp[15, 20]).sum() + 25  # the 5x5 square, nothing else

@@ -207,7 +207,7 @@ def test_fcn_dropout_setting_validation_config_and_fingerprint(data):
 
     index = data / "fcn.npz"
     base = TrainSettings(width=0.125)
-    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm")}  # fields of then
+    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile")}  # fields of then
     h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update(index.read_bytes())
     assert _fingerprint("FCN", base, index, None) == h.hexdigest()
@@ -264,3 +264,43 @@ def test_gradient_clipping_bounds_the_steps_and_is_off_by_default(data, tmp_path
     assert load_model(tmp_path / "tiny" / "model.pt")[1]["training"]["settings"]["clip_grad_norm"] == 1e-3
     with pytest.raises(ConfigError, match="clip_grad_norm"):
         TrainSettings(clip_grad_norm=0)
+
+
+def test_balanced_cross_entropy_weights_the_present_classes_equally():
+    from vaiseg.training import balanced_cross_entropy
+
+    logits = torch.log(torch.tensor([[0.5, 0.5, 1e-9], [0.5, 0.5, 1e-9], [0.5, 0.5, 1e-9], [0.25, 0.75, 1e-9]]))
+    y = torch.tensor([0, 0, 0, 1])
+    # class 0: three rows of -log 0.5; class 1: one row of -log 0.75; class 2 absent
+    expected = (np.log(2) + -np.log(0.75)) / 2
+    assert float(balanced_cross_entropy(logits, y)) == pytest.approx(expected, rel=1e-5)
+    assert float(balanced_cross_entropy(logits, y)) != pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
+
+
+def test_pb_tile_sampling_trains_resumes_and_is_recorded(data, tmp_path):
+    tiles = dict(sampling="tiles", tile_size=24, centres_per_tile=3)
+    s = TrainSettings(epochs=3, batch_size=5, lr=1e-3, optimizer="sgd", width=0.125, seed=3, evals_per_epoch=2, **tiles)
+    a, b = tmp_path / "a", tmp_path / "b"
+    summary = _run(data, a, "PB", s)
+    assert _run(data, b, "PB", s, stop_after=1) == {"stopped_after": 1}
+    _run(data, b, "PB", s)  # resumes at epoch 2 with the same tiles and centres
+    sa, sb = _state(a / "model.pt"), _state(b / "model.pt")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    rows = _history(a / "history.csv")
+    # an epoch = batches of 5 tiles x 3 centres, as many as give a patchwise epoch's patches
+    steps = -(-summary["train_samples"] // 15)
+    assert int(rows[-1]["step"]) == 3 * steps and int(rows[-1]["samples"]) == 3 * steps * 15
+    net, meta = load_model(a / "model.pt")
+    assert isinstance(net, DensePatchCNN) and meta["training"]["settings"]["sampling"] == "tiles"
+    assert meta["training"]["settings"]["centres_per_tile"] == 3
+    # patchwise runs keep the fingerprint and settings record they had; tiles are another run
+    index = data / "pb.npz"
+    patchwise = TrainSettings(width=0.125)
+    assert _fingerprint("PB", patchwise, index, None) == _fingerprint("PB", TrainSettings(width=0.125, tile_size=7), index, None)
+    assert _fingerprint("PB", patchwise, index, None) != _fingerprint("PB", TrainSettings(width=0.125, **tiles), index, None)
+    with pytest.raises(ConfigError, match="sampling 'tiles' is a PB setting"):
+        _run(data, tmp_path / "fcn", "FCN", TrainSettings(width=0.125, **tiles))
+    with pytest.raises(ConfigError, match="sampling must be one of patches, tiles"):
+        TrainSettings(sampling="pixels")
+    with pytest.raises(ConfigError, match="centres_per_tile"):
+        TrainSettings(centres_per_tile=0)

@@ -150,6 +150,32 @@ class PatchCNN(nn.Module):
         f = self.drop2(self.relu(self.fc2(f)))
         return self.fc3(f)
 
+    def forward_centres(self, x: torch.Tensor, tile: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """Logits of many patches cut from a few tiles, sharing the convolutions ("loss
+        sampling", Long et al. 2015; ``train.PB.sampling: tiles``).
+
+        x (B, C, H, W) with H, W >= 65; ``tile``, ``row``, ``col`` (N,) int64: patch n is
+        ``x[tile[n], :, row[n]:row[n]+65, col[n]:col[n]+65]`` (top-left corner; its centre
+        pixel is (row + 32, col + 32)) -> logits (N, n_classes). The four conv blocks run
+        once over the whole tiles (stride 1 and no padding, so a patch's 41x41 feature window
+        is a window of the tile's feature map); FC1 and what follows run per patch. In eval
+        mode this equals :meth:`forward` on the cut patches up to float32 summation order; in
+        train mode BatchNorm normalises with the tiles' statistics instead of the patches'.
+        """
+        f = self.features(x)  # (B, C4, H - 24, W - 24)
+        b, c4, hf, wf = f.shape
+        if len(tile) and (int(row.max()) + PB_FEATURE > hf or int(col.max()) + PB_FEATURE > wf or int(row.min()) < 0 or int(col.min()) < 0):
+            raise ValueError(f"patch corners must lie in [0, {hf - PB_FEATURE}] x [0, {wf - PB_FEATURE}] for tiles of {tuple(x.shape[-2:])}")
+        flat = f.permute(0, 2, 3, 1).reshape(b * hf * wf, c4)  # no copy for channels-last maps
+        ar = torch.arange(PB_FEATURE, device=f.device)
+        idx = tile[:, None, None] * (hf * wf) + (row[:, None] + ar)[:, :, None] * wf + (col[:, None] + ar)[:, None, :]
+        win = flat.index_select(0, idx.reshape(-1)).reshape(len(tile), -1)  # (N, 41 * 41 * C4), (row, col, channel) order
+        # FC1's weight is laid out (channel, row, col) (torch.flatten of NCHW): reorder it instead of the windows
+        w1 = self.fc1.weight.reshape(self.fc_width, c4, PB_FEATURE, PB_FEATURE).permute(0, 2, 3, 1).reshape(self.fc_width, -1)
+        h = self.drop1(self.relu(nn.functional.linear(win, w1, self.fc1.bias)))
+        h = self.drop2(self.relu(self.fc2(h)))
+        return self.fc3(h)
+
     def settings(self) -> dict:
         return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
 

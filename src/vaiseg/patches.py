@@ -420,6 +420,129 @@ class PBPatches(Dataset):
         return torch.from_numpy(img), torch.tensor(int(self.label[i]), dtype=torch.int64)
 
 
+def heldout_mask(index: dict[str, np.ndarray], area: int, full: np.ndarray, radius: int = 2) -> np.ndarray:
+    """(H, W) bool: the pixels of ``area`` that tile training (:class:`PBTiles`) must not use
+    as centres, because a held-out PB patch (``val`` row) is centred on or next to them:
+    the whole car (8-connected component of CAR in the full GT ``full``) of a held-out car
+    patch, and the (2 radius + 1)^2 square around every other held-out centre."""
+    mask = np.zeros(full.shape, dtype=bool)
+    sel = index["val"] & (index["area"] == area)
+    rows, cols, labs = index["row"][sel], index["col"][sel], index["label"][sel]
+    car = labs == CAR
+    if car.any():
+        comp, _ = ndimage.label(full == CAR, structure=np.ones((3, 3), dtype=bool))
+        ids = np.unique(comp[rows[car], cols[car]])
+        mask |= np.isin(comp, ids[ids > 0])
+    for r, c in zip(rows[~car], cols[~car]):
+        mask[max(0, r - radius) : r + radius + 1, max(0, c - radius) : c + radius + 1] = True
+    return mask
+
+
+class PBTiles(Dataset):
+    """PB training by loss sampling (``train.PB.sampling: tiles``; Long et al. 2015, §4.4
+    "patchwise training is loss sampling"): item -> (image (C, S+64, S+64) float32, labels
+    (S, S) int64 of the candidate centres, 255 elsewhere, item id); :meth:`collate` draws a
+    batch's centres.
+
+    The same objective per centre as :class:`PBPatches` (the class of a 65x65 patch's centre
+    pixel, classes weighted equally), with the convolutions shared by the patches cut from
+    one tile (:meth:`~vaiseg.models.PatchCNN.forward_centres`). Choices (not in the paper,
+    which trains patch by patch; this switch is off in config/vaihingen.yaml):
+
+    - the epoch's tiles are anchored at training rows of the PB classes in turn (tile t at
+      class t mod 5, :meth:`epoch_batches`), so a batch of 5 tiles holds every class, cars
+      included; the anchor falls at a seeded-random position of the tile's S x S centre
+      region (moved inside the raster at its edges; the 32-px context beyond it is reflected
+      like the patches' and the inference's);
+    - the tile (image and labels) gets a random dihedral transform (§4.2's eight) instead of
+      PB's arbitrary car rotations;
+    - a batch's ``batch_size * centres`` centres are split evenly over the PB classes and
+      drawn uniformly, with replacement, from that class's pixels in all the batch's tiles
+      (:meth:`collate`): class-balanced like PB's patches; clutter and ignored pixels are
+      never centres;
+    - pixels of held-out patches (:func:`heldout_mask`) are never centres, so the history's
+      held-out patches stay unseen as centres.
+
+    Item ids are ``epoch * n + i`` (``n`` = training rows): anchor row i with the epoch's own
+    random draws (seeded by ``seed``, epoch and i); a batch's centres are seeded by its item
+    ids, so a resumed run draws the same tiles and centres.
+    """
+
+    def __init__(self, index: dict[str, np.ndarray], data_dir, cache_dir, *, tile_size: int, centres: int, seed: int, bands=None):
+        if tile_size < 1 or centres < 1:
+            raise ValueError(f"tile_size and centres must be >= 1, got {tile_size}, {centres}")
+        sel = _split(index["val"], "train")
+        self.bands = _band_list(bands)
+        self.size, self.k, self.seed = int(tile_size), int(centres), int(seed)
+        self.area = index["area"][sel]
+        self.row = index["row"][sel]
+        self.col = index["col"][sel]
+        self.label = index["label"][sel]
+        self.images, self.labels = {}, {}
+        for a in (int(a) for a in np.unique(index["area"])):
+            self.images[a] = ensure_cache(data_dir, cache_dir, a, "image")
+            lab = np.array(ensure_cache(data_dir, cache_dir, a, "labels_eroded")[0])
+            lab[(lab > CAR) | heldout_mask(index, a, np.asarray(ensure_cache(data_dir, cache_dir, a, "labels")[0]))] = IGNORE
+            self.labels[a] = lab
+
+    def __len__(self) -> int:
+        return len(self.area)
+
+    def epoch_batches(self, epoch: int, n_batches: int, batch_size: int) -> list[list[int]]:
+        """Item ids of an epoch's batches: the epoch's tile t is anchored at the next training
+        row of class t mod 5 in a seeded per-class permutation (cycled when it runs out)."""
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        perms = [rng.permutation(np.flatnonzero(self.label == c)) for c in PB_CLASSES]
+        if any(len(p) == 0 for p in perms):
+            raise DataError(None, f"tile sampling needs a training patch of every PB class, got counts {[len(p) for p in perms]}")
+        base = (epoch - 1) * len(self)
+        used = [0] * len(PB_CLASSES)
+        batches = []
+        for _ in range(n_batches):
+            ids = []
+            for _ in range(batch_size):
+                c = int(np.argmin(used))  # the classes in turn
+                ids.append(base + int(perms[c][used[c] % len(perms[c])]))
+                used[c] += 1
+            batches.append(ids)
+        return batches
+
+    def __getitem__(self, j):
+        epoch, i = divmod(int(j), len(self))
+        rng = np.random.default_rng([self.seed, epoch, i])
+        a, s, pad = int(self.area[i]), self.size, PB_SIZE // 2
+        lab_all = self.labels[a]
+        h, w = lab_all.shape
+        top = int(np.clip(int(self.row[i]) - rng.integers(s), 0, max(0, h - s)))
+        left = int(np.clip(int(self.col[i]) - rng.integers(s), 0, max(0, w - s)))
+        t = int(rng.integers(N_TRANSFORMS))
+        win = cut_window(self.images[a], top - pad, left - pad, s + 2 * pad)
+        if self.bands is not None:
+            win = win[self.bands]
+        img = np.array(dihedral(win, t), dtype=np.float32)
+        lab = dihedral(cut_window(lab_all, top, left, s), t).astype(np.int64)
+        return torch.from_numpy(img), torch.from_numpy(lab), int(j)
+
+    def collate(self, batch):
+        """-> (images (B, C, S+64, S+64), tile (N,), row (N,), col (N,), labels (N,)): ``B * K``
+        centres split evenly over the PB classes present in the batch (remainder to random
+        classes), each drawn uniformly over that class's pixels in the batch's tiles; a
+        centre (row, col) of the S x S region is the top-left corner of its 65x65 patch in
+        the padded image."""
+        imgs, labs, ids = zip(*batch)
+        rng = np.random.default_rng([self.seed, 2, *ids])
+        lab = torch.stack(labs).numpy()
+        flat = lab.ravel()
+        present = [c for c in PB_CLASSES if (flat == c).any()]
+        total = self.k * len(batch)
+        counts = np.full(len(present), total // max(1, len(present)))
+        counts[rng.permutation(len(present))[: total - counts.sum()]] += 1
+        picks = [rng.choice(np.flatnonzero(flat == c), size=m) for c, m in zip(present, counts) if m]
+        pix = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+        tile, row, col = (torch.from_numpy(v.astype(np.int64)) for v in np.unravel_index(pix, lab.shape))
+        return torch.stack(imgs), tile, row, col, torch.from_numpy(flat[pix])
+
+
 class FCNPatches(Dataset):
     """FCN patches of an index (§4.2): item -> (image (5, S, S) float32, labels (S, S)
     int64 with 255 = ignored), both under the row's dihedral transform.

@@ -14,6 +14,13 @@ Choices where the paper is silent (documented here and in the README):
 - Every epoch visits every training row of the index once in a seeded random order (a
   fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
   every patch in all 8 dihedral transforms (§4.2).
+- PB by loss sampling (``TrainSettings.sampling = "tiles"``, not the paper's recipe and off
+  in config/vaihingen.yaml): a batch is ``batch_size`` tiles (:class:`~vaiseg.patches.PBTiles`)
+  whose ``batch_size * centres_per_tile`` class-balanced centres share the convolutions
+  (:meth:`~vaiseg.models.PatchCNN.forward_centres`); the loss is
+  :func:`balanced_cross_entropy` (every class present in the batch weighted equally; with
+  the even split it is the plain mean). An epoch has as many centres as the index has
+  training patches. The held-out history still uses the held-out 65x65 patches.
 - FCN dropout placement (``TrainSettings.fcn_dropout``, the paper does not say; see
   :class:`~vaiseg.models.FCN`): on the encoder output (default) or after each of the last
   two encoder sets; recorded in the model file's ``arch`` (``dropout_placement``) and in
@@ -62,7 +69,7 @@ from .config import MODELS
 from .errors import ConfigError
 from .mfb import load_mfb_weights, weighted_cross_entropy
 from .models import FCN, FCN_DROPOUT_PLACEMENTS, PatchCNN, save_model
-from .patches import FCNPatches, PBPatches, load_index
+from .patches import FCNPatches, PBPatches, PBTiles, load_index
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,8 @@ TRAINING_VERSION = 2
 #: faster (benchmarks/run.py train_throughput, ``channels_last_speedup``)
 MEMORY_FORMAT = torch.channels_last
 CHECKPOINT = "last.pt"
+#: PB training modes (``TrainSettings.sampling``)
+SAMPLINGS = ("patches", "tiles")
 #: bands of image.tif: IR, R, G, DSM, nDSM (vaiseg.data.normalize.BAND_NAMES)
 N_BANDS = 5
 
@@ -114,6 +123,13 @@ class TrainSettings:
     #: clip the gradient's global L2 norm to this before each optimiser step
     #: (``torch.nn.utils.clip_grad_norm_``); None = no clipping (the paper's recipe)
     clip_grad_norm: float | None = None
+    #: PB only: "patches" (the paper: a batch of 65x65 patches) or "tiles" (loss sampling,
+    #: Long et al. 2015: ``batch_size`` tiles of ``tile_size``^2 centres plus 32 px of context,
+    #: ``centres_per_tile`` class-balanced centres each, convolutions shared;
+    #: :class:`~vaiseg.patches.PBTiles`)
+    sampling: str = "patches"
+    tile_size: int = 128
+    centres_per_tile: int = 128
 
     def __post_init__(self):
         if int(self.evals_per_epoch) < 1:
@@ -130,6 +146,10 @@ class TrainSettings:
             object.__setattr__(self, "bands", tuple(int(b) for b in bands))
         if self.clip_grad_norm is not None and not float(self.clip_grad_norm) > 0:
             raise ConfigError(f"clip_grad_norm must be > 0 or null, got {self.clip_grad_norm!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if int(self.tile_size) < 1 or int(self.centres_per_tile) < 1:
+            raise ConfigError(f"tile_size and centres_per_tile must be >= 1, got {self.tile_size!r}, {self.centres_per_tile!r}")
 
     @property
     def in_channels(self) -> int:
@@ -227,9 +247,13 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 def _settings_record(s: TrainSettings) -> dict:
     """``asdict(s)`` without ``bands`` and ``clip_grad_norm`` when they are None (the
-    defaults), so the fingerprint and the model meta of a five-band, unclipped run are the
-    same as before the fields existed."""
+    defaults) and without the tile settings when ``sampling`` is "patches", so the
+    fingerprint and the model meta of a five-band, unclipped, patchwise run are the same as
+    before the fields existed."""
     settings = asdict(s)
+    if settings["sampling"] == "patches":
+        for k in ("sampling", "tile_size", "centres_per_tile"):
+            settings.pop(k)
     if settings["clip_grad_norm"] is None:  # unclipped runs keep the fingerprint they had
         settings.pop("clip_grad_norm")
     if settings["bands"] is None:
@@ -249,6 +273,15 @@ def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | Non
     h.update(json.dumps([model, settings, mfb, TRAINING_VERSION], sort_keys=True).encode())
     h.update(Path(index_path).read_bytes())
     return h.hexdigest()
+
+
+def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with every class present in ``target`` weighted equally: the mean over
+    the present classes of each class's mean loss (PB's class-balanced objective, §4.1, for
+    loss-sampled batches whose class mix is not exactly balanced). (N, K) logits, (N,) int64."""
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    counts = torch.bincount(target, minlength=logits.shape[1])
+    return (ce / (counts[target] * (counts > 0).sum())).sum()
 
 
 def _loss(model: str, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -390,7 +423,13 @@ def train(
     fingerprint = _fingerprint(model, s, Path(index_path), None if weights is None else weights.tolist())
 
     index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
-    if model == "PB":
+    tiles = s.sampling == "tiles"
+    if tiles and model != "PB":
+        raise ConfigError(f"{model}: sampling 'tiles' is a PB setting (the FCNs train on whole patches)")
+    if tiles:
+        train_ds = PBTiles(index, data_dir, cache_dir, tile_size=s.tile_size, centres=s.centres_per_tile, seed=s.seed, bands=s.bands)
+        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
+    elif model == "PB":
         train_ds = PBPatches(index, data_dir, cache_dir, "train", bands=s.bands)
         val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
     else:
@@ -409,7 +448,11 @@ def train(
         torch.manual_seed(s.seed)
         net = _build(model, s).to(dev, memory_format=MEMORY_FORMAT)
         opt = _optimizer(net, s)
-        sched = _scheduler(opt, s, math.ceil(len(train_ds) / s.batch_size))
+        n_train = len(train_ds)
+        # optimiser steps per epoch: every training row once (patches); in tile mode as many
+        # batches of batch_size x centres_per_tile centres as give that many centres
+        nb = math.ceil(n_train / (s.batch_size * (s.centres_per_tile if tiles else 1)))
+        sched = _scheduler(opt, s, nb)
         history: list[dict] = []
         start = 0
         if ckpt_path.is_file():
@@ -426,23 +469,34 @@ def train(
                 log.warning("%s: checkpoint %s is from other settings or patches; starting afresh", model, ckpt_path)
         pin = dev.type == "cuda"
         val_loader = DataLoader(val_ds, batch_size=s.batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
-        log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, len(train_ds), len(val_ds), s.epochs)
-        nb = math.ceil(len(train_ds) / s.batch_size)  # optimiser steps per epoch
+        log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, n_train, len(val_ds), s.epochs)
+        if tiles:
+            log.info("%s: loss sampling, %d batches of %d tiles (%d^2 centres) x %d centres per epoch", model, nb, s.batch_size, s.tile_size, s.centres_per_tile)
         evals = min(int(s.evals_per_epoch), nb)
         # the batch after which each of the epoch's evaluations happens (the last = epoch end)
         eval_after = {round(k * nb / evals) - 1 for k in range(1, evals + 1)}
         for epoch in range(start + 1, s.epochs + 1):
             t0 = time.perf_counter()
-            loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(len(train_ds), s.seed, epoch)), num_workers=workers, pin_memory=pin)
+            if tiles:  # class-stratified batches of tiles, centres drawn per batch
+                loader = DataLoader(
+                    train_ds, batch_sampler=train_ds.epoch_batches(epoch, nb, s.batch_size),
+                    collate_fn=train_ds.collate, num_workers=workers, pin_memory=pin,
+                )
+            else:
+                loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(n_train, s.seed, epoch)), num_workers=workers, pin_memory=pin)
             net.train()
             loss_sum, n_sum = 0.0, 0
+            seen = history[-1]["samples"] if history else 0  # samples before this epoch (its last row)
             clipped = steps = 0  # optimiser steps whose gradient was clipped, of steps
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-            for i, (x, y) in enumerate(bar):
-                x, y = x.to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), y.to(dev, non_blocking=pin)
+            for i, batch in enumerate(bar):
+                x, y = batch[0].to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), batch[-1].to(dev, non_blocking=pin)
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
-                    logits = net(x)
-                loss = _loss(model, logits, y, weights)
+                    if tiles:
+                        logits = net.forward_centres(x, *(t.to(dev, non_blocking=pin) for t in batch[1:4]))
+                    else:
+                        logits = net(x)
+                loss = balanced_cross_entropy(logits, y) if tiles else _loss(model, logits, y, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if s.clip_grad_norm is not None:
@@ -452,15 +506,16 @@ def train(
                 lr = opt.param_groups[0]["lr"]
                 opt.step()
                 sched.step()
-                loss_sum += float(loss.detach()) * len(x)
-                n_sum += len(x)
+                loss_sum += float(loss.detach()) * len(y)
+                n_sum += len(y)
+                seen += len(y)
                 bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}")
                 if i in eval_after:
                     step = (epoch - 1) * nb + i + 1
                     row = {
                         "epoch": round(step / nb, 4),
                         "step": step,
-                        "samples": (epoch - 1) * len(train_ds) + min((i + 1) * s.batch_size, len(train_ds)),
+                        "samples": seen,
                         "lr": lr,
                         "train_loss": loss_sum / max(n_sum, 1),
                     }
@@ -497,7 +552,7 @@ def train(
         "epochs_done": history[-1]["epoch"] if history else 0,
         "convergence": convergence(history),
         "final": history[-1] if history else {},
-        "train_samples": len(train_ds),
+        "train_samples": n_train,
         "val_samples": len(val_ds),
         "device": str(dev),
         "seconds": sum(r["seconds"] for r in history),
