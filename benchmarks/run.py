@@ -474,22 +474,35 @@ def _train_demo() -> dict:
     for m, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
         st = TrainSettings.from_config(cfg, m)  # what the train rules derive from the config
         out[m] = dict(batch=st.batch_size, patch=patch, optimizer=st.optimizer, lr=st.lr)
+        if m == "PB" and st.sampling == "tiles":  # the demo's PB step; "PB" times the patchwise one
+            out["PB_tiles"] = dict(batch=st.batch_size, tile=st.tile_size, centres=st.centres_per_tile)
+            out[m]["batch"] = PB_PATCHWISE_BATCH
+        elif m == "PB":
+            out["PB_tiles"] = dict(PB_TILES)
     out.update(width=st.width, dropout=st.dropout)
     return out
+
+
+#: PB's patchwise batch in the section when the demo trains PB by loss sampling
+PB_PATCHWISE_BATCH = 32
+#: PB's loss-sampling step when the demo trains patch by patch: the setting measured in the
+#: README ("Convergence": 5 tiles of 64 x 64 centres, 64 centres each)
+PB_TILES = dict(batch=5, tile=64, centres=64)
 
 
 #: sizes of the section: matmul side, products per timed call, training steps per timed
 #: call, timed rounds (round-robin matmul, PB, FCN after one warm-up round each)
 TT_SIZES = dict(matmul_n=2048, matmul_k=3, steps=10, rounds=5)
-TT_TINY = dict(matmul_n=256, matmul_k=3, steps=2, rounds=2, width=0.0625, PB_batch=4, FCN_batch=2, FCN_patch=64)
+TT_TINY = dict(matmul_n=256, matmul_k=3, steps=2, rounds=2, width=0.0625, PB_batch=4, FCN_batch=2, FCN_patch=64,
+               PB_tiles_batch=5, PB_tiles_tile=8, PB_tiles_centres=4)
 
 
 def train_throughput_setup(tiny: bool, args=None) -> dict:
     """Sizes of the train_throughput section: CLI overrides > --tiny sizes > the demo config."""
     demo = _train_demo()
     s = dict(TT_SIZES, width=demo["width"], dropout=demo["dropout"])
-    for m in ("PB", "FCN"):
-        for k, v in demo[m].items():
+    for m in ("PB", "FCN", "PB_tiles"):
+        for k, v in demo.get(m, {}).items():
             s[f"{m}_{k}"] = v
     if tiny:
         s.update(TT_TINY)
@@ -569,6 +582,37 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         info[model] = {"batch": batch, "patch": patch, "optimizer": st.optimizer, "lr": st.lr,
                        "forward_gflop_per_sample": fc.get_total_flops() / batch / 1e9,
                        "parameters": parameter_count(net)}
+    if "PB_tiles_batch" in s:  # PB by loss sampling (vaiseg.training, sampling "tiles")
+        from vaiseg.training import balanced_cross_entropy
+
+        nt, side, kc = s["PB_tiles_batch"], s["PB_tiles_tile"], s["PB_tiles_centres"]
+        st = TrainSettings(optimizer=s["PB_optimizer"], lr=s["PB_lr"], width=s["width"], dropout=s["dropout"], batch_size=nt)
+        torch.manual_seed(0)
+        net = _build("PB", st).to(device, memory_format=torch.channels_last).train()
+        opt = _optimizer(net, st)
+        xt = torch.randn(nt, net.in_channels, side + 64, side + 64, device=device).contiguous(memory_format=torch.channels_last)
+        tile = torch.arange(nt, device=device).repeat_interleave(kc)
+        row = torch.randint(0, side, (nt * kc,), generator=g).to(device)
+        col = torch.randint(0, side, (nt * kc,), generator=g).to(device)
+        yt = torch.arange(nt * kc, device=device) % net.n_classes  # the even class split
+
+        def step_tiles(net=net, opt=opt):
+            for _ in range(s["steps"]):
+                opt.zero_grad(set_to_none=True)
+                balanced_cross_entropy(net.forward_centres(xt, tile, row, col), yt).backward()
+                opt.step()
+
+        fns["PB_tiles"] = step_tiles
+        with FlopCounterMode(display=False) as fc:
+            balanced_cross_entropy(net.forward_centres(xt, tile, row, col), yt).backward()
+        opt.zero_grad(set_to_none=True)
+        flops["PB_tiles"] = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            with torch.no_grad():
+                net.forward_centres(xt, tile, row, col)
+        info["PB_tiles"] = {"batch": nt * kc, "tiles": nt, "tile": side, "centres_per_tile": kc, "optimizer": st.optimizer,
+                            "lr": st.lr, "forward_gflop_per_sample": fc.get_total_flops() / (nt * kc) / 1e9,
+                            "parameters": parameter_count(net), "channels_last_speedup": None}
     log(f"[train_throughput] matmul {n}^2 x{k}, PB batch {s['PB_batch']}, FCN batch {s['FCN_batch']} "
         f"({s['FCN_patch']}^2), width {s['width']}, {s['steps']} steps x {s['rounds']} rounds, {threads} threads")
     t = timeit_interleaved(fns, s["rounds"], device)
@@ -587,9 +631,9 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         "cpu_s_per_wall_s": sum(v["cpu_median_s"] for v in t.values()) / sum(v["median_s"] for v in t.values()),
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
     }
-    for model in ("PB", "FCN"):
+    for model in [m for m in ("PB", "FCN", "PB_tiles") if m in fns]:
         tm = t[model]
-        batch = s[f"{model}_batch"]
+        batch = info[model]["batch"]  # samples per step (PB_tiles: the batch's centres)
         sps = batch * s["steps"] / tm["median_s"]
         gf = flops[model] / batch / 1e9
         out[model] = {
@@ -602,8 +646,8 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
             "cpu_s_per_wall_s": tm["cpu_median_s"] / tm["median_s"],
             "times_s": tm["times_s"],
             # step time in NCHW / in channels-last (the layout vaiseg.training uses)
-            "channels_last_speedup": t[f"{model}_nchw"]["median_s"] / tm["median_s"],
-            **info[model],
+            "channels_last_speedup": t[f"{model}_nchw"]["median_s"] / tm["median_s"] if f"{model}_nchw" in t else None,
+            **{k: v for k, v in info[model].items() if k != "channels_last_speedup"},
         }
     out["matmul_times_s"] = t["matmul"]["times_s"]
     out["matmul_cpu_s_per_wall_s"] = t["matmul"]["cpu_median_s"] / t["matmul"]["median_s"]
@@ -614,13 +658,18 @@ def train_throughput_summary(tt: dict) -> str:
     lines = [f"training throughput ({tt['threads']} torch threads, {tt['device']}, width {tt['width']}): "
              f"matmul fp32 {tt['matmul_n']}^2 = {tt['matmul_gflops']:.1f} GFLOP/s "
              f"(best {tt['matmul_gflops_best']:.1f}); CPU s per wall s {tt['cpu_s_per_wall_s']:.2f}",
-             f"  {'model':<5} {'batch':>5} {'patch':>5} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} "
+             f"  {'model':<8} {'batch':>5} {'patch':>5} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} "
              f"{'% of matmul':>11} {'NHWC/NCHW':>9}"]
-    for m in ("PB", "FCN"):
+    for m in [m for m in ("PB", "FCN", "PB_tiles") if m in tt]:
         v = tt[m]
-        lines.append(f"  {m:<5} {v['batch']:>5} {v['patch']:>5} {v['samples_per_s']:>10.1f} "
+        cl = "-" if v["channels_last_speedup"] is None else f"{v['channels_last_speedup']:.2f}x"
+        patch = v.get("patch", f"{v.get('tile', '')}+64")
+        lines.append(f"  {m:<8} {v['batch']:>5} {patch:>5} {v['samples_per_s']:>10.1f} "
                      f"{v['gflop_per_sample']:>13.4f} {v['achieved_gflops']:>9.2f} {v['share_of_matmul']:>10.1f}% "
-                     f"{v['channels_last_speedup']:>8.2f}x")
+                     f"{cl:>9}")
+    if "PB_tiles" in tt:
+        lines.append("  PB_tiles: PB by loss sampling (batch = centres per step, patch = tile side + context); "
+                     f"{tt['PB_tiles']['samples_per_s'] / tt['PB']['samples_per_s']:.1f}x PB's patchwise samples/s")
     return "\n".join(lines)
 
 

@@ -125,10 +125,10 @@ def _check_train_throughput(tt: dict, setup: dict) -> None:
     assert isinstance(tt["threads"], int) and tt["threads"] >= 1
     for key in ("matmul_gflops", "matmul_gflops_best", "cpu_s_per_wall_s"):
         assert math.isfinite(tt[key]) and tt[key] > 0, key
-    for name in ("PB", "FCN"):
+    for name in ("PB", "FCN", "PB_tiles"):
         v = tt[name]
         for key in ("samples_per_s", "gflop_per_sample", "achieved_gflops", "share_of_matmul", "step_s",
-                    "forward_gflop_per_sample", "channels_last_speedup"):
+                    "forward_gflop_per_sample") + (("channels_last_speedup",) if name != "PB_tiles" else ()):
             assert isinstance(v[key], (int, float)) and math.isfinite(v[key]) and v[key] > 0, (name, key, v[key])
         assert 0 < v["share_of_matmul"] <= 300, (name, v["share_of_matmul"])
         assert v["achieved_gflops"] == pytest.approx(v["samples_per_s"] * v["gflop_per_sample"])
@@ -136,7 +136,8 @@ def _check_train_throughput(tt: dict, setup: dict) -> None:
         assert v["samples_per_s"] == pytest.approx(v["batch"] / v["step_s"])
         # backward ~2x forward: fwd+bwd between 2x and 3x the forward FLOPs
         assert 2 * v["forward_gflop_per_sample"] < v["gflop_per_sample"] <= 3.01 * v["forward_gflop_per_sample"]
-        assert v["batch"] == setup[f"{name}_batch"] and len(v["times_s"]) == tt["rounds"]
+        samples = setup[f"{name}_batch"] * (setup["PB_tiles_centres"] if name == "PB_tiles" else 1)
+        assert v["batch"] == samples and len(v["times_s"]) == tt["rounds"]
     assert tt["PB"]["optimizer"] == "sgd" and tt["FCN"]["optimizer"] == "adam"  # the demo config's optimisers
 
 
@@ -150,6 +151,8 @@ def test_train_throughput_section(tiny_result):
     _check_train_throughput(tt, setup)
     # the forward count is PB's hand count of its convolutions and FC layers (one 65x65 patch)
     assert tt["PB"]["forward_gflop_per_sample"] * 1e9 == pytest.approx(2 * pb_macs_per_pixel(setup["width"], dense=False))
+    # loss sampling: per centre the FC layers plus a share of the tiles' convolutions, less than a patch
+    assert tt["PB_tiles"]["forward_gflop_per_sample"] < tt["PB"]["forward_gflop_per_sample"]
     assert "% of matmul" in stdout and "training throughput" in stdout
 
 
@@ -183,4 +186,11 @@ def test_train_throughput_defaults_are_the_demo_config(repo_root):
     assert s["FCN_patch"] == cfg["patches"]["fcn"]["size"] and s["PB_patch"] == cfg["patches"]["pb"]["size"]
     for name in ("PB", "FCN"):
         t = cfg["train"][name]
-        assert (s[f"{name}_batch"], s[f"{name}_optimizer"], s[f"{name}_lr"]) == (t["batch_size"], t["optimizer"], t["lr"])
+        assert (s[f"{name}_optimizer"], s[f"{name}_lr"]) == (t["optimizer"], t["lr"])
+    assert s["FCN_batch"] == cfg["train"]["FCN"]["batch_size"]
+    pb = cfg["train"]["PB"]
+    if pb.get("sampling") == "tiles":  # the demo's step is timed as PB_tiles, the patchwise one at batch 32
+        assert (s["PB_tiles_batch"], s["PB_tiles_tile"], s["PB_tiles_centres"]) == (pb["batch_size"], pb["tile_size"], pb["centres_per_tile"])
+        assert s["PB_batch"] == 32
+    else:  # patch by patch: the loss-sampling step is timed at the README's measured setting
+        assert s["PB_batch"] == pb["batch_size"] and (s["PB_tiles_batch"], s["PB_tiles_tile"], s["PB_tiles_centres"]) == (5, 64, 64)

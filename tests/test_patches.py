@@ -237,15 +237,19 @@ def test_extract_errors(tmp_path):
 
 
 def test_pb_tiles_sample_balanced_held_in_centres_with_their_context(tmp_path):
-    # band 0 carries the eroded GT and band 1 the held-out mask, so every sampled centre can
-    # be checked against the pixel under it, through the tile's dihedral transform
+    # band 0 carries the eroded GT, band 1 the held-out mask and band 2 the training car
+    # centres of the PB index, so every sampled centre can be checked against the pixel
+    # under it, through the tile's dihedral transform
     data = tmp_path / "data"
     _, full, eroded = make_labels(h=160, w=176)
     write_area(data, 1, np.zeros((5, 160, 176), np.float32), full, eroded)
     extract_pb(data, [1], tmp_path / "pb.npz", per_class=30, car_rotations=2, seed=0, val_fraction=0.2)
     idx, _ = load_index(tmp_path / "pb.npz", "pb")
     held = heldout_mask(idx, 1, full)
-    image = np.stack([eroded.astype(np.float32), held.astype(np.float32), *np.zeros((3, 160, 176), np.float32)])
+    car_centre = np.zeros((160, 176), np.float32)
+    cars = (idx["label"] == CAR) & ~idx["val"]
+    car_centre[idx["row"][cars], idx["col"][cars]] = 1
+    image = np.stack([eroded.astype(np.float32), held.astype(np.float32), car_centre, *np.zeros((2, 160, 176), np.float32)])
     write_area(data, 1, image, full, eroded)
     ds = PBTiles(idx, data, tmp_path / "cache", tile_size=48, centres=8, seed=0)
     assert len(ds) == int((~idx["val"]).sum())
@@ -258,14 +262,16 @@ def test_pb_tiles_sample_balanced_held_in_centres_with_their_context(tmp_path):
         items = [ds[j] for j in b]
         for x, lab, j in items:
             assert x.shape == (5, 48 + 64, 48 + 64) and lab.shape == (48, 48)
-            region = x[:2, 32:80, 32:80].numpy()
-            usable = (region[0] <= CAR) & (region[1] == 0)  # no clutter, ignored or held-out pixel
+            region = x[:3, 32:80, 32:80].numpy()
+            # no clutter, ignored or held-out pixel; of a car only its centre in the PB index
+            usable = (region[0] <= CAR) & (region[1] == 0) & ((region[0] != CAR) | (region[2] == 1))
             assert np.array_equal(lab.numpy()[usable], region[0][usable].astype(np.int64)) and (lab.numpy()[~usable] == IGNORE).all()
         xb, tile, row, col, y = ds.collate(items)
         assert xb.shape == (5, 5, 112, 112) and len(tile) == len(row) == len(col) == len(y) == 40
         assert ((row >= 0) & (row < 48) & (col >= 0) & (col < 48)).all()
-        under = xb[tile, :2, row + 32, col + 32].numpy()  # the pixel under each centre
+        under = xb[tile, :3, row + 32, col + 32].numpy()  # the pixel under each centre
         assert np.array_equal(under[:, 0], y.numpy().astype(np.float32)) and not under[:, 1].any()
+        assert (under[y.numpy() == CAR, 2] == 1).all()  # cars: centred patches only
         assert np.array_equal(np.bincount(y.numpy(), minlength=5), [8] * 5)  # every class, evenly
         again = ds.collate([ds[j] for j in b])
         assert all(torch.equal(u, v) for u, v in zip(again, (xb, tile, row, col, y)))  # seeded by the item ids

@@ -300,6 +300,8 @@ def test_pb_tile_sampling_trains_resumes_and_is_recorded(data, tmp_path):
     assert _fingerprint("PB", patchwise, index, None) != _fingerprint("PB", TrainSettings(width=0.125, **tiles), index, None)
     with pytest.raises(ConfigError, match="sampling 'tiles' is a PB setting"):
         _run(data, tmp_path / "fcn", "FCN", TrainSettings(width=0.125, **tiles))
+    cfg = {"train": {"PB": {"sampling": "tiles", "tile_size": 64, "centres_per_tile": 32}}, "models": {"width": 0.25}}
+    assert TrainSettings.from_config(cfg, "PB") == TrainSettings(width=0.25, sampling="tiles", tile_size=64, centres_per_tile=32)
     with pytest.raises(ConfigError, match="sampling must be one of patches, tiles"):
         TrainSettings(sampling="pixels")
     with pytest.raises(ConfigError, match="centres_per_tile"):

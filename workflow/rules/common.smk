@@ -133,6 +133,9 @@ def train_params(model, seed=None):
     settings = dict(config["train"].get(model, {}))
     if settings.get("clip_grad_norm", 0) is None:
         del settings["clip_grad_norm"]  # unclipped (the default): the params runs had before it existed
+    if settings.get("sampling", "patches") == "patches":  # patchwise PB (the default): the tile keys do nothing
+        for key in ("sampling", "tile_size", "centres_per_tile"):
+            settings.pop(key, None)
     return {
         **settings,
         "amp": config["train"].get("amp", False),
