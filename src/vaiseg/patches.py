@@ -447,7 +447,7 @@ class PBTiles(Dataset):
     The same objective per centre as :class:`PBPatches` (the class of a 65x65 patch's centre
     pixel, classes weighted equally), with the convolutions shared by the patches cut from
     one tile (:meth:`~vaiseg.models.PatchCNN.forward_centres`). Choices (not in the paper,
-    which trains patch by patch; this switch is off in config/vaihingen.yaml):
+    which trains patch by patch; this switch is off in both configs, README "Convergence"):
 
     - the epoch's tiles are anchored at training rows of the PB classes in turn (tile t at
       class t mod 5, :meth:`epoch_batches`), so a batch of 5 tiles holds every class, cars
@@ -536,7 +536,8 @@ class PBTiles(Dataset):
     def collate(self, batch):
         """-> (images (B, C, S+64, S+64), tile (N,), row (N,), col (N,), labels (N,)): ``B * K``
         centres split evenly over the PB classes present in the batch (remainder to random
-        classes), each drawn uniformly over that class's pixels in the batch's tiles; a
+        classes), each drawn uniformly over that class's candidate pixels in the batch's
+        tiles; a
         centre (row, col) of the S x S region is the top-left corner of its 65x65 patch in
         the padded image."""
         imgs, labs, ids = zip(*batch)

@@ -14,8 +14,8 @@ Choices where the paper is silent (documented here and in the README):
 - Every epoch visits every training row of the index once in a seeded random order (a
   fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
   every patch in all 8 dihedral transforms (§4.2).
-- PB by loss sampling (``TrainSettings.sampling = "tiles"``, not the paper's recipe and off
-  in config/vaihingen.yaml): a batch is ``batch_size`` tiles (:class:`~vaiseg.patches.PBTiles`)
+- PB by loss sampling (``TrainSettings.sampling = "tiles"``, not the paper's recipe; off in
+  both configs: measured and not taken, README "Convergence"): a batch is ``batch_size`` tiles (:class:`~vaiseg.patches.PBTiles`)
   whose ``batch_size * centres_per_tile`` class-balanced centres share the convolutions
   (:meth:`~vaiseg.models.PatchCNN.forward_centres`); the loss is
   :func:`balanced_cross_entropy` (every class present in the batch weighted equally; with
@@ -468,7 +468,9 @@ def train(
             else:
                 log.warning("%s: checkpoint %s is from other settings or patches; starting afresh", model, ckpt_path)
         pin = dev.type == "cuda"
-        val_loader = DataLoader(val_ds, batch_size=s.batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+        # held-out patches in batches of a training step's samples (tile mode: its centres)
+        val_bs = s.batch_size * (s.centres_per_tile if tiles else 1)
+        val_loader = DataLoader(val_ds, batch_size=val_bs, shuffle=False, num_workers=workers, pin_memory=pin)
         log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, n_train, len(val_ds), s.epochs)
         if tiles:
             log.info("%s: loss sampling, %d batches of %d tiles (%d^2 centres) x %d centres per epoch", model, nb, s.batch_size, s.tile_size, s.centres_per_tile)
