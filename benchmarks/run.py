@@ -612,7 +612,7 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
                 net.forward_centres(xt, tile, row, col)
         info["PB_tiles"] = {"batch": nt * kc, "tiles": nt, "tile": side, "centres_per_tile": kc, "optimizer": st.optimizer,
                             "lr": st.lr, "forward_gflop_per_sample": fc.get_total_flops() / (nt * kc) / 1e9,
-                            "parameters": parameter_count(net), "channels_last_speedup": None}
+                            "parameters": parameter_count(net)}
     log(f"[train_throughput] matmul {n}^2 x{k}, PB batch {s['PB_batch']}, FCN batch {s['FCN_batch']} "
         f"({s['FCN_patch']}^2), width {s['width']}, {s['steps']} steps x {s['rounds']} rounds, {threads} threads")
     t = timeit_interleaved(fns, s["rounds"], device)
@@ -647,7 +647,7 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
             "times_s": tm["times_s"],
             # step time in NCHW / in channels-last (the layout vaiseg.training uses)
             "channels_last_speedup": t[f"{model}_nchw"]["median_s"] / tm["median_s"] if f"{model}_nchw" in t else None,
-            **{k: v for k, v in info[model].items() if k != "channels_last_speedup"},
+            **info[model],
         }
     out["matmul_times_s"] = t["matmul"]["times_s"]
     out["matmul_cpu_s_per_wall_s"] = t["matmul"]["cpu_median_s"] / t["matmul"]["median_s"]

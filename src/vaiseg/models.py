@@ -164,7 +164,8 @@ class PatchCNN(nn.Module):
         """
         f = self.features(x)  # (B, C4, H - 24, W - 24)
         b, c4, hf, wf = f.shape
-        if len(tile) and (int(row.max()) + PB_FEATURE > hf or int(col.max()) + PB_FEATURE > wf or int(row.min()) < 0 or int(col.min()) < 0):
+        outside = (row < 0) | (col < 0) | (row > hf - PB_FEATURE) | (col > wf - PB_FEATURE)
+        if bool(outside.any()):  # one host sync per step
             raise ValueError(f"patch corners must lie in [0, {hf - PB_FEATURE}] x [0, {wf - PB_FEATURE}] for tiles of {tuple(x.shape[-2:])}")
         flat = f.permute(0, 2, 3, 1).reshape(b * hf * wf, c4)  # no copy for channels-last maps
         ar = torch.arange(PB_FEATURE, device=f.device)

@@ -505,17 +505,9 @@ class PBTiles(Dataset):
         perms = [rng.permutation(np.flatnonzero(self.label == c)) for c in PB_CLASSES]
         if any(len(p) == 0 for p in perms):
             raise DataError(None, f"tile sampling needs a training patch of every PB class, got counts {[len(p) for p in perms]}")
-        base = (epoch - 1) * len(self)
-        used = [0] * len(PB_CLASSES)
-        batches = []
-        for _ in range(n_batches):
-            ids = []
-            for _ in range(batch_size):
-                c = int(np.argmin(used))  # the classes in turn
-                ids.append(base + int(perms[c][used[c] % len(perms[c])]))
-                used[c] += 1
-            batches.append(ids)
-        return batches
+        base, n = (epoch - 1) * len(self), len(PB_CLASSES)
+        ids = [base + int(perms[t % n][(t // n) % len(perms[t % n])]) for t in range(n_batches * batch_size)]
+        return [ids[k : k + batch_size] for k in range(0, len(ids), batch_size)]
 
     def __getitem__(self, j):
         epoch, i = divmod(int(j), len(self))
