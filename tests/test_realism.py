@@ -55,6 +55,8 @@ def test_identical_distributions_give_zero():
         d = rows_of(df, m).distance.dropna()
         assert len(d) > 0 and (d == 0).all(), m
     assert summary["band_w1_mean"] == 0 and summary["boundary_fraction_synthetic"] == summary["boundary_fraction_real"]
+    assert summary["boundary_fraction_real_at_synthetic_mix"] == pytest.approx(summary["boundary_fraction_real"])
+    assert (rows_of(df, "boundary_rate").distance.dropna() == 0).all()
 
 
 def test_known_shift_of_the_standardised_values():
@@ -109,6 +111,29 @@ def test_boundary_fraction_of_a_hand_made_label_image():
     assert M.boundary_fraction(lab) == pytest.approx(0.07)
     other = np.full((10, 10), IGNORE, np.uint8)  # pooled: (7 + 100) / 200
     assert M.boundary_fraction([lab, other]) == pytest.approx(107 / 200)
+
+
+def test_boundary_rates_give_each_band_pixel_the_nearest_class():
+    # class 1 on columns 0-7, class 3 on 8-9, the 2-px band on columns 7 and 8: column 7
+    # goes to class 1 (its nearest labelled pixel is column 6), column 8 to class 3
+    lab = np.full((10, 10), 1, np.uint8)
+    lab[:, 8:] = 3
+    lab[:, 7:9] = IGNORE
+    mix, rate = M.boundary_rates(lab)
+    assert mix[1] == pytest.approx(0.8) and mix[3] == pytest.approx(0.2) and mix.sum() == pytest.approx(1.0)
+    assert rate[1] == pytest.approx(10 / 80) and rate[3] == pytest.approx(10 / 20)
+    assert np.isnan(rate[[0, 2, 4, 5]]).all()  # classes without pixels have no rate
+    assert (mix[1] * rate[1] + mix[3] * rate[3]) == pytest.approx(M.boundary_fraction(lab))
+    # an image with no labelled pixel counts nowhere; pooling adds pixel counts
+    mix2, rate2 = M.boundary_rates([lab, np.full((4, 4), IGNORE, np.uint8), np.full((10, 10), 3, np.uint8)])
+    assert mix2[3] == pytest.approx(120 / 200) and rate2[3] == pytest.approx(10 / 120)
+
+
+def test_boundary_fraction_at_mix_renormalises_over_classes_with_a_rate():
+    rate = np.array([0.2, np.nan, 0.4, np.nan, np.nan, np.nan])
+    mix = np.array([0.5, 0.25, 0.25, 0, 0, 0])
+    assert M.boundary_fraction_at_mix(rate, mix) == pytest.approx((0.5 * 0.2 + 0.25 * 0.4) / 0.75)
+    assert np.isnan(M.boundary_fraction_at_mix(np.full(6, np.nan), mix))
 
 
 def rotated_rect(shape, cy, cx, length, width, angle_deg):

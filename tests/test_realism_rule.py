@@ -30,16 +30,24 @@ def test_realism_without_reference_says_what_to_configure(tiny_local_run):
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_samples (real Vaihingen crop) is absent")
 def test_realism_target_on_the_real_crop(tiny_local_run):
-    r = snakemake_tiny(tiny_local_run, "realism", config={"realism": {"reference": {"crop": CROP}}})
+    # two sim-to-real seeds: one IR-R-G FCN each, the headline their mean +- std
+    r = snakemake_tiny(tiny_local_run, "realism", config={"realism": {"reference": {"crop": CROP}, "seeds": [0, 1]}})
     assert r.returncode == 0, snakemake_log_tail(tiny_local_run)
     out = tiny_local_run / "results" / "realism"
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("sim_to_real_oa", "sim_to_real_avg_f1", "boundary_fraction_synthetic", "boundary_fraction_real"):
+    for key in ("sim_to_real_oa", "sim_to_real_avg_f1", "boundary_fraction_synthetic", "boundary_fraction_real",
+                "boundary_fraction_real_at_synthetic_mix", "boundary_fraction_synthetic_at_real_mix"):
         assert key in summary, key
     assert 0 <= summary["sim_to_real_oa"] <= 100
+    per_seed = summary["sim_to_real_seeds"]
+    assert [p["seed"] for p in per_seed] == [0, 1] and "sim_to_real_oa_std" in summary
+    assert summary["sim_to_real_oa"] == pytest.approx(np.mean([p["sim_to_real_oa"] for p in per_seed]))
+    for seed in (0, 1):
+        assert (out / "fcn_irrg" / f"seed{seed}" / "model.pt").is_file()
     assert 0.07 < summary["boundary_fraction_real"] < 0.09  # the crop: 8 % ignored
     pred, _ = read_raster(out / "real_crop_pred.tif")
     assert pred.shape == (1, 512, 512) and pred.dtype == np.uint8 and pred.max() < N_CLASSES
     for name in ("realism.csv", "realism.md", "realism.png"):
         assert (out / name).stat().st_size > 0
+    assert "band rate syn / real" in (out / "realism.md").read_text()  # the boundary split by class
     assert not (tiny_local_run / "results" / "tables" / "realism.csv").exists()

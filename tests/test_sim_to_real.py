@@ -272,3 +272,52 @@ def test_the_real_vaihingen_crop(tmp_path):
     assert pred.shape == (1, 512, 512) and pred.dtype == np.uint8 and pred.max() <= 5
     assert res["n_pixels"] == (lab != IGNORE).sum() and 0 <= res["sim_to_real_oa"] <= 100
     assert sum(res["true_share"].values()) == pytest.approx(100)
+
+
+def test_seed_summary_by_hand():
+    from vaiseg.realism.run import seed_summary
+
+    runs = [dict(sim_to_real_oa=70.0, sim_to_real_avg_f1=60.0, sim_to_real_car_f1=None),
+            dict(sim_to_real_oa=80.0, sim_to_real_avg_f1=62.0, sim_to_real_car_f1=50.0)]
+    s = seed_summary(runs, [4, 7])
+    assert s["sim_to_real_oa"] == 75.0 and s["sim_to_real_oa_std"] == pytest.approx(50 ** 0.5)  # ddof 1
+    assert s["sim_to_real_avg_f1"] == 61.0 and s["sim_to_real_avg_f1_std"] == pytest.approx(2 ** 0.5)
+    assert s["sim_to_real_car_f1"] == 50.0 and "sim_to_real_car_f1_std" not in s  # one value: no spread
+    assert [r["seed"] for r in s["sim_to_real_seeds"]] == [4, 7] and s["sim_to_real_seeds"][0]["sim_to_real_car_f1"] is None
+    one = seed_summary(runs[1:], [0])
+    assert one["sim_to_real_oa"] == 80.0 and not any(k.endswith("_std") for k in one)
+
+
+def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
+    """Two seeds: the headline is the mean of the two models' own sim-to-real scores, the
+    std their sample std, the raster the first seed's prediction."""
+    import vaiseg.realism.run as run
+    from vaiseg.realism.reference import load_mmseg_crop
+
+    _fake_crop(tmp_path)
+    (tmp_path / "stats.json").write_text(json.dumps(STATS))
+    crop = {"irrg": str(tmp_path / "irrg.png"), "labels": str(tmp_path / "label.png")}
+    for i in (0, 1):
+        _tiny_model(tmp_path / f"m{i}.pt", seed=i)
+    # the synthetic side: the fake crop itself (the loader of extracted archives is tested elsewhere)
+    monkeypatch.setattr(run, "load_isprs_areas", lambda *a, **k: [load_mmseg_crop(crop["irrg"], crop["labels"])])
+    own = [sim_to_real(tmp_path / f"m{i}.pt", tmp_path / "stats.json", crop["irrg"], crop["labels"],
+                       tmp_path / f"own{i}.tif", T=3, seed=s, tile_size=32, device="cpu") for i, s in ((0, 3), (1, 5))]
+    assert own[0]["sim_to_real_oa"] != own[1]["sim_to_real_oa"]
+    out = tmp_path / "out"
+    summary = run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt", tmp_path / "m1.pt"],
+                                 stats=tmp_path / "stats.json", out_dir=out, crop=crop, T=3, seeds=[3, 5],
+                                 tile_size=32, device="cpu")
+    oas = [r["sim_to_real_oa"] for r in own]
+    assert summary["sim_to_real_oa"] == pytest.approx(np.mean(oas))
+    assert summary["sim_to_real_oa_std"] == pytest.approx(np.std(oas, ddof=1))
+    assert [r["seed"] for r in summary["sim_to_real_seeds"]] == [3, 5]
+    assert summary["sim_to_real"]["seed"] == 3
+    written, _ = read_raster(out / "real_crop_pred.tif")
+    first, _ = read_raster(tmp_path / "own0.tif")
+    assert np.array_equal(written, first) and sorted(p.name for p in out.glob("*.tif")) == ["real_crop_pred.tif"]
+    assert "seed 5: OA" in (out / "realism.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["sim_to_real_oa_std"] == pytest.approx(summary["sim_to_real_oa_std"])
+    with pytest.raises(ValueError, match="one model per seed"):
+        run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt"], stats=tmp_path / "stats.json",
+                           out_dir=out, crop=crop, seeds=[3, 5])

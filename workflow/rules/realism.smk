@@ -10,6 +10,8 @@ REALISM_ISPRS = REALISM["reference"].get("isprs")
 REALISM_CROP = {k: project_path(v) for k, v in REALISM["reference"]["crop"].items()}
 # synthetic areas measured: configured, else the CNN training areas (all extracted)
 REALISM_AREAS = list(REALISM["areas"] or CNN_AREAS)
+# one sim-to-real FCN per seed (headline = mean +- std over them); null: the run's seed
+REALISM_SEEDS = [int(s) for s in (REALISM.get("seeds") or [config["seed"]])]
 REALISM_PREDS = (
     {f"area{a}": res(f"realism/real_area{a}_pred.tif") for a in REALISM_ISPRS["areas"]}
     if REALISM_ISPRS
@@ -19,21 +21,21 @@ REALISM_PREDS = (
 
 use rule train_fcn as realism_train_fcn with:
     output:
-        model=res("realism/fcn_irrg/model.pt"),
-        history=res("realism/fcn_irrg/history.csv"),
+        model=res("realism/fcn_irrg/seed{seed}/model.pt"),
+        history=res("realism/fcn_irrg/seed{seed}/history.csv"),
     params:
-        settings={
-            **train_params("FCN"),
+        settings=lambda w: {
+            **train_params("FCN", int(w.seed)),
             "bands": [0, 1, 2],
             **({"epochs": REALISM["epochs"]} if REALISM["epochs"] else {}),
         },
-        checkpoint_dir=res("realism/fcn_irrg/checkpoint"),
+        checkpoint_dir=lambda w: res(f"realism/fcn_irrg/seed{w.seed}/checkpoint"),
     log:
-        logs("realism/train_fcn_irrg.log"),
+        logs("realism/train_fcn_irrg_seed{seed}.log"),
     benchmark:
-        res("benchmarks/realism/train_fcn_irrg.tsv")
+        res("benchmarks/realism/train_fcn_irrg_seed{seed}.tsv")
     message:
-        "Training the FCN on the synthetic training areas' IR, R, G bands (sim-to-real)"
+        "Training the FCN on the synthetic training areas' IR, R, G bands (sim-to-real, seed {wildcards.seed})"
 
 
 if REALISM_ISPRS:
@@ -69,7 +71,7 @@ if REALISM_ISPRS:
 
 rule realism:
     input:
-        model=rules.realism_train_fcn.output.model,
+        models=expand(res("realism/fcn_irrg/seed{seed}/model.pt"), seed=REALISM_SEEDS),
         stats=rules.normalize_stats.output.stats,
         manifest=rules.extract_archives.output.manifest,
         **({"reference": resource("realism/extracted/manifest.json")} if REALISM_ISPRS else {}),
@@ -85,7 +87,7 @@ rule realism:
         reference_areas=REALISM_ISPRS["areas"] if REALISM_ISPRS else [],
         T=INFER["mc_samples"],
         tile_size=INFER["tile_size"],
-        seed=config["seed"],
+        seeds=REALISM_SEEDS,
         device=config["device"],
     threads: 4
     resources:

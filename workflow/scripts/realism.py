@@ -14,14 +14,14 @@ p, i = snakemake.params, snakemake.input
 realism_target(
     manifest=i.manifest,
     synthetic_areas=p.synthetic_areas,
-    model=i.model,
+    model=list(i.models),
     stats=i.stats,
     out_dir=Path(snakemake.output.summary).parent,
     crop=p.crop,
     reference_manifest=i.get("reference"),
     reference_areas=p.reference_areas,
     T=p.T,
-    seed=p.seed,
+    seeds=p.seeds,
     tile_size=p.tile_size,
     device=p.device,
 )

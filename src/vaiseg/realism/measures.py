@@ -19,7 +19,12 @@ Definitions (see each function for details):
   compared with the same Wasserstein distance (DN/px) and its medians are reported. Only
   labelled pixels of the eroded GT are used, so the 3 x 3 Sobel stencil never straddles a
   class boundary: it is the texture inside objects, not their edges.
-- **Eroded-boundary fraction** (:func:`boundary_fraction`): share of ``IGNORE`` pixels.
+- **Eroded-boundary fraction** (:func:`boundary_fraction`): share of ``IGNORE`` pixels;
+  split by class (:func:`boundary_rates`): every ignored pixel is given the class of the
+  nearest labelled pixel, the class's *band rate* is the ignored share of the pixels so
+  given to it. The fraction is the class mix times these rates, so the rates of one side
+  weighted by the other side's class mix (:func:`boundary_fraction_at_mix`) tell how much
+  of a gap is the class mix and how much the shape of the objects.
 - **Objects** (:func:`object_table`): 4-connected components of one class in the eroded
   labels, without tiny fragments (``MIN_AREA_PX``); cars touching the image border are
   dropped (truncated), buildings and crowns are kept (``EXCLUDE_BORDER``). The erosion shrinks every isolated object by ``EROSION_RADIUS``
@@ -205,6 +210,42 @@ def boundary_fraction(labels) -> float:
     arrs = [labels] if isinstance(labels, np.ndarray) else [np.asarray(x) for x in labels]
     n = sum(a.size for a in arrs)
     return float(sum(int((a == IGNORE).sum()) for a in arrs) / n) if n else float("nan")
+
+
+def boundary_rates(labels) -> tuple[np.ndarray, np.ndarray]:
+    """``(mix, rate)``, each (N_CLASSES,), of eroded label images (one or pooled).
+
+    Each ``IGNORE`` pixel is given the class of its nearest labelled pixel (Euclidean,
+    ``scipy.ndimage.distance_transform_edt``; ties by scipy's scan order): a straight
+    boundary between two classes splits its 2 x radius band evenly, as the full labels
+    would. Rule applied on both sides alike, so it needs no full labels (the mmseg crop has
+    none). ``mix[c]`` = share of all pixels given to class c, ``rate[c]`` = ignored share
+    of them (NaN where a class has no pixels). ``(mix * rate).sum()`` equals
+    :func:`boundary_fraction`. An image with no labelled pixel at all counts nowhere."""
+    arrs = [labels] if isinstance(labels, np.ndarray) else [np.asarray(x) for x in labels]
+    n_cls, n_ign = np.zeros(N_CLASSES), np.zeros(N_CLASSES)
+    for a in arrs:
+        ign = a == IGNORE
+        if ign.all():
+            continue
+        near = a[tuple(ndi.distance_transform_edt(ign, return_distances=False, return_indices=True))] if ign.any() else a
+        n_cls += np.bincount(near.ravel(), minlength=N_CLASSES)[:N_CLASSES]
+        n_ign += np.bincount(near[ign].ravel(), minlength=N_CLASSES)[:N_CLASSES]
+    total = n_cls.sum()
+    mix = n_cls / total if total else np.full(N_CLASSES, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n_cls > 0, n_ign / np.maximum(n_cls, 1), np.nan)
+    return mix, rate
+
+
+def boundary_fraction_at_mix(rate: np.ndarray, mix: np.ndarray) -> float:
+    """Boundary fraction that band rates ``rate`` give at class mix ``mix``:
+    ``sum(mix * rate)`` over the classes with a rate, the mix renormalised over them
+    (a class that one side lacks -- the real crop has no clutter -- drops out)."""
+    rate, mix = np.asarray(rate, float), np.asarray(mix, float)
+    ok = np.isfinite(rate) & np.isfinite(mix)
+    w = mix[ok].sum()
+    return float((mix[ok] * rate[ok]).sum() / w) if w > 0 else float("nan")
 
 
 # ----------------------------------------------------------------------------- objects
@@ -443,6 +484,10 @@ def compare(
 
     bf_s, bf_r = boundary_fraction([s.labels for s in synthetic]), boundary_fraction([s.labels for s in real])
     rows.append(_row("boundary_fraction", "all", "", bf_s, bf_r, bf_s - bf_r, "fraction"))
+    (mix_s, rate_s), (mix_r, rate_r) = (boundary_rates([s.labels for s in side]) for side in (synthetic, real))
+    for c, key in enumerate(KEYS):
+        rows.append(_row("class_share", key, "", mix_s[c], mix_r[c], mix_s[c] - mix_r[c], "fraction"))
+        rows.append(_row("boundary_rate", key, "", rate_s[c], rate_r[c], rate_s[c] - rate_r[c], "fraction"))
 
     obj_s, obj_r = object_stats(synthetic), object_stats(real)
     area_ha = {side: sum(s.labels.size for s in ss) * PIXEL_SIZE_M**2 / 1e4 for side, ss in (("s", synthetic), ("r", real))}
@@ -489,6 +534,9 @@ def compare(
         gradient_median_real=float(g_all.real),
         boundary_fraction_synthetic=bf_s,
         boundary_fraction_real=bf_r,
+        # the real side's band rates at the synthetic class mix, and the other way round
+        boundary_fraction_real_at_synthetic_mix=boundary_fraction_at_mix(rate_r, mix_s),
+        boundary_fraction_synthetic_at_real_mix=boundary_fraction_at_mix(rate_s, mix_r),
     )
     for key, (a, b) in obj_summary.items():
         summary[f"{key}_synthetic"] = a

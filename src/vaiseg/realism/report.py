@@ -80,6 +80,8 @@ def markdown(rows: pd.DataFrame, summary: dict) -> str:
         ["median gradient magnitude (DN/px)", "", _f(s.get("gradient_median_synthetic"), 2),
          _f(s.get("gradient_median_real"), 2)],
         ["eroded-boundary fraction", "", _f(s.get("boundary_fraction_synthetic")), _f(s.get("boundary_fraction_real"))],
+        ["eroded-boundary fraction at the synthetic class mix", "", _f(s.get("boundary_fraction_synthetic")),
+         _f(s.get("boundary_fraction_real_at_synthetic_mix"))],
         ["car length / width, median (m, eroded)", "",
          f"{_f(s.get('car_length_m_synthetic'), 2)} / {_f(s.get('car_width_m_synthetic'), 2)}",
          f"{_f(s.get('car_length_m_real'), 2)} / {_f(s.get('car_width_m_real'), 2)}"],
@@ -93,10 +95,17 @@ def markdown(rows: pd.DataFrame, summary: dict) -> str:
         ["shadow darkness (shadow / lit brightness)", "", _f(s.get("shadow_darkness_synthetic")),
          _f(s.get("shadow_darkness_real"))],
     ]
+    n_seeds = len(s.get("sim_to_real_seeds") or [])
     for k in SIM_TO_REAL_KEYS:
         if k in s:
-            head.append([k.replace("_", " "), _f(s[k]), "", ""])
+            v = f"{_f(s[k], 2)} ± {_f(s[k + '_std'], 2)}" if k + "_std" in s else _f(s[k])
+            head.append([k.replace("_", " ") + (f" (mean ± std, {n_seeds} seeds)" if k + "_std" in s else ""), v, "", ""])
     out += [_table(["measure", "distance / score", "synthetic", "real"], head), ""]
+    if n_seeds > 1:
+        out += ["Sim-to-real per seed (one IR-R-G FCN each; the prediction rasters are the first seed's): "
+                + "; ".join(f"seed {r['seed']}: OA {_f(r.get('sim_to_real_oa'), 2)}, avg F1 "
+                            f"{_f(r.get('sim_to_real_avg_f1'), 2)}, car F1 {_f(r.get('sim_to_real_car_f1'), 2)}"
+                            for r in s["sim_to_real_seeds"]) + ".", ""]
 
     out += [
         "## Band distributions",
@@ -142,6 +151,20 @@ def markdown(rows: pd.DataFrame, summary: dict) -> str:
         f"boundary): synthetic {_f(s.get('boundary_fraction_synthetic'))}, real {_f(s.get('boundary_fraction_real'))}.",
         "More ignored pixels means more class boundary per area (smaller or more fragmented objects).",
         "",
+        "Split by class (each ignored pixel given the class of its nearest labelled pixel): the fraction is "
+        "the class mix times each class's band rate (the ignored share of its pixels). The real side's rates "
+        f"at the synthetic class mix give {_f(s.get('boundary_fraction_real_at_synthetic_mix'))}, the synthetic "
+        f"rates at the real mix {_f(s.get('boundary_fraction_synthetic_at_real_mix'))}: a gap that the first "
+        "closes is the class mix, one that remains is the shape of the objects.",
+        "",
+    ]
+    trows = []
+    for k in KEYS:
+        sh, br = _get(rows, "class_share", k), _get(rows, "boundary_rate", k)
+        if sh is not None and br is not None:
+            trows.append([label[k], f"{_f(sh.synthetic)} / {_f(sh.real)}", f"{_f(br.synthetic)} / {_f(br.real)}"])
+    out += [_table(["class", "share syn / real", "band rate syn / real"], trows), ""] if trows else []
+    out += [
         "## Objects",
         "",
         "Connected components (4-connectivity) of one class in the eroded labels, without fragments below "

@@ -13,7 +13,9 @@ what to configure.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -33,6 +35,21 @@ MISSING_REFERENCE = (
 )
 
 
+def seed_summary(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
+    """Headline of several seeds' :func:`crop_scores`: each ``HEADLINE`` key's mean over
+    the seeds (a seed whose value is None, e.g. a car F1 without cars, is left out; None
+    when all are), ``<key>_std`` the sample std (ddof 1; only with two or more values),
+    ``sim_to_real_seeds`` [{seed, <key>: value}] per seed."""
+    out: dict = {}
+    for k in HEADLINE:
+        v = np.array([r[k] for r in per_seed if r.get(k) is not None], dtype=np.float64)
+        out[k] = float(v.mean()) if v.size else None
+        if v.size >= 2:
+            out[f"{k}_std"] = float(v.std(ddof=1))
+    out["sim_to_real_seeds"] = [{"seed": int(sd), **{k: r.get(k) for k in HEADLINE}} for sd, r in zip(seeds, per_seed)]
+    return out
+
+
 def realism_target(
     *,
     manifest,
@@ -45,6 +62,7 @@ def realism_target(
     reference_areas=(),
     T: int = 10,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     tile_size: int = 512,
     device: str = "auto",
 ) -> dict:
@@ -56,8 +74,19 @@ def realism_target(
     ``crop`` ({irrg, labels} paths; prediction -> ``real_crop_pred.tif``) or
     ``reference_manifest`` + ``reference_areas`` (real ISPRS areas; predictions ->
     ``real_area{N}_pred.tif``, scores pooled over the areas).
+
+    Seeds: ``model`` is one path, or one path per seed of ``seeds`` (default ``[seed]``;
+    each model's MC-dropout masks use its seed). The headline ``sim_to_real_*`` numbers are
+    the mean over the seeds, ``sim_to_real_*_std`` their sample standard deviation (two
+    or more seeds; one FCN's sim-to-real score moves by several points from seed to seed,
+    README), ``sim_to_real_seeds`` each seed's; the prediction rasters and the detailed
+    ``sim_to_real`` block are the first seed's.
     """
     out_dir = Path(out_dir)
+    models = [model] if isinstance(model, (str, Path)) else list(model)
+    seeds = [int(seed)] if seeds is None else [int(s) for s in seeds]
+    if not models or len(models) != len(seeds):
+        raise ValueError(f"one model per seed: {len(models)} model(s) for seeds {seeds}")
     if reference_manifest is None:
         if not crop:
             raise DataError(None, MISSING_REFERENCE)
@@ -65,23 +94,33 @@ def realism_target(
             if not Path(crop[key]).is_file():
                 raise DataError(crop[key], f"not found: {MISSING_REFERENCE}")
     synthetic = load_isprs_areas(manifest, synthetic_areas, prefix="synthetic area")
-    if reference_manifest is None:
-        real = [load_mmseg_crop(crop["irrg"], crop["labels"], name="real crop")]
-        s2r = sim_to_real(model, stats, crop["irrg"], crop["labels"], out_dir / "real_crop_pred.tif", T=T, seed=seed,
-                          tile_size=tile_size, device=device)
-    else:
-        real = load_isprs_areas(reference_manifest, reference_areas, prefix="real area")
-        truths, preds = [], []
-        for area, s in zip(reference_areas, real):
-            pred = predict_crop(model, standardise_real(s.irrg, stats), T=T, seed=seed, tile_size=tile_size, device=device)
-            write_label_raster(out_dir / f"real_area{int(area)}_pred.tif", pred, None)
-            truths.append(s.labels.ravel())
-            preds.append(pred.ravel())
-        s2r = crop_scores(np.concatenate(truths), np.concatenate(preds), path=reference_manifest)
-    extra = {k: s2r[k] for k in HEADLINE}
+    real = (
+        [load_mmseg_crop(crop["irrg"], crop["labels"], name="real crop")]
+        if reference_manifest is None
+        else load_isprs_areas(reference_manifest, reference_areas, prefix="real area")
+    )
+    per_seed = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for i, (m, sd) in enumerate(zip(models, seeds)):
+            pred_dir = out_dir if i == 0 else Path(scratch)  # the rasters: the first seed's
+            if reference_manifest is None:
+                per_seed.append(sim_to_real(m, stats, crop["irrg"], crop["labels"], pred_dir / "real_crop_pred.tif",
+                                            T=T, seed=sd, tile_size=tile_size, device=device))
+                continue
+            truths, preds = [], []
+            for area, s in zip(reference_areas, real):
+                pred = predict_crop(m, standardise_real(s.irrg, stats), T=T, seed=sd, tile_size=tile_size, device=device)
+                write_label_raster(pred_dir / f"real_area{int(area)}_pred.tif", pred, None)
+                truths.append(s.labels.ravel())
+                preds.append(pred.ravel())
+            per_seed.append(crop_scores(np.concatenate(truths), np.concatenate(preds), path=reference_manifest))
+    s2r = per_seed[0]
+    extra = seed_summary(per_seed, seeds)
     extra["sim_to_real"] = {k: v for k, v in s2r.items() if k not in HEADLINE}
     summary = realism_report(synthetic, real, out_dir, extra_summary=extra)
-    log.info("realism: sim-to-real OA %.1f %%, avg F1 %s, car F1 %s; boundary fraction synthetic %s / real %s",
+    log.info("realism: sim-to-real OA %.1f %%, avg F1 %s, car F1 %s; boundary fraction synthetic %s / real %s "
+             "(real at the synthetic class mix %s)",
              summary["sim_to_real_oa"], summary["sim_to_real_avg_f1"], summary["sim_to_real_car_f1"],
-             summary.get("boundary_fraction_synthetic"), summary.get("boundary_fraction_real"))
+             summary.get("boundary_fraction_synthetic"), summary.get("boundary_fraction_real"),
+             summary.get("boundary_fraction_real_at_synthetic_mix"))
     return summary
