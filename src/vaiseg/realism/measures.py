@@ -233,8 +233,7 @@ def boundary_rates(labels) -> tuple[np.ndarray, np.ndarray]:
         n_ign += np.bincount(near[ign].ravel(), minlength=N_CLASSES)[:N_CLASSES]
     total = n_cls.sum()
     mix = n_cls / total if total else np.full(N_CLASSES, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(n_cls > 0, n_ign / np.maximum(n_cls, 1), np.nan)
+    rate = np.where(n_cls > 0, n_ign / np.maximum(n_cls, 1), np.nan)
     return mix, rate
 
 
