@@ -449,9 +449,10 @@ def train(
         net = _build(model, s).to(dev, memory_format=MEMORY_FORMAT)
         opt = _optimizer(net, s)
         n_train = len(train_ds)
-        # optimiser steps per epoch: every training row once (patches); in tile mode as many
-        # batches of batch_size x centres_per_tile centres as give that many centres
-        nb = math.ceil(n_train / (s.batch_size * (s.centres_per_tile if tiles else 1)))
+        # samples per optimiser step: batch_size patches, or batch_size x centres_per_tile
+        # centres in tile mode; an epoch has as many samples as the index has training rows
+        step_samples = s.batch_size * (s.centres_per_tile if tiles else 1)
+        nb = math.ceil(n_train / step_samples)
         sched = _scheduler(opt, s, nb)
         history: list[dict] = []
         start = 0
@@ -469,8 +470,7 @@ def train(
                 log.warning("%s: checkpoint %s is from other settings or patches; starting afresh", model, ckpt_path)
         pin = dev.type == "cuda"
         # held-out patches in batches of a training step's samples (tile mode: its centres)
-        val_bs = s.batch_size * (s.centres_per_tile if tiles else 1)
-        val_loader = DataLoader(val_ds, batch_size=val_bs, shuffle=False, num_workers=workers, pin_memory=pin)
+        val_loader = DataLoader(val_ds, batch_size=step_samples, shuffle=False, num_workers=workers, pin_memory=pin)
         log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, n_train, len(val_ds), s.epochs)
         if tiles:
             log.info("%s: loss sampling, %d batches of %d tiles (%d^2 centres) x %d centres per epoch", model, nb, s.batch_size, s.tile_size, s.centres_per_tile)

@@ -99,6 +99,8 @@ def realism_target(
         if reference_manifest is None
         else load_isprs_areas(reference_manifest, reference_areas, prefix="real area")
     )
+    # real ISPRS areas: standardised once, predicted by every seed's model
+    images = [] if reference_manifest is None else [standardise_real(s.irrg, stats) for s in real]
     per_seed = []
     with tempfile.TemporaryDirectory() as scratch:
         for i, (m, sd) in enumerate(zip(models, seeds)):
@@ -108,8 +110,8 @@ def realism_target(
                                             T=T, seed=sd, tile_size=tile_size, device=device))
                 continue
             truths, preds = [], []
-            for area, s in zip(reference_areas, real):
-                pred = predict_crop(m, standardise_real(s.irrg, stats), T=T, seed=sd, tile_size=tile_size, device=device)
+            for area, s, image in zip(reference_areas, real, images):
+                pred = predict_crop(m, image, T=T, seed=sd, tile_size=tile_size, device=device)
                 write_label_raster(pred_dir / f"real_area{int(area)}_pred.tif", pred, None)
                 truths.append(s.labels.ravel())
                 preds.append(pred.ravel())
