@@ -97,13 +97,20 @@ def _matched_heights(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     return z
 
 
-def _outside_ground(terrain: np.ndarray, b: int, shape: tuple[int, int], pad: int) -> np.ndarray:
-    """Block grid ``shape`` padded by ``pad`` blocks each side, of the least-squares plane
-    through ``terrain``'s block means (block size ``b`` px): bare ground around the area."""
-    gy, gx = shape
-    hp, wp = gy * b, gx * b
-    t = np.pad(terrain, ((0, hp - terrain.shape[0]), (0, wp - terrain.shape[1])), mode="edge")
-    means = t.reshape(gy, b, gx, b).mean(axis=(1, 3), dtype=np.float64)
+def _blocks(a: np.ndarray, b: int) -> np.ndarray:
+    """(H, W) -> (ceil(H / b), ceil(W / b), b * b): the values of each b x b block, the
+    last partial blocks filled by repeating the edge."""
+    h, w = a.shape
+    hp, wp = -(-h // b) * b, -(-w // b) * b
+    a = np.pad(a, ((0, hp - h), (0, wp - w)), mode="edge")
+    return a.reshape(hp // b, b, wp // b, b).transpose(0, 2, 1, 3).reshape(hp // b, wp // b, b * b)
+
+
+def _outside_ground(means: np.ndarray, pad: int) -> np.ndarray:
+    """The block grid of ``means`` (the true terrain's block means) padded by ``pad``
+    blocks each side, all of it the least-squares plane through ``means``: bare ground
+    around the area."""
+    gy, gx = means.shape
     yy, xx = np.mgrid[:gy, :gx]
     a = np.column_stack([np.ones(yy.size), yy.ravel(), xx.ravel()])
     coef = np.linalg.lstsq(a, means.ravel(), rcond=None)[0]
@@ -120,14 +127,11 @@ def _estimate_terrain(dsm: np.ndarray, terrain: np.ndarray, pixel_size: float = 
     filter run on the whole town's DSM sees the streets around an area."""
     h, w = dsm.shape
     b = DTM_BLOCK
-    hp, wp = -(-h // b) * b, -(-w // b) * b
-    d = np.pad(dsm, ((0, hp - h), (0, wp - w)), mode="edge")
-    blocks = d.reshape(hp // b, b, wp // b, b).transpose(0, 2, 1, 3).reshape(hp // b, wp // b, b * b)
     k = int(0.1 * b * b)
-    low = np.partition(blocks, k, axis=2)[:, :, k]
+    low = np.partition(_blocks(dsm, b), k, axis=2)[:, :, k]
     size = int(DTM_WINDOW / (b * pixel_size)) | 1
     pad = size  # the opening's two filters each reach size // 2 blocks out
-    padded = _outside_ground(terrain, b, low.shape, pad)
+    padded = _outside_ground(_blocks(terrain, b).mean(axis=2, dtype=np.float64), pad)
     padded[pad:-pad, pad:-pad] = low
     ground = ndimage.percentile_filter(padded, 10, size=size, mode="nearest")
     ground = ndimage.maximum_filter(ground, size=size, mode="nearest")[pad:-pad, pad:-pad]
