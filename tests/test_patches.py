@@ -21,7 +21,10 @@ from vaiseg.patches import (
     extract_fcn,
     extract_pb,
     fcn_grid,
+    fcn_heldout_mask,
+    fcn_val_candidates,
     heldout_mask,
+    index_fcn,
     load_index,
     sample_pb,
 )
@@ -194,6 +197,46 @@ def test_extract_and_datasets(tmp_path):
         assert np.array_equal(y.numpy(), dihedral(src_lab[r : r + 64, c : c + 64], t).astype(np.int64))
         # image and label move together: the label-driven signal aligns pixel by pixel
         assert np.array_equal(np.argwhere(y.numpy() == CAR), np.argwhere(dihedral(src_lab[r : r + 64, c : c + 64] == CAR, t)))
+
+
+def test_fcn_held_out_positions_are_disjoint_and_their_labels_unseen_in_training(tmp_path):
+    # held-out windows come from a non-overlapping sub-grid, and every training patch that
+    # overlaps one sees those pixels as ignored (255); held-out patches keep their labels
+    data = tmp_path / "data"
+    areas = {1: make_labels(h=160, w=176), 3: make_labels(h=144, w=160, seed=1)}
+    for a, (img, full, ero) in areas.items():
+        write_area(data, a, img, full, ero)
+    s = extract_fcn(data, [1, 3], tmp_path / "fcn.npz", size=64, overlap=0.5, seed=3, val_fraction=0.25)
+    idx, _ = load_index(tmp_path / "fcn.npz", "fcn")
+    assert s["val_positions"] >= 1
+    masks = {a: fcn_heldout_mask(idx, a, areas[a][1].shape, 64) for a in areas}
+    held = sum(int(m.sum()) for m in masks.values())
+    assert held == s["val_positions"] * 64 * 64  # no two held-out windows share a pixel
+    assert s["val_pixel_fraction"] == round(held / (160 * 176 + 144 * 160), 4)
+    ftrain = FCNPatches(idx, 64, data, tmp_path / "cache", split="train")
+    touched = 0
+    for i in range(len(ftrain)):
+        a, r, c, t = (int(v[i]) for v in (ftrain.area, ftrain.row, ftrain.col, ftrain.transform))
+        want = np.where(masks[a], IGNORE, areas[a][1])[r : r + 64, c : c + 64]
+        assert np.array_equal(ftrain[i][1].numpy(), dihedral(want, t).astype(np.int64))
+        touched += bool(masks[a][r : r + 64, c : c + 64].any())
+    assert touched > 0  # the masking was exercised
+    fval = FCNPatches(idx, 64, data, tmp_path / "cache", split="val")
+    for i in range(len(fval)):
+        a, r, c = int(fval.area[i]), int(fval.row[i]), int(fval.col[i])
+        assert masks[a][r : r + 64, c : c + 64].all()
+        assert np.array_equal(fval[i][1].numpy(), areas[a][1][r : r + 64, c : c + 64].astype(np.int64))
+
+
+def test_fcn_held_out_share_is_a_share_of_pixels():
+    assert fcn_val_candidates(fcn_grid(448, 128, 0.5), 128).tolist() == [0, 128, 256]
+    assert fcn_val_candidates(fcn_grid(160, 64, 0.5), 64).tolist() == [0, 64]
+    shapes = [(2000, 2500), (1900, 2600), (2500, 2000)]
+    for seed in range(3):
+        idx = index_fcn([1, 2, 3], shapes, 128, 0.5, seed, 0.1)
+        held = sum(int(fcn_heldout_mask(idx, a, hw, 128).sum()) for a, hw in zip([1, 2, 3], shapes))
+        assert 0.07 < held / sum(h * w for h, w in shapes) < 0.13
+    assert not index_fcn([1], shapes[:1], 128, 0.5, 0, 0.0)["val"].any()
 
 
 def test_datasets_yield_the_selected_bands(tmp_path):

@@ -39,6 +39,15 @@ Choices where the paper is silent (documented here and in the README):
   patches is held out, grouped so that no car's rotated copies and no FCN position's
   transforms straddle train and validation. It only monitors training (no model
   selection). FCN validation uses the identity transform of the held-out positions.
+- FCN held-out pixels stay unseen as targets: held-out positions are drawn only from a
+  non-overlapping sub-grid of the positions (:func:`fcn_val_candidates`), with a
+  probability that makes them about ``val_fraction`` of each area's *pixels*, and the
+  training patches that overlap one see its pixels as ignored (255) in their labels
+  (:func:`fcn_heldout_mask`); the image around them stays visible as context, as in loss
+  sampling. With 50 % overlap a held-out patch drawn from the full grid shares every pixel
+  with up to 8 training patches, and its held-out loss measured how well the FCN fit its
+  own training pixels: it kept falling while the validation areas' OA was flat (README
+  "Convergence").
 """
 
 from __future__ import annotations
@@ -276,12 +285,16 @@ def index_fcn(
     """The FCN training set of §4.2 as an index: every ``size`` x ``size`` patch at
     ``overlap`` over each area (H, W) = ``shapes[i]``, each in all 8 transforms."""
     rng = np.random.default_rng(seed)
-    pos = []
+    pos, val_pos = [], []
     for a, (h, w) in zip(areas, shapes):
-        rr, cc = np.meshgrid(fcn_grid(h, size, overlap), fcn_grid(w, size, overlap), indexing="ij")
+        rows, cols = fcn_grid(h, size, overlap), fcn_grid(w, size, overlap)
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
         pos.append(np.stack([np.full(rr.size, a), rr.ravel(), cc.ravel()], axis=1))
-    pos = np.concatenate(pos)
-    val_pos = rng.random(len(pos)) < val_fraction
+        cand = np.isin(rr, fcn_val_candidates(rows, size)) & np.isin(cc, fcn_val_candidates(cols, size))
+        # about val_fraction of the area's pixels: candidates are disjoint size x size windows
+        p = min(1.0, val_fraction * h * w / (int(cand.sum()) * size * size))
+        val_pos.append((cand & (rng.random(cand.shape) < p)).ravel())
+    pos, val_pos = np.concatenate(pos), np.concatenate(val_pos)
     rep = np.repeat(np.arange(len(pos)), N_TRANSFORMS)
     return {
         "area": pos[rep, 0].astype(np.int16),
@@ -290,6 +303,26 @@ def index_fcn(
         "transform": np.tile(np.arange(N_TRANSFORMS), len(pos)).astype(np.uint8),
         "val": val_pos[rep],
     }
+
+
+def fcn_val_candidates(starts: np.ndarray, size: int) -> np.ndarray:
+    """The starts along one axis that a held-out FCN position may use: greedily from the
+    first, each at least ``size`` after the last kept, so held-out windows never overlap."""
+    kept: list[int] = []
+    for s in starts.tolist():
+        if not kept or s >= kept[-1] + size:
+            kept.append(s)
+    return np.array(kept, dtype=np.int64)
+
+
+def fcn_heldout_mask(index: dict[str, np.ndarray], area: int, shape: tuple[int, int], size: int) -> np.ndarray:
+    """(H, W) bool: the pixels of ``area`` under a held-out FCN position (``val`` row), whose
+    labels the training patches must not see."""
+    mask = np.zeros(shape, dtype=bool)
+    sel = index["val"] & (index["area"] == area)
+    for r, c in set(zip(index["row"][sel].tolist(), index["col"][sel].tolist())):
+        mask[r : r + size, c : c + size] = True
+    return mask
 
 
 def _area_path(data_dir: Path, area: int, name: str) -> Path:
@@ -346,6 +379,8 @@ def extract_fcn(
     idx = index_fcn(list(areas), shapes, size, overlap, seed, val_fraction)
     _save_npz(out, idx, {"size": size, "areas": np.array(areas, dtype=np.int16), "seed": seed})
     summary = {"rows": len(idx["area"]), "positions": len(idx["area"]) // N_TRANSFORMS, "val_positions": int(idx["val"].sum()) // N_TRANSFORMS}
+    held = sum(int(fcn_heldout_mask(idx, a, hw, size).sum()) for a, hw in zip(areas, shapes))
+    summary["val_pixel_fraction"] = round(held / sum(h * w for h, w in shapes), 4)
     log.info("FCN index: %s", summary)
     return summary
 
@@ -551,7 +586,8 @@ class FCNPatches(Dataset):
     int64 with 255 = ignored), both under the row's dihedral transform.
 
     ``labels``: "labels" (full GT) or "labels_eroded". ``split``: "train" (every held-in
-    patch x 8 transforms), "val" (held-out positions, identity transform only) or "all".
+    patch x 8 transforms; pixels under a held-out position are 255, :func:`fcn_heldout_mask`),
+    "val" (held-out positions, identity transform only) or "all" (nothing masked).
     ``bands``: indices of the image bands to yield, in this order (None: all).
     """
 
@@ -568,6 +604,12 @@ class FCNPatches(Dataset):
         areas = [int(a) for a in np.unique(self.area)]
         self.images = {a: ensure_cache(data_dir, cache_dir, a, "image") for a in areas}
         self.labels = {a: ensure_cache(data_dir, cache_dir, a, labels) for a in areas}
+        self.heldout = {}
+        if split == "train":
+            for a in areas:
+                m = fcn_heldout_mask(index, a, self.labels[a].shape[1:], self.size)
+                if m.any():
+                    self.heldout[a] = m
 
     def __len__(self) -> int:
         return len(self.area)
@@ -578,8 +620,10 @@ class FCNPatches(Dataset):
         if self.bands is not None:
             win = win[self.bands]
         img = np.array(dihedral(win, t), dtype=np.float32)
-        lab = dihedral(cut_window(self.labels[a][0], r, c, self.size), t)
-        return torch.from_numpy(img), torch.from_numpy(lab.astype(np.int64))
+        lab = cut_window(self.labels[a][0], r, c, self.size).astype(np.int64)
+        if a in self.heldout:
+            lab[cut_window(self.heldout[a], r, c, self.size)] = IGNORE
+        return torch.from_numpy(img), torch.from_numpy(np.ascontiguousarray(dihedral(lab, t)))
 
 
 def _split(val: np.ndarray, split: str) -> np.ndarray:
