@@ -71,7 +71,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines = [
         "# Convergence of the CNNs",
         "",
-        "Held-out patches (results/patches, `val_fraction`), evaluated `evals_per_epoch` times per epoch.",
+        "Held-out patches (results/patches, `val_fraction`; the FCNs' are disjoint windows whose labels no training patch sees),",
+        "evaluated `evals_per_epoch` times per epoch.",
         "Criterion: the mean of the last 20 % of the evaluations against the 20 % before them;",
         "converged when held-out OA gains < 1 point and held-out loss falls < 10 %.",
         "",
