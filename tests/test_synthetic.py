@@ -234,12 +234,19 @@ def test_cast_shadow_length_and_direction():
     assert cols.size and abs((90 - cols.min()) - 58) <= 3 and not sh[200, 110:].any()
 
 
-# sha256 of the arrays of generate_scene(area, height, width, seed), in
-# tests/synthetic_digests.json: a refactor must leave them unchanged; after a deliberate
-# change of the generator regenerate them with tools/pin_synthetic.py (issue 11). They
-# also pin numpy's PCG64 streams and scipy's filters: a numpy / scipy upgrade may move
-# them with no change here.
+# generate_scene(area, height, width, seed) pinned in tests/synthetic_digests.json: the
+# sha256 of the uint8 arrays (IR-R-G, labels) and the 16 x 16 block means of the float
+# ones (DSM, nDSM; to 1e-3 m, because their last bits differ between CPUs — see
+# tools/pin_synthetic.py). A refactor must leave them unchanged; after a deliberate change
+# of the generator regenerate them with tools/pin_synthetic.py (issue 11). They also pin
+# numpy's PCG64 streams and scipy's filters: a numpy / scipy upgrade may move them with no
+# change here.
 PINNED = json.loads((Path(__file__).parent / "synthetic_digests.json").read_text())
+
+
+def _block_means(a: np.ndarray, block: int) -> np.ndarray:
+    h, w = (a.shape[0] // block) * block, (a.shape[1] // block) * block
+    return a[:h, :w].astype(np.float64).reshape(h // block, block, w // block, block).mean(axis=(1, 3))
 
 
 @pytest.mark.parametrize("pin", PINNED, ids=lambda p: "-".join(map(str, p["args"])))
@@ -247,6 +254,18 @@ def test_scene_arrays_pinned(pin):
     s = generate_scene(*pin["args"])
     got = {f: hashlib.sha256(np.ascontiguousarray(getattr(s, f)).tobytes()).hexdigest() for f in pin["sha256"]}
     assert got == pin["sha256"]
+    for f, want in pin["block_means"].items():
+        np.testing.assert_allclose(_block_means(getattr(s, f), pin["block"]), np.array(want), rtol=0, atol=1e-3, err_msg=f)
+
+
+def test_block_pins_catch_a_small_local_change():
+    # one roof corner 0.5 m lower over 4 x 4 px moves its block's mean by 0.03 m >> 1e-3
+    pin = PINNED[0]
+    s = generate_scene(*pin["args"])
+    dsm = s.dsm.copy()
+    dsm[:4, :4] -= 0.5
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(_block_means(dsm, pin["block"]), np.array(pin["block_means"]["dsm"]), rtol=0, atol=1e-3)
 
 
 def test_public_api_importable_from_the_package():
