@@ -19,6 +19,7 @@ from vaiseg.config import LABELLED_AREAS
 from vaiseg.data import layout
 from vaiseg.data.erosion import erode_boundaries
 from vaiseg.data.synthetic import class_frequencies, generate_scene, write_archives
+from vaiseg.data.synthetic.heights import block_means
 
 IMP, BUILDING, LOW_VEG, TREE, CLUTTER = 0, 1, 2, 3, 5
 AREAS = (1, 3, 5, 7, 11, 13, 15, 17)
@@ -244,18 +245,13 @@ def test_cast_shadow_length_and_direction():
 PINNED = json.loads((Path(__file__).parent / "synthetic_digests.json").read_text())
 
 
-def _block_means(a: np.ndarray, block: int) -> np.ndarray:
-    h, w = (a.shape[0] // block) * block, (a.shape[1] // block) * block
-    return a[:h, :w].astype(np.float64).reshape(h // block, block, w // block, block).mean(axis=(1, 3))
-
-
 @pytest.mark.parametrize("pin", PINNED, ids=lambda p: "-".join(map(str, p["args"])))
 def test_scene_arrays_pinned(pin):
     s = generate_scene(*pin["args"])
     got = {f: hashlib.sha256(np.ascontiguousarray(getattr(s, f)).tobytes()).hexdigest() for f in pin["sha256"]}
     assert got == pin["sha256"]
     for f, want in pin["block_means"].items():
-        np.testing.assert_allclose(_block_means(getattr(s, f), pin["block"]), np.array(want), rtol=0, atol=1e-3, err_msg=f)
+        np.testing.assert_allclose(block_means(getattr(s, f), pin["block"]), np.array(want), rtol=0, atol=1e-3, err_msg=f)
 
 
 def test_block_pins_catch_a_small_local_change():
@@ -265,7 +261,7 @@ def test_block_pins_catch_a_small_local_change():
     dsm = s.dsm.copy()
     dsm[:4, :4] -= 0.5
     with pytest.raises(AssertionError):
-        np.testing.assert_allclose(_block_means(dsm, pin["block"]), np.array(pin["block_means"]["dsm"]), rtol=0, atol=1e-3)
+        np.testing.assert_allclose(block_means(dsm, pin["block"]), np.array(pin["block_means"]["dsm"]), rtol=0, atol=1e-3)
 
 
 def test_public_api_importable_from_the_package():

@@ -106,6 +106,12 @@ def _blocks(a: np.ndarray, b: int) -> np.ndarray:
     return a.reshape(hp // b, b, wp // b, b).transpose(0, 2, 1, 3).reshape(hp // b, wp // b, b * b)
 
 
+def block_means(a: np.ndarray, b: int) -> np.ndarray:
+    """(ceil(H / b), ceil(W / b)) float64 means of the b x b blocks of ``a`` (:func:`_blocks`;
+    also the tolerant pins of the DSM and nDSM in tests/synthetic_digests.json)."""
+    return _blocks(a, b).mean(axis=2, dtype=np.float64)
+
+
 def _outside_ground(means: np.ndarray, pad: int) -> np.ndarray:
     """The block grid of ``means`` (the true terrain's block means) padded by ``pad``
     blocks each side, all of it the least-squares plane through ``means``: bare ground
@@ -131,7 +137,7 @@ def _estimate_terrain(dsm: np.ndarray, terrain: np.ndarray, pixel_size: float = 
     low = np.partition(_blocks(dsm, b), k, axis=2)[:, :, k]
     size = int(DTM_WINDOW / (b * pixel_size)) | 1
     pad = size  # the opening's two filters each reach size // 2 blocks out
-    padded = _outside_ground(_blocks(terrain, b).mean(axis=2, dtype=np.float64), pad)
+    padded = _outside_ground(block_means(terrain, b), pad)
     padded[pad:-pad, pad:-pad] = low
     ground = ndimage.percentile_filter(padded, 10, size=size, mode="nearest")
     ground = ndimage.maximum_filter(ground, size=size, mode="nearest")[pad:-pad, pad:-pad]
