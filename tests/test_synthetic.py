@@ -14,6 +14,8 @@ import rasterio
 from skimage.measure import label as cc_label
 from skimage.measure import regionprops
 
+from conftest import ROOT
+
 from vaiseg.classes import CAR, CLASSES, IGNORE, rgb_to_index
 from vaiseg.config import LABELLED_AREAS
 from vaiseg.data import layout
@@ -289,3 +291,21 @@ def test_code_digest_changes_with_the_generator_code(tmp_path):
     assert synthetic.code_digest() == synthetic.code_digest(copy) == synthetic.code_digest()
     (copy / "render.py").write_text((copy / "render.py").read_text() + "\n# changed\n")
     assert synthetic.code_digest(copy) != synthetic.code_digest()
+
+
+def test_code_digest_does_not_import_the_generator():
+    """The Snakefile computes the digest at every parse (twice per SLURM job), so its
+    module must not pull in the generator and its scipy/scikit-image imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vaiseg.data.code_digest import synthetic_code_digest as d; d(); "
+            "heavy = [m for m in ('vaiseg.data.synthetic', 'scipy', 'skimage') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from vaiseg.data import code_digest
+    from vaiseg.data import synthetic
+
+    assert synthetic.code_digest is code_digest.synthetic_code_digest
+    assert "from vaiseg.data.code_digest import" in (ROOT / "workflow" / "rules" / "data.smk").read_text()

@@ -2,7 +2,7 @@
 # Both sources share one code path: synthetic scenes are written as ISPRS archives first.
 
 from vaiseg.data.layout import ARCHIVES, archives_needed
-from vaiseg.data.synthetic import code_digest
+from vaiseg.data.code_digest import synthetic_code_digest
 
 SYNTHETIC_DIR = resource("synthetic")
 ISPRS_ARCHIVES = config["data"].get("isprs", {}).get("archives", {})
@@ -19,7 +19,7 @@ DATA_ARCHIVE_KEYS = archives_needed(SOURCE, AREAS, ISPRS_ARCHIVES)
 FETCH_INPUT = {"md5": f"{SYNTHETIC_DIR}/md5.json"} if SOURCE == "synthetic" else {}
 
 
-SYNTHETIC_CODE = code_digest()
+SYNTHETIC_CODE = synthetic_code_digest()  # without importing the generator: vaiseg.data.code_digest
 
 
 rule synthesize_archives:

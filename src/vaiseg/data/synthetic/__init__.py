@@ -55,6 +55,7 @@ temporaries).
 
 from __future__ import annotations
 
+from ..code_digest import synthetic_code_digest as code_digest
 from .archive import write_archives
 from .canvas import PIXEL_SIZE
 from .labels import BUILDING, CAR, CLUTTER, IMP, LOW_VEG, TREE, class_frequencies
@@ -83,21 +84,6 @@ from .materials import (
 from .render import DIFFUSE, HAZE, cast_shadows
 from .scene import CRS_EPSG, Scene, area_geoinfo, generate_scene
 
-
-def code_digest(folder=None) -> str:
-    """sha256 of the generator's source files (this sub-package's ``*.py``, in name order).
-
-    Rule ``synthesize_archives`` takes it as a param: Snakemake does not track package
-    code, so without it a changed generator would leave old scenes (and everything
-    trained on them) in place."""
-    import hashlib
-    from pathlib import Path
-
-    h = hashlib.sha256()
-    for f in sorted(Path(folder or Path(__file__).parent).glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 __all__ = [
     "code_digest",
