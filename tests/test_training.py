@@ -16,7 +16,7 @@ from vaiseg.errors import ConfigError, DataError
 from vaiseg.mfb import compute_mfb_weights
 from vaiseg.models import FCN, DensePatchCNN, load_model
 from vaiseg.patches import extract_fcn, extract_pb
-from vaiseg.raster import write_raster
+from vaiseg.raster import read_raster, write_raster
 from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, _build, _fingerprint, convergence, epoch_order, resolve_device, train
 
 
@@ -102,6 +102,35 @@ def test_killed_and_resumed_equals_uninterrupted(data, tmp_path, model):
         assert isinstance(net, DensePatchCNN) and len(meta["classes"]) == 5
     else:
         assert load_model(a / "model.pt")[1]["training"]["mfb_weights"]["values"]
+
+
+def test_other_pixels_with_the_same_patch_index_do_not_resume(data, tmp_path, caplog):
+    """The FCN index is a grid of positions: new pixels of the same size (another
+    generator, seed or archive) leave it unchanged, so the checkpoint's data digest must
+    stop the resume — else the old final model would come back as the new one."""
+    import shutil
+
+    s = TrainSettings(epochs=1, batch_size=8, width=0.125, seed=0)
+    moved = tmp_path / "data"
+    shutil.copytree(data, moved, ignore=shutil.ignore_patterns("cache"))
+    _run(moved, tmp_path / "old", "FCN", s)
+    image, meta = read_raster(moved / "data" / "3" / "image.tif")
+    write_raster(moved / "data" / "3" / "image.tif", (image[:, ::-1] * 0.5).copy(), meta)  # other pixels, same size
+    caplog.set_level(logging.INFO, logger="vaiseg.training")
+    ckpt = tmp_path / "old" / "ckpt"
+    shutil.copytree(ckpt, tmp_path / "new" / "ckpt")  # the old run's final checkpoint
+    _run(moved, tmp_path / "new", "FCN", s)
+    assert "from other pixels or labels; starting afresh" in caplog.text and "resuming" not in caplog.text
+    ref = tmp_path / "ref"
+    _run(moved, ref, "FCN", s)  # no checkpoint at all
+    sa, sb, so = _state(tmp_path / "new" / "model.pt"), _state(ref / "model.pt"), _state(tmp_path / "old" / "model.pt")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], so[k]) for k in sa)
+    # identical pixels rewritten (new file, same content): still resumes
+    caplog.clear()
+    write_raster(moved / "data" / "1" / "labels.tif", read_raster(moved / "data" / "1" / "labels.tif")[0])
+    _run(moved, ref, "FCN", s)
+    assert "resuming from" in caplog.text
 
 
 def test_evaluations_per_epoch_give_evenly_spaced_history_rows(data, tmp_path):

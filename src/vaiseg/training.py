@@ -40,9 +40,10 @@ Choices where the paper is silent (documented here and in the README):
   loaded in a fixed order, so a run killed after epoch k and resumed from its checkpoint
   ends with bit-identical weights. On CUDA cuDNN autotuning is on (fast, not bitwise).
 - Checkpoint ``{checkpoint_dir}/last.pt`` after every epoch (weights, optimiser,
-  scheduler, RNG states, epoch, history, and a fingerprint of the settings + patch
-  index). It is not a Snakemake output, so a failed or killed job keeps it; a rerun with
-  the same fingerprint resumes, a different fingerprint starts afresh.
+  scheduler, RNG states, epoch, history, a fingerprint of the settings + patch index and
+  a digest of the pixels and labels, :func:`data_digest`). It is not a Snakemake output,
+  so a failed or killed job keeps it; a rerun with the same fingerprint and data digest
+  resumes, anything else starts afresh.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from .config import MODELS
 from .errors import ConfigError
 from .mfb import load_mfb_weights, weighted_cross_entropy
 from .models import FCN, FCN_DROPOUT_PLACEMENTS, PatchCNN, save_model
-from .patches import FCNPatches, PBPatches, PBTiles, load_index
+from .patches import FCNPatches, PBPatches, PBTiles, ensure_cache, load_index
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,32 @@ def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | Non
     return h.hexdigest()
 
 
+#: the rasters of an area whose content a checkpoint is tied to (those present are hashed)
+DATA_RASTERS = ("image", "labels", "labels_eroded")
+
+
+def data_digest(index: dict, data_dir: str | Path, cache_dir: str | Path) -> str:
+    """sha256 of the decoded rasters training reads: image, labels and eroded labels of
+    every area in ``index`` (through the memory-mapped cache of :func:`ensure_cache`).
+
+    A checkpoint resumes only when its :func:`_fingerprint` (settings + patch index) AND
+    this digest match. The index alone does not pin the data: the FCN index is a grid of
+    positions that depends on the areas' sizes only, so without this a changed generator,
+    another ``data.synthetic.seed`` or a repaired archive would have resumed the old final
+    checkpoint and silently returned a model trained on other pixels. Decoded arrays, not
+    file bytes: identical pixels with other TIFF metadata still resume.
+    """
+    h = hashlib.sha256()
+    for a in sorted({int(x) for x in np.unique(index["area"])}):
+        for name in DATA_RASTERS:
+            if name != "image" and not (Path(data_dir) / str(a) / f"{name}.tif").is_file():
+                continue
+            arr = ensure_cache(data_dir, cache_dir, a, name)
+            h.update(f"{a}/{name}:{arr.dtype}{arr.shape}".encode())
+            h.update(np.ascontiguousarray(arr))
+    return h.hexdigest()
+
+
 def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with every class present in ``target`` weighted equally: the mean over
     the present classes of each class's mean loss (PB's class-balanced objective, §4.1, for
@@ -438,6 +465,7 @@ def train(
         val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
     if len(train_ds) == 0:
         raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
+    data_sha = data_digest(index, data_dir, cache_dir)
 
     det_before = torch.are_deterministic_algorithms_enabled()
     if dev.type == "cpu":
@@ -458,7 +486,7 @@ def train(
         start = 0
         if ckpt_path.is_file():
             ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            if ck.get("fingerprint") == fingerprint:
+            if ck.get("fingerprint") == fingerprint and ck.get("data_digest") == data_sha:
                 net.load_state_dict(ck["model"])
                 opt.load_state_dict(ck["optimizer"])
                 sched.load_state_dict(ck["scheduler"])
@@ -467,7 +495,8 @@ def train(
                 start = ck["epoch"]
                 log.info("%s: resuming from %s after epoch %d", model, ckpt_path, start)
             else:
-                log.warning("%s: checkpoint %s is from other settings or patches; starting afresh", model, ckpt_path)
+                what = "settings or patches" if ck.get("fingerprint") != fingerprint else "pixels or labels"
+                log.warning("%s: checkpoint %s is from other %s; starting afresh", model, ckpt_path, what)
         pin = dev.type == "cuda"
         # held-out patches in batches of a training step's samples (tile mode: its centres)
         val_loader = DataLoader(val_ds, batch_size=step_samples, shuffle=False, num_workers=workers, pin_memory=pin)
@@ -533,6 +562,7 @@ def train(
             bar.close()
             ck = {
                 "fingerprint": fingerprint,
+                "data_digest": data_sha,
                 "epoch": epoch,
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),
