@@ -6,6 +6,7 @@ equal to a hand computation). One test reads the real Vaihingen crop of
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+import yaml
 
+from conftest import ROOT
 from vaiseg.classes import IGNORE, KEYS
 from vaiseg.errors import ConfigError, DataError
 import vaiseg.training
@@ -119,9 +122,10 @@ def test_rgb_bands_build_a_three_channel_fcn_recorded_in_the_meta(one_step, tmp_
     assert (tmp_path / "cache" / "1" / "image.npy").is_file()  # not the run's own results/cache
     assert meta["stats"] == str(one_step / "data" / "stats.json")
     assert torch.isfinite(_fixed_output(tmp_path / "model.pt", bands=3)).all()
-    # the default settings are the demo's FCN settings on IR, R, G; other bands are refused
-    assert (DEMO_SETTINGS.epochs, DEMO_SETTINGS.batch_size, DEMO_SETTINGS.lr, DEMO_SETTINGS.optimizer,
-            DEMO_SETTINGS.width, DEMO_SETTINGS.dropout, DEMO_SETTINGS.bands) == (2, 8, 1e-3, "adam", 0.25, 0.5, (0, 1, 2))
+    # the default settings are the demo's FCN settings (config.yaml) on IR, R, G; other
+    # bands are refused
+    demo = TrainSettings.from_config(yaml.safe_load((ROOT / "config.yaml").read_text()), "FCN")
+    assert DEMO_SETTINGS == dataclasses.replace(demo, bands=(0, 1, 2))
     with pytest.raises(ConfigError, match="bands"):
         train_sim_to_real(one_step / "fcn.npz", one_step / "data", tmp_path / "x",
                           TrainSettings(**{**asdict(ONE_STEP), "bands": (0, 1)}), device="cpu")
