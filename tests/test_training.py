@@ -149,6 +149,19 @@ def test_evaluations_per_epoch_give_evenly_spaced_history_rows(data, tmp_path):
     assert summary["convergence"]["evaluations"] == 6
 
 
+@pytest.mark.parametrize("model", ["FCN-MFB", "PB"])
+def test_the_number_of_held_out_evaluations_does_not_change_the_model(data, tmp_path, model):
+    # monitoring must not alter the experiment: an evaluation once drew a DataLoader base
+    # seed from the global RNG and so shifted every later dropout mask
+    runs = {}
+    for evals in (1, 3):
+        s = TrainSettings(epochs=2, batch_size=8, lr=1e-3, width=0.125, seed=5, evals_per_epoch=evals)
+        _run(data, tmp_path / str(evals), model, s)
+        runs[evals] = _state(tmp_path / str(evals) / "model.pt")
+    assert len(_history(tmp_path / "3" / "history.csv")) == 6
+    assert all(torch.equal(runs[1][k], runs[3][k]) for k in runs[1])
+
+
 def test_convergence_criterion_on_made_up_histories():
     flat = [{"val_oa": 0.9 + 0.001 * (i % 2), "val_loss": 0.3} for i in range(20)]
     c = convergence(flat)

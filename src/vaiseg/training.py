@@ -81,8 +81,9 @@ log = logging.getLogger(__name__)
 #: since the previous row (evaluation included).
 HISTORY_COLUMNS = ("epoch", "step", "samples", "lr", "train_loss", "val_loss", "val_oa", "val_car_f1", "seconds")
 #: bumped when the meaning of a setting changes, so old checkpoints are not resumed
-#: (2: the cosine schedule steps per optimiser step, not per epoch)
-TRAINING_VERSION = 2
+#: (2: the cosine schedule steps per optimiser step, not per epoch; 3: held-out evaluations
+#: no longer draw from the global RNG, so every training's dropout masks changed)
+TRAINING_VERSION = 3
 
 #: memory layout of the weights and of every batch in training and held-out evaluation:
 #: channels-last (NHWC) computes the same sums as NCHW in another order, and on CPU PB's
@@ -498,8 +499,11 @@ def train(
                 what = "settings or patches" if ck.get("fingerprint") != fingerprint else "pixels or labels"
                 log.warning("%s: checkpoint %s is from other %s; starting afresh", model, ckpt_path, what)
         pin = dev.type == "cuda"
-        # held-out patches in batches of a training step's samples (tile mode: its centres)
-        val_loader = DataLoader(val_ds, batch_size=step_samples, shuffle=False, num_workers=workers, pin_memory=pin)
+        # held-out patches in batches of a training step's samples (tile mode: its centres).
+        # Its own generator: every iterator of a DataLoader draws a base seed from the global
+        # RNG (even with shuffle=False and no workers), which would shift the dropout masks of
+        # the following steps, so the number of held-out evaluations would change the model.
+        val_loader = DataLoader(val_ds, batch_size=step_samples, shuffle=False, num_workers=workers, pin_memory=pin, generator=torch.Generator())
         log.info("%s on %s: %d training / %d validation samples, %d epochs", model, dev, n_train, len(val_ds), s.epochs)
         if tiles:
             log.info("%s: loss sampling, %d batches of %d tiles (%d^2 centres) x %d centres per epoch", model, nb, s.batch_size, s.tile_size, s.centres_per_tile)
