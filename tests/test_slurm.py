@@ -18,7 +18,9 @@ generated from profiles/slurm/config.yaml with only these edits):
   of 20 s (``slurm-init-seconds-before-status-checks``; the plugin then adds 10 s per
   check until a job finishes, so with ~13 s jobs 5 s is quicker than 1 s; the only
   polling setting of plugin 2.8.0). Measured on an idle 2-core machine: the SLURM run
-  (13 SLURM jobs: 4 group jobs, 9 GPU jobs) ~5 min, the local tiny run ~1 min.
+  (14 SLURM jobs: 4 group jobs, 6 GPU jobs — 3 trainings, 3 MC inferences — and the
+  convergence, uncertainty_metrics, ablations and comparisons jobs) ~5 min, the local
+  tiny run ~1 min.
 
 The profile's job grouping (``groups:``/``group-components:``) is used as is: the data,
 patch, fusion and report stages each run as ONE SLURM job. The test maps every job to
