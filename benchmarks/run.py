@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vaiseg.atomic import write_json
+from vaiseg.config import LABELLED_AREAS
 from vaiseg.mc_dropout import mc_predict, resolve_device
 from vaiseg.models import FCN, PatchCNN, parameter_count
 from vaiseg.sliding import dense_trunk_fft, pb_macs_per_pixel, sliding_window_logits
@@ -41,16 +42,19 @@ MODES = {
     "quick": dict(width=0.25, T=10, reps=3, naive_reps=2, mc_pb=48, mc_fcn=256, slide_px=192, slide_batch=64,
                   fcn_width1=128, dense_pb=128,
                   eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("FCN", "PB"), tile=512,
-                  pb_fft_block=64),
+                  pb_fft_block=64, gen_side=448, gen_areas=LABELLED_AREAS),
     "full": dict(width=1.0, T=10, reps=5, naive_reps=3, mc_pb=512, dense_pb=512, mc_fcn=1024, slide_px=4096, slide_batch=512,
                  eval=(2500, 2000), fuse=(2500, 2000), rss=(2500, 2000), rss_models=("PB", "FCN"), tile=1024,
                  rss_width=0.25, area=(2500, 2000), train_pb_batch=128, train_fcn_batch=16, train_fcn_size=256,
-                 train_steps=10, pb_fft_block=64),
+                 train_steps=10, pb_fft_block=64, gen_side=448, gen_areas=LABELLED_AREAS),
 }
 #: --tiny: the same code paths in seconds (tests); merged over the mode's settings.
 TINY = dict(width=0.0625, T=4, reps=2, naive_reps=1, mc_pb=34, mc_fcn=64, fcn_width1=32, dense_pb=34, slide_px=16, slide_batch=8,
             eval=(300, 200), fuse=(300, 200), rss=(160, 128), rss_models=("FCN", "PB"), tile=64, rss_width=0.0625,
-            area=(96, 80), train_pb_batch=4, train_fcn_batch=2, train_fcn_size=64, train_steps=2)
+            area=(96, 80), train_pb_batch=4, train_fcn_batch=2, train_fcn_size=64, train_steps=2,
+            gen_side=96, gen_areas=(1, 3))
+#: the synthetic generator's speed goal (issue 11): CPU seconds per 448 x 448 area, one core
+GENERATOR_GOAL_S = 1.0
 
 #: dense peak FLOP/s of known accelerators (NVIDIA data sheets; SXM parts, no sparsity)
 PEAK_FLOPS = {
@@ -318,6 +322,38 @@ def bench_eval(shape: tuple[int, int], reps: int) -> dict:
     assert cm.sum() == (gt != 255).sum()
     return {"mpx_per_s": gt.size / t["median_s"] / 1e6, "wall_mpx_per_s": gt.size / tw["median_s"] / 1e6,
             "clock": "cpu (process_time, 1 thread)", "area": list(shape), "threads": 1, "times_s": t["times_s"]}
+
+
+def bench_generator(side: int, areas, seed: int = 2016) -> dict:
+    """The synthetic scene generator (``vaiseg.data.synthetic.generate_scene``) on ONE core.
+
+    The first area is generated once as a warm-up; then each area (``side`` x ``side``,
+    the demo's data seed) is generated once, timed in process CPU time with torch and BLAS limited to one thread (the
+    generator is numpy/scipy: single-threaded by design). Goal (issue 11): every area
+    <= 1 s at 448 x 448. Writing the archives (GeoTIFF/zip) is not included.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from vaiseg.data.synthetic import generate_scene
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    per_area, wall = {}, {}
+    try:
+        with threadpool_limits(1):
+            generate_scene(areas[0], side, side, seed)  # warm-up (imports, caches)
+            for a in areas:
+                t, w = time.process_time(), time.perf_counter()
+                generate_scene(a, side, side, seed)
+                per_area[str(a)] = time.process_time() - t
+                wall[str(a)] = time.perf_counter() - w
+    finally:
+        torch.set_num_threads(n)
+    worst = max(per_area.values())
+    return {"side": side, "seed": seed, "clock": "cpu (process_time, 1 thread)", "s_per_area": per_area,
+            "wall_s_per_area": wall, "mean_s": statistics.fmean(per_area.values()), "max_s": worst,
+            "max_s_per_448_area": worst * (448 * 448) / (side * side),
+            "goal_s_per_448_area": GENERATOR_GOAL_S}
 
 
 def bench_fuse(shape: tuple[int, int], reps: int) -> dict:
@@ -755,6 +791,7 @@ def summary_table(r: dict) -> str:
         ("evaluation Mpx/s (1 thread)", r["eval_mpx_per_s"], ">= 100"),
         ("fusion apply Mpx/s (1 thread)", r["fuse_mpx_per_s"], ">= 20"),
         ("peak RSS of MC inference, MB", r["infer_peak_rss_mb"], "<= 4096"),
+        ("synthetic area, s per 448^2 (1 core, max)", r["generator_s_per_area"], "<= 1"),
     ]
     for k, v in r.get("train_samples_per_s", {}).items():
         rows.append((f"training samples/s, {k}", v, ""))
@@ -782,6 +819,13 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None, tt_set
     t_start = time.perf_counter()
     r: dict = {"mode": mode + ("-tiny" if tiny else ""), "machine": machine(device), "setup": cfg}
     r["setup_train_throughput"] = tt_setup
+    if only == "generator":
+        r["only"] = only
+        r["generator"] = bench_generator(cfg["gen_side"], cfg["gen_areas"])
+        r["generator_s_per_area"] = r["generator"]["max_s_per_448_area"]
+        r["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        r["elapsed_s"] = time.perf_counter() - t_start
+        return r
     if only == "train_throughput":
         r["only"] = only
         r["train_throughput"] = bench_train_throughput(tt_setup, device)
@@ -802,6 +846,7 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None, tt_set
     fu = bench_fuse(tuple(cfg["fuse"]), cfg["reps"])
     rss_w = cfg.get("rss_width", cfg["width"])
     rss = {m: bench_rss(m, tuple(cfg["rss"]), rss_w, cfg, device) for m in cfg["rss_models"]}
+    gen = bench_generator(cfg["gen_side"], cfg["gen_areas"])
     r.update({
         "T": cfg["T"],
         "mc_ratio_pb": mc["PB"]["mc_ratio"],
@@ -819,7 +864,9 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None, tt_set
         "fuse_mpx_per_s": fu["mpx_per_s"],
         "infer_peak_rss_mb": max(v["peak_rss_mb"] for v in rss.values()),
         "infer_peak_rss_models": list(rss),
+        "generator_s_per_area": gen["max_s_per_448_area"],
         "details": {"mc": mc, "sliding": sl, "eval": ev, "fuse": fu, "rss": rss},
+        "generator": gen,
     })
     r["train_throughput"] = bench_train_throughput(tt_setup, device)
     if mode == "full":
@@ -861,7 +908,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/benchmarks.json", help="JSON output path")
     ap.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--only", choices=("train_throughput",), default=None,
+    ap.add_argument("--only", choices=("train_throughput", "generator"), default=None,
                     help="run only this section (machine info + the section; seconds to a minute)")
     t = ap.add_argument_group("train_throughput section (defaults: config.yaml's demo run; --tiny: small sizes)")
     t.add_argument("--train-width", type=float, default=None, help="network width multiplier (models.width, 0.25)")
@@ -896,7 +943,12 @@ def main(argv=None) -> int:
     else:
         m = r["machine"]
         print(f"machine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch_version']}, device {m['device']}")
-    print(train_throughput_summary(r["train_throughput"]))
+    if "generator" in r:
+        g = r["generator"]
+        print(f"synthetic generator, {g['side']}^2 areas on 1 core: mean {g['mean_s']:.2f} s, max {g['max_s']:.2f} s "
+              f"({g['max_s_per_448_area']:.2f} s per 448^2 area; goal <= {g['goal_s_per_448_area']:g})")
+    if "train_throughput" in r:
+        print(train_throughput_summary(r["train_throughput"]))
     print(f"wrote {args.out} ({r['elapsed_s']:.0f} s)")
     return 0
 

@@ -15,7 +15,7 @@ import pytest
 
 REQUIRED = (
     "mc_ratio_pb", "mc_ratio_fcn", "naive_mc_ratio_pb", "naive_mc_ratio_fcn", "pb_dense_speedup",
-    "eval_mpx_per_s", "fuse_mpx_per_s", "infer_peak_rss_mb",
+    "eval_mpx_per_s", "fuse_mpx_per_s", "infer_peak_rss_mb", "generator_s_per_area",
 )
 
 
@@ -170,6 +170,46 @@ def test_train_throughput_only_cli(tmp_path, repo_root):
     assert r["only"] == "train_throughput" and "mc_ratio_pb" not in r
     assert tt["matmul_n"] == 128 and tt["steps"] == 2 and tt["PB"]["batch"] == 3 and tt["FCN"]["patch"] == 32
     _check_train_throughput(tt, r["setup_train_throughput"])
+
+
+def _check_generator(g: dict) -> None:
+    times = list(g["s_per_area"].values())
+    assert times and all(t > 0 for t in times) and set(g["s_per_area"]) == set(g["wall_s_per_area"])
+    assert g["max_s"] == max(times) and min(times) <= g["mean_s"] <= g["max_s"]
+    # the goal is per 448 x 448 area: smaller areas are scaled up by the pixel ratio
+    assert g["max_s_per_448_area"] == pytest.approx(g["max_s"] * 448**2 / g["side"] ** 2)
+    assert g["goal_s_per_448_area"] == 1.0 and g["clock"].startswith("cpu")
+
+
+def test_generator_section(tiny_result):
+    """Issue 11's speed goal for the synthetic generator lives here (1 core, per 448^2 area)."""
+    r, stdout = tiny_result
+    _check_generator(r["generator"])
+    assert r["generator_s_per_area"] == r["generator"]["max_s_per_448_area"]
+    assert r["generator"]["side"] == 96 and "synthetic area" in stdout
+
+
+def test_generator_only_cli(tmp_path, repo_root):
+    """--only generator times just the generator; its default sizes are the demo's areas."""
+    import importlib.util
+
+    import yaml
+
+    out = tmp_path / "gen.json"
+    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--only", "generator", "--tiny", "--device", "cpu",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["only"] == "generator" and "mc_ratio_pb" not in r and "train_throughput" not in r
+    _check_generator(r["generator"])
+    assert "goal <= 1" in proc.stdout
+    spec = importlib.util.spec_from_file_location("bench_run", repo_root / "benchmarks" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    syn = yaml.safe_load((repo_root / "config.yaml").read_text())["data"]["synthetic"]
+    assert mod.MODES["quick"]["gen_side"] == syn["height"] == syn["width"] == 448
+    assert r["generator"]["seed"] == syn["seed"]
 
 
 def test_train_throughput_defaults_are_the_demo_config(repo_root):
