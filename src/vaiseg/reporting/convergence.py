@@ -85,8 +85,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     n_yes = int((df["converged"] == "yes").sum())
     lines += ["", f"{n_yes} of {len(df)} trainings reached their held-out plateau.",
               "The held-out car F1 gain is reported, not judged: cars are ~1 % of the pixels, so OA and loss can",
-              "plateau while the car F1 still climbs (on the demo, doubling the epochs still moved the validation",
-              "areas' car F1 by up to 30 points; README, \"Stability\")."]
+              "plateau while the car F1 still climbs (on the demo, doubling the epochs still raises some",
+              "validation-area car F1 cells by many points; README, \"Convergence\")."]
     return "\n".join(lines) + "\n"
 
 
