@@ -328,9 +328,9 @@ def bench_generator(side: int, areas, seed: int = 2016) -> dict:
     """The synthetic scene generator (``vaiseg.data.synthetic.generate_scene``) on ONE core.
 
     The first area is generated once as a warm-up; then each area (``side`` x ``side``,
-    the demo's data seed) is generated once, timed in process CPU time with torch and BLAS limited to one thread (the
-    generator is numpy/scipy: single-threaded by design). Goal (issue 11): every area
-    <= 1 s at 448 x 448. Writing the archives (GeoTIFF/zip) is not included.
+    the demo's data seed) is generated once, timed in process CPU time with torch and
+    BLAS limited to one thread (the generator is numpy/scipy). Goal (issue 11): every
+    area <= 1 s at 448 x 448. Writing the archives (GeoTIFF/zip) is not included.
     """
     from threadpoolctl import threadpool_limits
 
