@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -299,6 +300,17 @@ def bench_sliding(nets_: dict, cfg: dict, device: torch.device) -> dict:
     }
 
 
+@contextmanager
+def torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def bench_eval(shape: tuple[int, int], reps: int) -> dict:
     """Confusion matrix (vaiseg.metrics.confusion_matrix) of a whole area on ONE thread."""
     from threadpoolctl import threadpool_limits
@@ -310,15 +322,10 @@ def bench_eval(shape: tuple[int, int], reps: int) -> dict:
     gt[rng.random(shape) < 0.1] = 255  # eroded boundaries
     pred = rng.integers(0, 6, shape, dtype=np.uint8)
     cpu = torch.device("cpu")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            t = timeit(lambda: confusion_matrix(gt, pred), max(reps, 3), cpu, clock="cpu")
-            tw = timeit(lambda: confusion_matrix(gt, pred), max(reps, 3), cpu)
-            cm = confusion_matrix(gt, pred)
-    finally:
-        torch.set_num_threads(n)
+    with torch_threads(1), threadpool_limits(1):
+        t = timeit(lambda: confusion_matrix(gt, pred), max(reps, 3), cpu, clock="cpu")
+        tw = timeit(lambda: confusion_matrix(gt, pred), max(reps, 3), cpu)
+        cm = confusion_matrix(gt, pred)
     assert cm.sum() == (gt != 255).sum()
     return {"mpx_per_s": gt.size / t["median_s"] / 1e6, "wall_mpx_per_s": gt.size / tw["median_s"] / 1e6,
             "clock": "cpu (process_time, 1 thread)", "area": list(shape), "threads": 1, "times_s": t["times_s"]}
@@ -336,19 +343,14 @@ def bench_generator(side: int, areas, seed: int = 2016) -> dict:
 
     from vaiseg.data.synthetic import generate_scene
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     per_area, wall = {}, {}
-    try:
-        with threadpool_limits(1):
-            generate_scene(areas[0], side, side, seed)  # warm-up (imports, caches)
-            for a in areas:
-                t, w = time.process_time(), time.perf_counter()
-                generate_scene(a, side, side, seed)
-                per_area[str(a)] = time.process_time() - t
-                wall[str(a)] = time.perf_counter() - w
-    finally:
-        torch.set_num_threads(n)
+    with torch_threads(1), threadpool_limits(1):
+        generate_scene(areas[0], side, side, seed)  # warm-up (imports, caches)
+        for a in areas:
+            t, w = time.process_time(), time.perf_counter()
+            generate_scene(a, side, side, seed)
+            per_area[str(a)] = time.process_time() - t
+            wall[str(a)] = time.perf_counter() - w
     worst = max(per_area.values())
     return {"side": side, "seed": seed, "clock": "cpu (process_time, 1 thread)", "s_per_area": per_area,
             "wall_s_per_area": wall, "mean_s": statistics.fmean(per_area.values()), "max_s": worst,
@@ -371,9 +373,7 @@ def bench_fuse(shape: tuple[int, int], reps: int) -> dict:
         p = rng.random((c, *shape), dtype=np.float32)
         probs.append(p / p.sum(0, keepdims=True))
     cpu = torch.device("cpu")
-    n_thr = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         with threadpool_limits(1):
             t = timeit(lambda: apply_fusion(model, probs), max(reps, 3), cpu, clock="cpu")
             tw = timeit(lambda: apply_fusion(model, probs), max(reps, 3), cpu)
@@ -385,8 +385,6 @@ def bench_fuse(shape: tuple[int, int], reps: int) -> dict:
         Wf, X = model.W.astype(np.float32), np.ones((sum(ncls), 1 << 16), np.float32)
         out = np.empty((6, 1 << 16), np.float32)
         tm = timeit(lambda: np.matmul(Wf, X, out=out), 20, cpu, clock="cpu")  # one 64k-pixel block
-    finally:
-        torch.set_num_threads(n_thr)
     assert np.array_equal(sc.argmax(0), _running_argmax(sc))
     n = shape[0] * shape[1]
     m = sc.shape[1]
@@ -819,16 +817,13 @@ def run(mode: str, tiny: bool, device: torch.device, threads: int | None, tt_set
     t_start = time.perf_counter()
     r: dict = {"mode": mode + ("-tiny" if tiny else ""), "machine": machine(device), "setup": cfg}
     r["setup_train_throughput"] = tt_setup
-    if only == "generator":
+    if only:
         r["only"] = only
-        r["generator"] = bench_generator(cfg["gen_side"], cfg["gen_areas"])
-        r["generator_s_per_area"] = r["generator"]["max_s_per_448_area"]
-        r["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        r["elapsed_s"] = time.perf_counter() - t_start
-        return r
-    if only == "train_throughput":
-        r["only"] = only
-        r["train_throughput"] = bench_train_throughput(tt_setup, device)
+        if only == "generator":
+            r["generator"] = bench_generator(cfg["gen_side"], cfg["gen_areas"])
+            r["generator_s_per_area"] = r["generator"]["max_s_per_448_area"]
+        else:
+            r["train_throughput"] = bench_train_throughput(tt_setup, device)
         r["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         r["elapsed_s"] = time.perf_counter() - t_start
         return r
