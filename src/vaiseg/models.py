@@ -38,6 +38,12 @@ PB_PATCH = 65
 PB_PAD = PB_PATCH // 2  # 32
 #: spatial side of PB's last feature map for a 65x65 input: 65 - 4 * (4 + 2) = 41
 PB_FEATURE = PB_PATCH - 4 * (4 + 2)
+#: neurons of PB's FC1 and FC2 (§4.1: "two fully connected layers with 128 neurons"). Not
+#: scaled by the width multiplier: at width 0.25 FC layers of 32 neurons, each followed by
+#: 50 % dropout, left PB underfit after 8 epochs (held-out OA 87 %, train loss 0.42; with
+#: 128: 93 %, 0.16, on the same data and budget: docs/measurements.md "PB's FC width"),
+#: while 128 neurons cost ~7 % of a training step at width 0.25
+PB_FC = 128
 #: total down-sampling of the FCN encoder: first conv stride 2, then 3 max-pools of 2
 FCN_STRIDE = 16
 
@@ -106,14 +112,16 @@ def _pb_features(in_channels: int, widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _pb_init(net: nn.Module, width: float, dropout: float, n_classes: int, in_channels: int) -> None:
+def _pb_init(net: nn.Module, width: float, dropout: float, n_classes: int, in_channels: int, fc_width: int) -> None:
     """Settings and the four conv blocks shared by :class:`PatchCNN` and :class:`DensePatchCNN`."""
     net.width = float(width)
     net.dropout = float(dropout)
     net.n_classes = int(n_classes)
     net.in_channels = int(in_channels)
     net.widths = [scaled(c, width) for c in (32, 64, 96, 128)]
-    net.fc_width = scaled(128, width)
+    net.fc_width = int(fc_width)
+    if net.fc_width < 1:
+        raise ValueError(f"fc_width must be >= 1, got {fc_width}")
     net.features = _pb_features(in_channels, net.widths)
 
 
@@ -121,19 +129,20 @@ class PatchCNN(nn.Module):
     """Patch-based CNN (§4.1): classify the centre pixel of a 65x65x5 patch.
 
     features: 4 x [conv 5x5 (32, 64, 96, 128 kernels x ``width``) -> ReLU -> BN ->
-    max-pool 3x3 stride 1] -> (N, 128w, 41, 41); classifier: FC 128w -> ReLU -> dropout ->
-    FC 128w -> ReLU -> dropout -> FC ``n_classes`` (softmax in the loss). The paper says the
-    two FC layers of 128 neurons "are followed by dropout layers with a 50% drop
-    probability" and are followed by the 5-way softmax; the ReLU after each FC layer is the
-    usual choice (the paper does not name it). The FC widths scale with ``width`` too.
-    He initialisation.
+    max-pool 3x3 stride 1] -> (N, 128w, 41, 41); classifier: FC ``fc_width`` -> ReLU ->
+    dropout -> FC ``fc_width`` -> ReLU -> dropout -> FC ``n_classes`` (softmax in the loss).
+    The paper says the two FC layers of 128 neurons "are followed by dropout layers with a
+    50% drop probability" and are followed by the 5-way softmax; the ReLU after each FC
+    layer is the usual choice (the paper does not name it). ``width`` scales the
+    convolutions only; the FC layers keep ``fc_width`` = :data:`PB_FC` (128) neurons
+    unless told otherwise. He initialisation.
 
     Input (N, in_channels, 65, 65) float32 -> logits (N, n_classes) float32.
     """
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5, fc_width: int = PB_FC):
         super().__init__()
-        _pb_init(self, width, dropout, n_classes, in_channels)
+        _pb_init(self, width, dropout, n_classes, in_channels, fc_width)
         self.fc1 = nn.Linear(self.widths[-1] * PB_FEATURE * PB_FEATURE, self.fc_width)
         self.fc2 = nn.Linear(self.fc_width, self.fc_width)
         self.fc3 = nn.Linear(self.fc_width, self.n_classes)
@@ -178,7 +187,7 @@ class PatchCNN(nn.Module):
         return self.fc3(h)
 
     def settings(self) -> dict:
-        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels, "fc_width": self.fc_width}
 
     def to_dense(self) -> "DensePatchCNN":
         """The fully convolutional version with copied weights (§4.1, Sermanet et al.).
@@ -206,7 +215,7 @@ class DensePatchCNN(_InferenceMixin, nn.Module):
     :class:`PatchCNN` gives for the 65x65 patch ``x[:, :, i:i+65, j:j+65]`` (stride 1
     everywhere, so no up-sampling is needed).
 
-    trunk: the 4 conv blocks + FC1-as-41x41-conv + ReLU -> (N, 128w, H, W);
+    trunk: the 4 conv blocks + FC1-as-41x41-conv + ReLU -> (N, fc_width, H, W);
     head: dropout -> FC2 (1x1) -> ReLU -> dropout -> FC3 (1x1). ``halo`` = 0: every output
     pixel depends only on its padded 65x65 window, so tiles padded by 32 px stitch exactly.
     """
@@ -215,9 +224,9 @@ class DensePatchCNN(_InferenceMixin, nn.Module):
     multiple = 1
     halo = 0
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5):
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, n_classes: int = 5, in_channels: int = 5, fc_width: int = PB_FC):
         super().__init__()
-        _pb_init(self, width, dropout, n_classes, in_channels)
+        _pb_init(self, width, dropout, n_classes, in_channels, fc_width)
         self.fc1 = nn.Conv2d(self.widths[-1], self.fc_width, kernel_size=PB_FEATURE)
         self.head = nn.Sequential(
             nn.Dropout(self.dropout),
@@ -237,11 +246,11 @@ class DensePatchCNN(_InferenceMixin, nn.Module):
         return self.head[4]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H+64, W+64) -> (N, 128w, H, W) features before the first dropout."""
+        """(N, C, H+64, W+64) -> (N, fc_width, H, W) features before the first dropout."""
         return torch.relu(self.fc1(self.features(x)))
 
     def settings(self) -> dict:
-        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels}
+        return {"width": self.width, "dropout": self.dropout, "n_classes": self.n_classes, "in_channels": self.in_channels, "fc_width": self.fc_width}
 
 
 #: where the FCN's dropout sits (:class:`FCN` ``dropout_placement``); the first is the default
@@ -437,7 +446,7 @@ def save_model(path: str | Path, net: nn.Module, meta: dict) -> None:
     """Write ``net`` and ``meta`` to ``path`` (model.pt), atomically.
 
     The file is a dict: ``format``, ``arch`` ({class, width, dropout, n_classes,
-    in_channels}, and ``dropout_placement`` for the FCN), ``state_dict`` (CPU tensors) and
+    in_channels}, ``fc_width`` for PB and ``dropout_placement`` for the FCN), ``state_dict`` (CPU tensors) and
     ``meta`` (JSON-able: e.g. ``model`` name, ``classes`` [{index, name}] — filled in from
     ``n_classes`` when absent — ``stats`` path of the normalisation statistics,
     ``training`` info). ``meta`` must be JSON-serialisable so that loading works with
@@ -463,7 +472,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
 
     A saved :class:`PatchCNN` comes back converted to :class:`DensePatchCNN`. An FCN file
     without ``dropout_placement`` (written before the option existed) loads as
-    ``"encoder_output"``, the only placement there was. Raises
+    ``"encoder_output"``, the only placement there was; a PB file without ``fc_width``
+    (written when the FC layers scaled with ``width``) with ``scaled(128, width)`` neurons. Raises
     DataError naming the file when it is missing, unreadable or not a vaiseg model.
     """
     path = Path(path)
@@ -479,6 +489,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     cls = ARCHITECTURES.get(arch.pop("class"))
     if cls is None:
         raise DataError(path, f"unknown architecture {obj['arch'].get('class')!r}")
+    if cls in (PatchCNN, DensePatchCNN):
+        arch.setdefault("fc_width", scaled(PB_FC, arch.get("width", 1.0)))
     net = cls(**arch)
     try:
         net.load_state_dict(obj["state_dict"])

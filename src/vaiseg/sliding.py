@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .models import PB_FEATURE, PB_PAD, PB_PATCH, DensePatchCNN, PatchCNN, scaled
+from .models import PB_FC, PB_FEATURE, PB_PAD, PB_PATCH, DensePatchCNN, PatchCNN, scaled
 
 
 def _device(device) -> torch.device:
@@ -165,14 +165,15 @@ def pb_macs_per_pixel(
     *,
     dense: bool = True,
     tile: tuple[int, int] | None = None,
+    fc_width: int = PB_FC,
 ) -> float:
     """Multiply-accumulates of PB (§4.1) per classified pixel, convolutions and FC layers only.
 
     Dense (``dense=True``): each of the 4 conv layers (5x5), FC1 (a 41x41 convolution),
     FC2 and FC3 (1x1) is evaluated once per output pixel:
     ``sum_l 25 c_{l-1} c_l + 41^2 c_4 f + f^2 + f n_classes`` with c = (32, 64, 96, 128) x
-    width and f = 128 x width. Paper width: 28,074,528 MAC (56.1 MFLOP) per pixel, 98 % of
-    it in FC1. With ``tile=(h, w)`` the count is that of one dense pass over an h x w output
+    width and f = ``fc_width`` (128 whatever the width: :data:`vaiseg.models.PB_FC`).
+    Paper width: 28,074,528 MAC (56.1 MFLOP) per pixel, 98 % of it in FC1. With ``tile=(h, w)`` the count is that of one dense pass over an h x w output
     tile given 32 px of context per side, divided by h*w: the conv layers then also run on
     the context ring (layer l's map is (h + 64 - 6 l + 2) x (w + 64 - 6 l + 2)), the
     overhead that tiling pays.
@@ -183,7 +184,7 @@ def pb_macs_per_pixel(
     Bias additions, ReLU, BatchNorm and max-pooling are not counted (< 1 %).
     """
     c = [in_channels] + [scaled(k, width) for k in (32, 64, 96, 128)]
-    f = scaled(128, width)
+    f = int(fc_width)
     if dense and tile is not None:
         h, w = tile
         ext = (h + 2 * PB_PAD, w + 2 * PB_PAD)
@@ -223,7 +224,7 @@ def dense_trunk_fft(dense: DensePatchCNN, x: torch.Tensor, block: int = 64) -> t
     by FFT, overlap-save in blocks of ``block`` x ``block`` output pixels (the pipeline's
     default PB trunk via ``infer.pb_fft_block``; timed by benchmarks/run.py).
 
-    x (N, C, H+64, W+64) float32 -> (N, 128w, H, W), equal to ``dense.trunk(x)`` up to
+    x (N, C, H+64, W+64) float32 -> (N, fc_width, H, W), equal to ``dense.trunk(x)`` up to
     float32 FFT rounding. Per block: rfft2 of the (block+40)^2 feature window, one complex
     matrix product per frequency (Cin x Cout), irfft2, keep the valid block x block part.
     Cost of FC1 per output pixel ~ 4 Cin Cout (block+40)^2 / (2 block^2) real MACs instead

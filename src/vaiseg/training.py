@@ -69,7 +69,7 @@ from .classes import CAR, IGNORE
 from .config import MODELS
 from .errors import ConfigError
 from .mfb import load_mfb_weights, weighted_cross_entropy
-from .models import FCN, FCN_DROPOUT_PLACEMENTS, PatchCNN, save_model
+from .models import FCN, FCN_DROPOUT_PLACEMENTS, PB_FC, PatchCNN, save_model
 from .patches import FCNPatches, PBPatches, PBTiles, ensure_cache, load_index
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ class TrainSettings:
     amp: bool = False  # bf16 autocast on CUDA
     width: float = 1.0
     dropout: float = 0.5
+    #: PB's FC1/FC2 neurons (config ``models.pb_fc_width``; the paper's 128, not scaled by
+    #: ``width``: :data:`vaiseg.models.PB_FC`). Ignored for the FCNs.
+    pb_fc_width: int = PB_FC
     seed: int = 0
     fcn_labels: str = "labels"  # labels (full GT) | labels_eroded
     #: where the FCNs' dropout sits (``FCN(dropout_placement=...)``): "encoder_output" |
@@ -173,6 +176,7 @@ class TrainSettings:
             amp=bool(config.get("train", {}).get("amp", False)),
             width=float(m.get("width", 1.0)),
             dropout=float(m.get("dropout", 0.5)),
+            pb_fc_width=int(m.get("pb_fc_width", PB_FC)),
             seed=int(config.get("seed", 0)),
             fcn_labels="labels_eroded" if fcn.get("labels", "full") == "eroded" else "labels",
         )
@@ -247,12 +251,16 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def _settings_record(s: TrainSettings) -> dict:
+def _settings_record(s: TrainSettings, model: str) -> dict:
     """``asdict(s)`` without ``bands`` and ``clip_grad_norm`` when they are None (the
-    defaults) and without the tile settings when ``sampling`` is "patches", so the
-    fingerprint and the model meta of a five-band, unclipped, patchwise run are the same as
-    before the fields existed."""
+    defaults), without the tile settings when ``sampling`` is "patches" and without
+    ``pb_fc_width`` for the FCNs, so the fingerprint and the model meta of a five-band,
+    unclipped, patchwise run (and every FCN's) are the same as before the fields existed.
+    PB's carry ``pb_fc_width``: a PB checkpoint from when the FC layers scaled with the
+    width is not resumed."""
     settings = asdict(s)
+    if model != "PB":
+        settings.pop("pb_fc_width")
     if settings["sampling"] == "patches":
         for k in ("sampling", "tile_size", "centres_per_tile"):
             settings.pop(k)
@@ -266,7 +274,7 @@ def _settings_record(s: TrainSettings) -> dict:
 
 
 def _fingerprint(model: str, s: TrainSettings, index_path: Path, mfb: list | None) -> str:
-    settings = _settings_record(s)
+    settings = _settings_record(s, model)
     # fcn_dropout enters only where it matters (an FCN with a non-default placement), so
     # checkpoints written before the field existed, and PB's, keep their fingerprints
     if model == "PB" or s.fcn_dropout == "encoder_output":
@@ -320,7 +328,7 @@ def _loss(model: str, logits: torch.Tensor, target: torch.Tensor, weights: torch
 
 def _build(model: str, s: TrainSettings):
     if model == "PB":
-        return PatchCNN(width=s.width, dropout=s.dropout, in_channels=s.in_channels)
+        return PatchCNN(width=s.width, dropout=s.dropout, in_channels=s.in_channels, fc_width=s.pb_fc_width)
     return FCN(width=s.width, dropout=s.dropout, dropout_placement=s.fcn_dropout, in_channels=s.in_channels)
 
 
@@ -584,7 +592,7 @@ def train(
 
     summary = {
         "model": model,
-        "settings": _settings_record(s),
+        "settings": _settings_record(s, model),
         "epochs_done": history[-1]["epoch"] if history else 0,
         "convergence": convergence(history),
         "final": history[-1] if history else {},

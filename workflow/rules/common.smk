@@ -142,6 +142,7 @@ def train_params(model, seed=None):
         "width": config["models"]["width"],
         "dropout": config["models"]["dropout"],
         "seed": PRIMARY_SEED if seed is None else int(seed),
+        **({"pb_fc_width": config["models"]["pb_fc_width"]} if model == "PB" else {}),
         **({"fcn_labels": FCN_LABELS, "fcn_dropout": config["models"]["fcn_dropout"]} if model != "PB" else {}),
     }
 
