@@ -41,8 +41,9 @@ PB_FEATURE = PB_PATCH - 4 * (4 + 2)
 #: neurons of PB's FC1 and FC2 (§4.1: "two fully connected layers with 128 neurons"). Not
 #: scaled by the width multiplier: at width 0.25 FC layers of 32 neurons, each followed by
 #: 50 % dropout, left PB underfit after 8 epochs (held-out OA 87 %, train loss 0.42; with
-#: 128: 93 %, 0.16, on the same data and budget: docs/measurements.md "PB's FC width"),
-#: while 128 neurons cost ~7 % of a training step at width 0.25
+#: 128: 93 %, 0.18, on the same data and budget: docs/measurements.md, "PB's FC layers at
+#: the paper's 128 neurons"),
+#: while 128 neurons add 8 % to a training sample's FLOPs at width 0.25
 PB_FC = 128
 #: total down-sampling of the FCN encoder: first conv stride 2, then 3 max-pools of 2
 FCN_STRIDE = 16
