@@ -447,11 +447,11 @@ def save_model(path: str | Path, net: nn.Module, meta: dict) -> None:
     """Write ``net`` and ``meta`` to ``path`` (model.pt), atomically.
 
     The file is a dict: ``format``, ``arch`` ({class, width, dropout, n_classes,
-    in_channels}, ``fc_width`` for PB and ``dropout_placement`` for the FCN), ``state_dict`` (CPU tensors) and
-    ``meta`` (JSON-able: e.g. ``model`` name, ``classes`` [{index, name}] — filled in from
-    ``n_classes`` when absent — ``stats`` path of the normalisation statistics,
-    ``training`` info). ``meta`` must be JSON-serialisable so that loading works with
-    ``torch.load(weights_only=True)``.
+    in_channels}, ``fc_width`` for PB and ``dropout_placement`` for the FCN),
+    ``state_dict`` (CPU tensors) and ``meta`` (JSON-able: e.g. ``model`` name,
+    ``classes`` [{index, name}] — filled in from ``n_classes`` when absent — ``stats`` path
+    of the normalisation statistics, ``training`` info). ``meta`` must be
+    JSON-serialisable so that loading works with ``torch.load(weights_only=True)``.
     """
     name = type(net).__name__
     if name not in ARCHITECTURES:
@@ -474,8 +474,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     A saved :class:`PatchCNN` comes back converted to :class:`DensePatchCNN`. An FCN file
     without ``dropout_placement`` (written before the option existed) loads as
     ``"encoder_output"``, the only placement there was; a PB file without ``fc_width``
-    (written when the FC layers scaled with ``width``) with ``scaled(128, width)`` neurons. Raises
-    DataError naming the file when it is missing, unreadable or not a vaiseg model.
+    (written when the FC layers scaled with ``width``) with ``scaled(128, width)``
+    neurons. Raises DataError naming the file when it is missing, unreadable or not a vaiseg model.
     """
     path = Path(path)
     if not path.is_file():

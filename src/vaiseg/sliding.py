@@ -173,8 +173,9 @@ def pb_macs_per_pixel(
     FC2 and FC3 (1x1) is evaluated once per output pixel:
     ``sum_l 25 c_{l-1} c_l + 41^2 c_4 f + f^2 + f n_classes`` with c = (32, 64, 96, 128) x
     width and f = ``fc_width`` (128 whatever the width: :data:`vaiseg.models.PB_FC`).
-    Paper width: 28,074,528 MAC (56.1 MFLOP) per pixel, 98 % of it in FC1. With ``tile=(h, w)`` the count is that of one dense pass over an h x w output
-    tile given 32 px of context per side, divided by h*w: the conv layers then also run on
+    Paper width: 28,074,528 MAC (56.1 MFLOP) per pixel, 98 % of it in FC1. With
+    ``tile=(h, w)`` the count is that of one dense pass over an h x w output tile given
+    32 px of context per side, divided by h*w: the conv layers then also run on
     the context ring (layer l's map is (h + 64 - 6 l + 2) x (w + 64 - 6 l + 2)), the
     overhead that tiling pays.
 
