@@ -72,6 +72,17 @@ def test_sampling_is_stratified_balanced_seeded_and_skips_ignored():
     np.testing.assert_allclose(np.bincount(got, minlength=5)[[0, 2, 4]], np.round(400 * total[[0, 2, 4]] / total.sum()), atol=1)
 
 
+def test_balanced_sample_takes_all_of_a_class_rarer_than_its_share():
+    # the demo's regime (fusion.samples 300,000 = 50,000 per class > the 11,474 training car
+    # pixels): the rare class is taken whole, the others are capped at n // K each
+    a = np.zeros((40, 40), np.uint8)
+    a[:2, :10] = 4  # 20 car pixels
+    a[20:] = 1
+    idx = sample_pixels([a], n=300, balanced=True, seed=0)
+    counts = np.bincount(a.ravel()[idx[0]], minlength=6)
+    assert counts[4] == 20 and counts[0] == 100 and counts[1] == 100
+
+
 def test_fusion_near_perfect_on_separable_probabilities_and_files(tmp_path):
     rng = np.random.default_rng(0)
     train = [_scene(tmp_path, f"t{i}", (60, 70), rng, strength=(2.0, 3.0)) for i in range(2)]

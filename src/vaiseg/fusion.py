@@ -229,7 +229,7 @@ def train_svms(X: np.ndarray, y: np.ndarray, C: float = 1.0, solver: int = 2):
 def train_fusion(
     prob_paths_by_model: dict,
     label_paths: list,
-    n: int = 30000,
+    n: int = 300000,
     balanced: bool = True,
     C: float = 1.0,
     seed: int = 0,
