@@ -181,3 +181,19 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError, match="not a fusion model"):
         FusionModel.load(tmp_path / "bad.json")
+
+
+def test_svms_from_csr_input_equal_liblinears_dense_row_path():
+    # train_svms hands LIBLINEAR a CSR matrix (fast); its per-row path for dense rows must
+    # give the same problem, exact zero features (a softmax underflow) included
+    from liblinear.liblinearutil import parameter, problem, train
+
+    from vaiseg.fusion import _decision_matrix
+
+    rng = np.random.default_rng(3)
+    X = rng.random((400, 7))
+    X[rng.random(X.shape) < 0.2] = 0.0
+    y = rng.integers(0, 3, 400)
+    dense = train(problem(y.astype(np.float64).tolist(), X), parameter("-s 2 -c 1.0 -B 1 -q"))
+    for a, b in zip(_decision_matrix(train_svms(X, y), 7), _decision_matrix(dense, 7)):
+        np.testing.assert_array_equal(a, b)
