@@ -135,6 +135,14 @@ def test_pb_border_none_equals_a_run_with_nan_borders(run, tmp_path):
     got = fusion_confusion(("PB", "FCN"), FusionRecipe(2000, True, 1.0, 2, 0, pb_border_px=PB_PAD), probs, eroded, TRAIN, VAL)
     assert (got == want).all()
     assert got.sum() < fusion_confusion(("PB", "FCN"), plain, probs, eroded, TRAIN, VAL).sum()
+    # the shared raster cache of ablations(): each file read once, the blanking does not
+    # reach the cached arrays (the plain recipe after the blanked one is unchanged)
+    rasters: dict = {}
+    bordered = FusionRecipe(2000, True, 1.0, 2, 0, pb_border_px=PB_PAD)
+    assert (fusion_confusion(("PB", "FCN"), bordered, probs, eroded, TRAIN, VAL, rasters) == got).all()
+    assert (fusion_confusion(("PB", "FCN"), plain, probs, eroded, TRAIN, VAL, rasters)
+            == fusion_confusion(("PB", "FCN"), plain, probs, eroded, TRAIN, VAL)).all()
+    assert len(rasters) == 2 * (len(TRAIN) + len(VAL))
 
 
 def _coverage_csv(path):

@@ -101,9 +101,18 @@ def blank_border(array: np.ndarray, px: int, fill) -> np.ndarray:
     return out
 
 
-def _reader(pb_border_px: int):
+def _reader(pb_border_px: int, rasters: dict | None = None):
+    """``read(model, path)`` for :func:`vaiseg.fusion.train_fusion`: the probs.tif, PB's
+    border blanked to NaN when ``pb_border_px``; with ``rasters`` (path -> array, shared by
+    the ablation's ~30 SVM trainings, which read the same files) each file is read once."""
+
     def read(model: str, path) -> np.ndarray:
-        probs = read_probs(model, path)
+        if rasters is None:
+            probs = read_probs(model, path)
+        else:
+            if path not in rasters:
+                rasters[path] = read_probs(model, path)
+            probs = rasters[path]  # never written to: blank_border copies
         if model == "PB" and pb_border_px:
             probs = blank_border(probs.astype(np.float32, copy=False), pb_border_px, np.nan)
         return probs
@@ -124,14 +133,16 @@ def label_confusion(pred: dict, eroded: dict, areas, border_px: int = 0) -> np.n
     return cm
 
 
-def fusion_confusion(members, recipe: FusionRecipe, probs: dict, eroded: dict, svm_areas, val_areas) -> np.ndarray:
+def fusion_confusion(members, recipe: FusionRecipe, probs: dict, eroded: dict, svm_areas, val_areas,
+                     rasters: dict | None = None) -> np.ndarray:
     """Pooled confusion of one fusion (§4.4) trained and applied in memory.
 
     ``probs[model][area]``: probs.tif of each member CNN on every area used; ``eroded[area]``:
     eroded GT. Plain recipe: SVMs trained on ``svm_areas``, applied to ``val_areas``.
     ``crossfit``: for each validation area, SVMs trained on the other validation areas.
+    ``rasters``: a cache of the probability rasters read (see :func:`_reader`).
     """
-    read = _reader(recipe.pb_border_px)
+    read = _reader(recipe.pb_border_px, rasters)
     if recipe.crossfit:
         if len(val_areas) < 2:
             raise ValueError("val_crossfit needs at least two validation areas")
@@ -161,7 +172,7 @@ def _row(choice: str, option: str, method: str, configured: bool, cm: np.ndarray
 
 
 def fusion_rows(choice: str, options: dict[str, FusionRecipe], configured: str, probs, eroded, svm_areas, val_areas,
-                fusions: dict = FUSIONS, memo: dict | None = None) -> list[dict]:
+                fusions: dict = FUSIONS, memo: dict | None = None, rasters: dict | None = None) -> list[dict]:
     """Rows of one fusion switch: every fusion under every option (``options``: name ->
     recipe). An option that cannot run on this data gives NaN cells and a note. ``memo``
     ({(members, recipe): confusion}) shares results between switches: the configured
@@ -173,7 +184,7 @@ def fusion_rows(choice: str, options: dict[str, FusionRecipe], configured: str, 
             try:
                 key = (tuple(members), recipe)
                 if key not in memo:
-                    memo[key] = fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas)
+                    memo[key] = fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas, rasters)
                 rows.append(_row(choice, option, name, option == configured, memo[key]))
             except ValueError as e:
                 rows.append(_row(choice, option, name, option == configured, note=str(e)))
@@ -248,17 +259,19 @@ def ablations(
     # the fusion switches read the PB's reflect-padded probabilities (blanked for `none`)
     probs = {**probs, "PB": pb_reflect_probs}
     memo: dict = {}  # the configured recipe recurs in every fusion switch: trained once
+    rasters: dict = {}  # every probs.tif read once (~230 MB for the demo's 16 areas)
     rows = fusion_rows("fusion_sample", {"balanced": replace(base, balanced=True), "natural": replace(base, balanced=False)},
-                       "balanced" if fusion["balanced"] else "natural", probs, eroded, svm_areas, val_areas, fusions, memo)
+                       "balanced" if fusion["balanced"] else "natural", probs, eroded, svm_areas, val_areas, fusions, memo,
+                       rasters)
     train_on = fusion.get("train_on", "train_areas")
     rows += fusion_rows("svm_training", {train_on: base, "val_crossfit": replace(base, crossfit=True)}, train_on,
-                        probs, eroded, svm_areas, val_areas, fusions, memo)
+                        probs, eroded, svm_areas, val_areas, fusions, memo, rasters)
     for option, px in (("reflect", 0), ("none", PB_PAD)):
         rows.append(_row("pb_border", option, "PB", option == pb_border,
                          label_confusion(pb_reflect_labels, eroded, val_areas, border_px=px)))
     pb_fusions = {k: v for k, v in fusions.items() if "PB" in v}
     rows += fusion_rows("pb_border", {"reflect": replace(base, pb_border_px=0), "none": replace(base, pb_border_px=PB_PAD)},
-                        pb_border, probs, eroded, svm_areas, val_areas, pb_fusions, memo)
+                        pb_border, probs, eroded, svm_areas, val_areas, pb_fusions, memo, rasters)
     rows += fig6_rows(coverage_csv, fig6_reading, [m for m in probs if m in ("PB", "FCN", "FCN-MFB")])
     for r in retrained:
         rows += retrain_rows(r["choice"], r["configured"], r["other"], r["methods"],
