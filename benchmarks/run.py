@@ -496,8 +496,8 @@ def bench_training(cfg: dict, device: torch.device) -> dict:
 
 # --------------------------------------------------------------------------- training throughput
 def _train_demo() -> dict:
-    """The default demo run's training settings, read from config.yaml (models.width and
-    .dropout, train.PB / train.FCN, patches.pb/fcn.size); --train-width, --pb-batch,
+    """The default demo run's training settings, read from config.yaml (models.width,
+    .dropout and .pb_fc_width, train.PB / train.FCN, patches.pb/fcn.size); --train-width, --pb-batch,
     --fcn-batch, --fcn-patch override them."""
     import yaml
 
@@ -508,6 +508,8 @@ def _train_demo() -> dict:
     for m, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
         st = TrainSettings.from_config(cfg, m)  # what the train rules derive from the config
         out[m] = dict(batch=st.batch_size, patch=patch, optimizer=st.optimizer, lr=st.lr)
+        if m == "PB":
+            out["pb_fc_width"] = st.pb_fc_width
         if m == "PB" and st.sampling == "tiles":  # the demo's PB step; "PB" times the patchwise one
             out["PB_tiles"] = dict(batch=st.batch_size, tile=st.tile_size, centres=st.centres_per_tile)
             out[m]["batch"] = PB_PATCHWISE_BATCH
@@ -534,7 +536,7 @@ TT_TINY = dict(matmul_n=256, matmul_k=3, steps=2, rounds=2, width=0.0625, PB_bat
 def train_throughput_setup(tiny: bool, args=None) -> dict:
     """Sizes of the train_throughput section: CLI overrides > --tiny sizes > the demo config."""
     demo = _train_demo()
-    s = dict(TT_SIZES, width=demo["width"], dropout=demo["dropout"])
+    s = dict(TT_SIZES, width=demo["width"], dropout=demo["dropout"], pb_fc_width=demo["pb_fc_width"])
     for m in ("PB", "FCN", "PB_tiles"):
         for k, v in demo.get(m, {}).items():
             s[f"{m}_{k}"] = v
@@ -584,7 +586,7 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
     for model in ("PB", "FCN"):
         batch, patch = s[f"{model}_batch"], s[f"{model}_patch"]
         st = TrainSettings(optimizer=s[f"{model}_optimizer"], lr=s[f"{model}_lr"], width=s["width"],
-                           dropout=s["dropout"], batch_size=batch)
+                           dropout=s["dropout"], batch_size=batch, pb_fc_width=s["pb_fc_width"])
         torch.manual_seed(0)
         probe = _build(model, st)
         x = torch.randn(batch, probe.in_channels, patch, patch, device=device)
@@ -620,7 +622,8 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         from vaiseg.training import balanced_cross_entropy
 
         nt, side, kc = s["PB_tiles_batch"], s["PB_tiles_tile"], s["PB_tiles_centres"]
-        st = TrainSettings(optimizer=s["PB_optimizer"], lr=s["PB_lr"], width=s["width"], dropout=s["dropout"], batch_size=nt)
+        st = TrainSettings(optimizer=s["PB_optimizer"], lr=s["PB_lr"], width=s["width"], dropout=s["dropout"], batch_size=nt,
+                           pb_fc_width=s["pb_fc_width"])
         torch.manual_seed(0)
         net = _build("PB", st).to(device, memory_format=torch.channels_last).train()
         opt = _optimizer(net, st)
@@ -658,6 +661,7 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         "matmul_gflops_best": 2 * n**3 * k / t["matmul"]["min_s"] / 1e9,
         "matmul_n": n,
         "width": s["width"],
+        "pb_fc_width": s["pb_fc_width"],
         "steps": s["steps"],
         "rounds": s["rounds"],
         # CPU time of this process per wall second of the timed calls (medians, all of them):

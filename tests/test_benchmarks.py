@@ -225,6 +225,7 @@ def test_train_throughput_defaults_are_the_demo_config(repo_root):
     cfg = yaml.safe_load((repo_root / "config.yaml").read_text())
     s = mod.train_throughput_setup(tiny=False)
     assert s["width"] == cfg["models"]["width"] and s["dropout"] == cfg["models"]["dropout"]
+    assert s["pb_fc_width"] == cfg["models"]["pb_fc_width"]  # PB timed with the demo's FC neurons
     assert s["FCN_patch"] == cfg["patches"]["fcn"]["size"] and s["PB_patch"] == cfg["patches"]["pb"]["size"]
     for name in ("PB", "FCN"):
         t = cfg["train"][name]
