@@ -508,12 +508,13 @@ def _train_demo() -> dict:
     for m, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
         st = TrainSettings.from_config(cfg, m)  # what the train rules derive from the config
         out[m] = dict(batch=st.batch_size, patch=patch, optimizer=st.optimizer, lr=st.lr)
-        if m == "PB":
-            out["pb_fc_width"] = st.pb_fc_width
-        if m == "PB" and st.sampling == "tiles":  # the demo's PB step; "PB" times the patchwise one
+        if m != "PB":
+            continue
+        out["pb_fc_width"] = st.pb_fc_width
+        if st.sampling == "tiles":  # the demo's PB step; "PB" times the patchwise one
             out["PB_tiles"] = dict(batch=st.batch_size, tile=st.tile_size, centres=st.centres_per_tile)
             out[m]["batch"] = PB_PATCHWISE_BATCH
-        elif m == "PB":
+        else:
             out["PB_tiles"] = dict(PB_TILES)
     out.update(width=st.width, dropout=st.dropout)
     return out

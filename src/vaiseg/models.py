@@ -42,8 +42,8 @@ PB_FEATURE = PB_PATCH - 4 * (4 + 2)
 #: scaled by the width multiplier: at width 0.25 FC layers of 32 neurons, each followed by
 #: 50 % dropout, left PB underfit after 8 epochs (held-out OA 87 %, train loss 0.42; with
 #: 128: 93 %, 0.18, on the same data and budget: docs/measurements.md, "PB's FC layers at
-#: the paper's 128 neurons"),
-#: while 128 neurons add 8 % to a training sample's FLOPs at width 0.25
+#: the paper's 128 neurons"), while 128 neurons add 8 % to a training sample's FLOPs at
+#: width 0.25
 PB_FC = 128
 #: total down-sampling of the FCN encoder: first conv stride 2, then 3 max-pools of 2
 FCN_STRIDE = 16
