@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from vaiseg.reporting.ablations import (
     fig6_rows,
     fusion_confusion,
     label_confusion,
+    precompute_fusions,
     write_ablations,
 )
 from vaiseg.reporting.tables import table_row
@@ -145,6 +147,24 @@ def test_pb_border_none_equals_a_run_with_nan_borders(run, tmp_path):
     assert len(rasters) == 2 * (len(TRAIN) + len(VAL))
 
 
+def test_fusion_variants_in_worker_processes_equal_the_serial_ones(run):
+    """The ablation's SVM trainings forked into processes give the serial confusions, and
+    a recipe that cannot run comes back as its ValueError (the row's note)."""
+    _, probs, _, eroded = run
+    plain = FusionRecipe(samples=2000, balanced=True, C=1.0, solver=2, seed=0)
+    keys = [(("PB", "FCN"), plain), (("FCN", "FCN-MFB"), replace(plain, balanced=False)),
+            (("PB", "FCN"), replace(plain, pb_border_px=PB_PAD)), (("FCN", "FCN-MFB"), replace(plain, crossfit=True))]
+    memo: dict = {}
+    precompute_fusions(keys + keys[:1], probs, eroded, TRAIN, VAL[:1], workers=2, memo=memo)
+    assert list(memo) == keys
+    for members, recipe in keys[:3]:
+        assert (memo[members, recipe] == fusion_confusion(members, recipe, probs, eroded, TRAIN, VAL[:1])).all()
+    assert isinstance(memo[keys[3]], ValueError) and "two validation areas" in str(memo[keys[3]])
+    one: dict = {}
+    precompute_fusions(keys, probs, eroded, TRAIN, VAL[:1], workers=1, memo=one)
+    assert one == {}  # one worker: fusion_rows trains them in this process
+
+
 def _coverage_csv(path):
     rows = []
     for reading, shift in (("two_thresholds", 0.0), ("one_threshold", 1.0)):
@@ -215,6 +235,7 @@ def test_crossfit_with_one_validation_area_is_a_note(run, tmp_path):
         val_areas=[11], svm_areas=list(TRAIN), probs=probs, labels=labels, eroded=eroded, fusion=fusion, seed=0,
         pb_border="none", pb_reflect_probs=probs["PB"], pb_reflect_labels=labels["PB"],
         coverage_csv=_coverage_csv(tmp_path / "cov.csv"), fig6_reading="two_thresholds", fusions={"PB+FCN": ("PB", "FCN")},
+        workers=2,
     )
     cf = df[df.option == "val_crossfit"].iloc[0]
     assert "two validation areas" in cf["note"] and math.isnan(cf["overall_acc"])

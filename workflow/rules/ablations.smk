@@ -143,9 +143,9 @@ rule ablations:
         pb_border=INFER["pb_border"],
         fig6_reading=REPORT["fig6_reading"],
         retrained=RETRAINED,
-    threads: 1
+    threads: 4  # one process per fusion variant's SVM training (LIBLINEAR uses one core)
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, threads: 2000 + 1500 * threads,  # 1.6 GB peak with 2 (demo)
     log:
         logs("ablations/ablations.log"),
     benchmark:

@@ -34,5 +34,6 @@ df = ablations(
     coverage_csv=i.coverage,
     fig6_reading=p.fig6_reading,
     retrained=retrained,
+    workers=snakemake.threads,
 )
 write_ablations(df, snakemake.output.csv, snakemake.output.md)

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -181,15 +183,53 @@ def fusion_rows(choice: str, options: dict[str, FusionRecipe], configured: str, 
     memo = {} if memo is None else memo
     for option, recipe in options.items():
         for name, members in fusions.items():
-            try:
-                key = (tuple(members), recipe)
-                if key not in memo:
-                    memo[key] = fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas, rasters)
+            key = (tuple(members), recipe)
+            if key not in memo:
+                memo[key] = _confusion_or_error(key, probs, eroded, svm_areas, val_areas, rasters)
+            if isinstance(memo[key], ValueError):
+                rows.append(_row(choice, option, name, option == configured, note=str(memo[key])))
+            else:
                 rows.append(_row(choice, option, name, option == configured, memo[key]))
-            except ValueError as e:
-                rows.append(_row(choice, option, name, option == configured, note=str(e)))
         log.info("ablation %s=%s: %d fusions", choice, option, len(fusions))
     return rows
+
+
+def _confusion_or_error(key, probs, eroded, svm_areas, val_areas, rasters=None):
+    """:func:`fusion_confusion` of ``key`` = (members, recipe), or the ValueError that says
+    why the recipe cannot run on this data (the row's note)."""
+    members, recipe = key
+    try:
+        return fusion_confusion(members, recipe, probs, eroded, svm_areas, val_areas, rasters)
+    except ValueError as e:
+        return e
+
+
+#: each worker process's raster cache (:func:`_reader`), filled by its own tasks
+_WORKER_RASTERS: dict = {}
+
+
+def _worker_confusion(key, probs, eroded, svm_areas, val_areas):
+    return _confusion_or_error(key, probs, eroded, svm_areas, val_areas, _WORKER_RASTERS)
+
+
+def precompute_fusions(keys, probs, eroded, svm_areas, val_areas, workers: int, memo: dict) -> None:
+    """Fill ``memo`` with the confusion (or the ValueError) of every (members, recipe) in
+    ``keys`` not in it yet, in ``workers`` forked processes: the ablation's ~30 SVM
+    trainings are independent and LIBLINEAR uses one core. Each result is the one
+    :func:`fusion_confusion` gives in this process (every training is seeded by its
+    recipe); with ``workers`` <= 1, or where processes cannot be forked, nothing is done
+    here and :func:`fusion_rows` computes them one after another."""
+    todo = [k for k in dict.fromkeys(keys) if k not in memo]
+    if workers <= 1 or len(todo) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return
+    # fork, not spawn: a spawned child re-imports __main__, which for a Snakemake script is
+    # the script itself (it would run the ablation again)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        futures = {k: pool.submit(_worker_confusion, k, probs, eroded, svm_areas, val_areas) for k in todo}
+        for k, f in futures.items():
+            memo[k] = f.result()
+    log.info("ablation: %d fusion variants trained in %d processes", len(todo), min(workers, len(todo)))
 
 
 def fig6_rows(coverage_csv, configured: str, models) -> list[dict]:
@@ -243,6 +283,7 @@ def ablations(
     fig6_reading: str,
     retrained: list[dict] = (),
     fusions: dict = FUSIONS,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """The whole ablation table of a run (see the module docstring).
 
@@ -251,7 +292,9 @@ def ablations(
     GT; ``fusion``: the config's ``fusion`` section; ``pb_reflect_probs`` /
     ``pb_reflect_labels``: the PB's reflect-padded predictions per area (the run's own
     when ``pb_border`` is reflect); ``retrained``: one dict per retrained switch with keys
-    ``choice, configured, other, methods, labels`` (``labels[model][area]``).
+    ``choice, configured, other, methods, labels`` (``labels[model][area]``); ``workers``:
+    processes for the fusion variants' SVM trainings (:func:`precompute_fusions`; the
+    table is the same for any number).
     """
     border = PB_PAD if pb_border == "none" else 0
     base = FusionRecipe(samples=fusion["samples"], balanced=fusion["balanced"], C=fusion["C"],
@@ -260,18 +303,25 @@ def ablations(
     probs = {**probs, "PB": pb_reflect_probs}
     memo: dict = {}  # the configured recipe recurs in every fusion switch: trained once
     rasters: dict = {}  # every probs.tif read once (~230 MB for the demo's 16 areas)
-    rows = fusion_rows("fusion_sample", {"balanced": replace(base, balanced=True), "natural": replace(base, balanced=False)},
-                       "balanced" if fusion["balanced"] else "natural", probs, eroded, svm_areas, val_areas, fusions, memo,
-                       rasters)
     train_on = fusion.get("train_on", "train_areas")
-    rows += fusion_rows("svm_training", {train_on: base, "val_crossfit": replace(base, crossfit=True)}, train_on,
-                        probs, eroded, svm_areas, val_areas, fusions, memo, rasters)
+    pb_fusions = {k: v for k, v in fusions.items() if "PB" in v}
+    switches = [
+        ("fusion_sample", {"balanced": replace(base, balanced=True), "natural": replace(base, balanced=False)},
+         "balanced" if fusion["balanced"] else "natural", fusions),
+        ("svm_training", {train_on: base, "val_crossfit": replace(base, crossfit=True)}, train_on, fusions),
+        ("pb_border", {"reflect": replace(base, pb_border_px=0), "none": replace(base, pb_border_px=PB_PAD)},
+         pb_border, pb_fusions),
+    ]
+    precompute_fusions([(tuple(m), r) for _, options, _, fus in switches for r in options.values() for m in fus.values()],
+                       probs, eroded, svm_areas, val_areas, workers, memo)
+    rows = []
+    for choice, options, configured, fus in switches[:2]:
+        rows += fusion_rows(choice, options, configured, probs, eroded, svm_areas, val_areas, fus, memo, rasters)
     for option, px in (("reflect", 0), ("none", PB_PAD)):
         rows.append(_row("pb_border", option, "PB", option == pb_border,
                          label_confusion(pb_reflect_labels, eroded, val_areas, border_px=px)))
-    pb_fusions = {k: v for k, v in fusions.items() if "PB" in v}
-    rows += fusion_rows("pb_border", {"reflect": replace(base, pb_border_px=0), "none": replace(base, pb_border_px=PB_PAD)},
-                        pb_border, probs, eroded, svm_areas, val_areas, pb_fusions, memo, rasters)
+    choice, options, configured, fus = switches[2]
+    rows += fusion_rows(choice, options, configured, probs, eroded, svm_areas, val_areas, fus, memo, rasters)
     rows += fig6_rows(coverage_csv, fig6_reading, [m for m in probs if m in ("PB", "FCN", "FCN-MFB")])
     for r in retrained:
         rows += retrain_rows(r["choice"], r["configured"], r["other"], r["methods"],
