@@ -8,6 +8,7 @@ import rasterio
 import torch
 from rasterio.transform import Affine
 
+from vaiseg import sliding
 from vaiseg.classes import IGNORE
 from vaiseg.mc_dropout import (
     OUTPUT_FILES,
@@ -271,6 +272,35 @@ def test_infer_areas_equals_infer_area_and_resumes_from_its_cache(tmp_path, monk
     # other settings (or weights) are another cache entry: computed again
     mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **{**kw, "T": 4})
     assert len(calls) == 2
+
+
+def test_infer_areas_loads_the_model_once_and_not_for_cached_areas(tmp_path, monkeypatch):
+    """One job per CNN loads its model once (the dense PB's FC1 spectrum, cached on the
+    network, then serves every area), and not at all when every area is in the cache."""
+    import vaiseg.mc_dropout as mcd
+    import vaiseg.models as models
+
+    save_model(tmp_path / "model.pt", PatchCNN(width=1 / 16, dropout=0.5), {"model": "PB"})
+    images = {}
+    for a in (1, 3, 5):
+        write_raster(tmp_path / f"image{a}.tif", _image(72, 70, seed=a))
+        images[a] = tmp_path / f"image{a}.tif"
+    outs = {a: tmp_path / "out" / str(a) for a in images}
+    loads, spectra = [], []
+    real_load, real_spectrum = models.load_model, sliding._fc1_spectrum
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(sliding, "_fc1_spectrum", lambda *a, **k: spectra.append(a) or real_spectrum(*a, **k))
+    kw = dict(T=2, seed=1, tile_size=32, pb_fft_block=16)
+    mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **kw)
+    assert len(loads) == 1 and len(spectra) == 1
+    ref = tmp_path / "ref"
+    infer_area(tmp_path / "model.pt", images[5], ref, **kw)  # alone: its own load, its own spectrum
+    assert len(loads) == 2 and len(spectra) == 2
+    for name in mcd.AREA_OUTPUTS:  # the shared model gives the files a fresh one gives
+        with rasterio.open(outs[5] / f"{name}.tif") as got, rasterio.open(ref / f"{name}.tif") as want:
+            np.testing.assert_array_equal(got.read(), want.read())
+    mcd.infer_areas(tmp_path / "model.pt", images, outs, cache_dir=tmp_path / "cache", **kw)
+    assert len(loads) == 2  # every area cached: no model loaded
 
 
 def test_tiled_run_gives_identical_fused_and_evaluated_outputs():
