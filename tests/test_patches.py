@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+import vaiseg.patches as patches_module
 from vaiseg.classes import CAR, IGNORE
 from vaiseg.errors import DataError
 from vaiseg.patches import (
@@ -152,7 +153,7 @@ def test_dihedral_group():
     assert np.array_equal(outs[4], x[:, ::-1]) and np.array_equal(outs[1], np.rot90(x))
 
 
-def test_extract_and_datasets(tmp_path):
+def test_extract_and_datasets(tmp_path, monkeypatch):
     data = tmp_path / "data"
     image, full, eroded = make_labels(h=160, w=176)
     write_area(data, 1, image, full, eroded)
@@ -172,6 +173,20 @@ def test_extract_and_datasets(tmp_path):
     j = int(np.flatnonzero(~idx["val"])[: k + 1].size - 1)
     r, c = int(idx["row"][k]), int(idx["col"][k])
     assert np.array_equal(ds[j][0].numpy(), cut_window(image, r - 32, c - 32, 65))
+    # a rotated car copy is rotated once and then served from memory, unchanged
+    rot = np.flatnonzero(ds.angle != 0)
+    assert rot.size > 0
+    first = [ds[int(i)][0].numpy().copy() for i in rot]
+    ds[int(rot[0])][0].zero_()  # what a caller does to an item does not reach the kept copy
+    calls = []
+    real = patches_module.cut_pb_patch
+    monkeypatch.setattr(patches_module, "cut_pb_patch", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = [ds[int(i)][0].numpy() for i in rot]
+    ds[int(np.flatnonzero(ds.angle == 0)[0])]  # unrotated patches are cut each time
+    monkeypatch.undo()
+    assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    fresh = PBPatches(idx, data, tmp_path / "cache", split="train")
+    assert all(np.array_equal(fresh[int(i)][0].numpy(), a) for i, a in zip(rot, first))
 
     s = extract_fcn(data, [1, 3], tmp_path / "fcn.npz", size=64, overlap=0.5, seed=0, val_fraction=0.25)
     fidx, fmeta = load_index(tmp_path / "fcn.npz", "fcn")
