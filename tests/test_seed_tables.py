@@ -10,6 +10,7 @@ import pytest
 from vaiseg.errors import DataError
 from vaiseg.reporting.paper_diff import (
     REFERENCE_TOLERANCE,
+    REFERENCE_TOP,
     build_paper_diff,
     diff_cells,
     read_paper_results,
@@ -223,7 +224,7 @@ def test_reference_difference_reproduced(paper, tmp_path):
     md = (tmp_path / "d.md").read_text()
     assert "## Against the reference run" in md
     assert f"reproduced: every F1/OA cell within {REFERENCE_TOLERANCE:g} points of the reference" in md
-    assert "Largest differences:" in md
+    assert "Largest differences among the judged F1/OA cells" in md
     assert list(pd.read_csv(tmp_path / "d.csv").columns)[-2:] == ["reference", "ours_minus_reference"]
 
 
@@ -237,7 +238,31 @@ def test_reference_difference_not_reproduced(paper, tmp_path):
     md = (tmp_path / "d.md").read_text()
     assert "not reproduced: 7 of 49 F1/OA cells differ from the reference by more than 2 points" in md
     section = md.split("## Against the reference run")[1].split("## Table 1")[0]
-    assert "| 1 | PB | car_f1 | 77.72 | 74.72 | +3.00 |" in section
+    # all seven failing cells are listed, in bold, however many there are
+    listed = [line for line in section.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(listed) == 7 and all(line.endswith("| **+3.00** |") for line in listed)
+    assert "| 1 | PB | car_f1 | 77.72 | 74.72 | **+3.00** |" in section
+
+
+def test_reference_section_lists_the_judged_cells_not_recall(paper, tmp_path):
+    """The cells the verdict judges are the ones listed: a recall (``_acc``) column that
+    moved most is not, and a judged cell within the tolerance is listed without bold."""
+    tables = _write_tables(paper, tmp_path / "ours", [0.0])
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for t, df in _paper_tables(paper).items():
+        df = df.copy()
+        df["car_acc"] = df["car_acc"] - 9.0  # recall: not judged
+        df.loc[df["method"] == "FCN", "car_f1"] -= 2.5  # judged, off
+        df.loc[df["method"] == "PB", "tree_f1"] -= 1.0  # judged, within
+        write_csv(df, ref / f"table{t}.csv")
+    cells = build_paper_diff(tables, paper, tmp_path / "d.md", tmp_path / "d.csv", source="isprs", reference_dir=ref)
+    assert reference_verdict(cells)[1].startswith("not reproduced: 1 of 49")
+    section = (tmp_path / "d.md").read_text().split("## Against the reference run")[1].split("## Table 1")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == REFERENCE_TOP and "car_acc" not in "".join(rows)
+    assert rows[0] == "| 1 | FCN | car_f1 | 43.03 | 40.53 | **+2.50** |"
+    assert rows[1] == "| 1 | PB | tree_f1 | 88.39 | 87.39 | +1.00 |"
     # an acc cell off by more than 2 points does not break the F1/OA verdict
     ref2 = _reference(paper, tmp_path / "ref2")
     df = pd.read_csv(ref2 / "table1.csv")
