@@ -187,6 +187,13 @@ def test_extract_and_datasets(tmp_path, monkeypatch):
     assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(first, again))
     fresh = PBPatches(idx, data, tmp_path / "cache", split="train")
     assert all(np.array_equal(fresh[int(i)][0].numpy(), a) for i, a in zip(rot, first))
+    # a memory bound: room for two copies keeps two, the others are rotated each time
+    small = PBPatches(idx, data, tmp_path / "cache", split="train", keep_bytes=2 * first[0].nbytes)
+    assert all(np.array_equal(small[int(i)][0].numpy(), a) for i, a in zip(rot, first))
+    calls.clear()
+    monkeypatch.setattr(patches_module, "cut_pb_patch", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert all(np.array_equal(small[int(i)][0].numpy(), a) for i, a in zip(rot, first))
+    assert len(small._rotated) == 2 and len(calls) == rot.size - 2
 
     s = extract_fcn(data, [1, 3], tmp_path / "fcn.npz", size=64, overlap=0.5, seed=0, val_fraction=0.25)
     fidx, fmeta = load_index(tmp_path / "fcn.npz", "fcn")

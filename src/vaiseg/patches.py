@@ -428,18 +428,28 @@ def _band_list(bands) -> list[int] | None:
     return None if bands is None else [int(b) for b in bands]
 
 
+#: memory :class:`PBPatches` may keep its rotated car copies in (bytes)
+PB_ROTATED_KEEP_BYTES = 2 << 30
+
+
 class PBPatches(Dataset):
     """PB patches of an index (§4.1): item -> (image (5, 65, 65) float32, label int64 0..4).
 
     ``split``: "train" (rows not held out), "val" or "all". ``bands``: indices of the
     image bands to yield, in this order (None: all five; else the image is (len(bands), 65, 65)).
 
-    A rotated car copy (its angle is fixed in the index) is rotated once and kept: the
+    A rotated car copy (its angle is fixed in the index) is rotated once and kept, up to
+    ``keep_bytes`` in all (then the rest are rotated on every access, as before): the
     rotation of its 93x93 window was two thirds of an epoch's loading time in the demo
-    (874 rotated copies: 2.3 of 3.4 s per epoch on 2 cores). ~84 KB per copy at 5 bands.
+    (874 rotated copies: 2.3 of 3.4 s per epoch on 2 cores). A copy takes ~84 KB at 5
+    bands: the demo keeps ~74 MB, the paper config (every car x 8 rotations) ~0.7 GB per
+    thousand training cars.
     """
 
-    def __init__(self, index: dict[str, np.ndarray], data_dir, cache_dir, split: str = "train", bands=None):
+    def __init__(
+        self, index: dict[str, np.ndarray], data_dir, cache_dir, split: str = "train", bands=None,
+        keep_bytes: int = PB_ROTATED_KEEP_BYTES,
+    ):
         sel = _split(index["val"], split)
         self.bands = _band_list(bands)
         self.area = index["area"][sel]
@@ -449,6 +459,7 @@ class PBPatches(Dataset):
         self.angle = index["angle"][sel]
         self.images = {int(a): ensure_cache(data_dir, cache_dir, int(a), "image") for a in np.unique(self.area)}
         self._rotated: dict[int, np.ndarray] = {}
+        self._keep_left = int(keep_bytes)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -458,7 +469,8 @@ class PBPatches(Dataset):
         img = self._rotated.get(i)
         if img is None:
             img, _ = cut_pb_patch(self.images[int(self.area[i])], None, int(self.row[i]), int(self.col[i]), float(self.angle[i]))
-            if self.angle[i] != 0:
+            if self.angle[i] != 0 and img.nbytes <= self._keep_left:
+                self._keep_left -= img.nbytes
                 self._rotated[i] = img
                 img = img.copy()  # the kept copy stays unchanged whatever the caller does
         else:
