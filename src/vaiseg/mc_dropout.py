@@ -71,6 +71,7 @@ Uncertainty measures, per pixel, with samples p_t (C,) for t = 1..T:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -763,15 +764,10 @@ def infer_areas(model_path, images: dict, out_dirs: dict, cache_dir=None, **kwar
 
     summaries = {}
     key = None
-    loaded = []  # the model, loaded at the first area that is not in the cache
+    from .models import load_model
 
-    def model():
-        if not loaded:
-            from .models import load_model
-
-            loaded.append(load_model(model_path, resolve_device(kwargs.get("device", "auto"))))
-        return loaded[0]
-
+    # the model, loaded at the first area that is not in the cache
+    model = functools.cache(lambda: load_model(model_path, resolve_device(kwargs.get("device", "auto"))))
     if cache_dir is not None:
         h = hashlib.sha256(Path(model_path).read_bytes())
         h.update(json.dumps({k: kwargs[k] for k in sorted(kwargs) if k != "device"}, sort_keys=True, default=str).encode())

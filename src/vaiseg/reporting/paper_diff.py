@@ -221,6 +221,12 @@ def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame, reference: pd.DataFrame 
     return df
 
 
+def _beyond_tolerance(diff):
+    """Whether |ours - reference| exceeds :data:`REFERENCE_TOLERANCE` (float slack for the
+    two-decimal values); ``diff`` a number or a Series."""
+    return abs(diff) > REFERENCE_TOLERANCE + 1e-9
+
+
 def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
     """Whether this run reproduces the reference run: every F1/OA cell within
     :data:`REFERENCE_TOLERANCE` points. Returns (ok, sentence); ok is None when no cell
@@ -230,7 +236,7 @@ def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
     if not has_r.any():
         return None, "no verdict: no cell has a reference value"
     both = has_o & has_r
-    off = int((both & (g["ours_minus_reference"].abs() > REFERENCE_TOLERANCE + 1e-9)).sum())
+    off = int((both & _beyond_tolerance(g["ours_minus_reference"])).sum())
     one_sided = int((has_o ^ has_r).sum())
     n = int((has_o | has_r).sum())
     if off == 0 and one_sided == 0:
@@ -266,14 +272,13 @@ def _reference_section(cells: pd.DataFrame, note: str, reference_dir: str | Path
     d = cells[np.isfinite(cells["ours_minus_reference"]) & cells["column"].isin(F1_OA_COLUMNS)]
     if len(d):
         d = d.assign(_a=d["ours_minus_reference"].abs()).sort_values("_a", ascending=False, kind="stable")
-        off = int((d["_a"] > REFERENCE_TOLERANCE + 1e-9).sum())
-        top = d.head(max(REFERENCE_TOP, off))
+        top = d.head(max(REFERENCE_TOP, int(_beyond_tolerance(d["_a"]).sum())))
         md += ["", f"Largest differences among the judged F1/OA cells (beyond {REFERENCE_TOLERANCE:g} points in bold; "
                "the `_acc` recall columns are listed in the cell tables, not judged):", "",
                "| table | method | column | ours | reference | ours - reference |", "|---|---|---|---:|---:|---:|"]
         for _, r in top.iterrows():
             diff = f"{r['ours_minus_reference']:+.2f}"
-            if r["_a"] > REFERENCE_TOLERANCE + 1e-9:
+            if _beyond_tolerance(r["_a"]):
                 diff = f"**{diff}**"
             md.append(f"| {r['table']} | {r['method']} | {r['column']} | {r['ours']:.2f} | {r['reference']:.2f} | {diff} |")
     return md
