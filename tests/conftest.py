@@ -12,8 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from scipy import ndimage
+
+from vaiseg.classes import CAR, IGNORE
+from vaiseg.mfb import compute_mfb_weights
+from vaiseg.patches import extract_fcn, extract_pb
+from vaiseg.raster import write_raster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,3 +180,37 @@ def tiny_local_run(tmp_path_factory) -> Path:
     r = snakemake_tiny(workdir)
     assert r.returncode == 0, f"local tiny run failed:\n{snakemake_log_tail(workdir)}"
     return workdir
+
+
+def _scene(h, w, seed):
+    """Blocky classes 0..3 + clutter + cars; image bands = noisy class-dependent means."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 4, size=(h // 16 + 1, w // 16 + 1))
+    full = np.kron(coarse, np.ones((16, 16), dtype=np.int64))[:h, :w].astype(np.uint8)
+    full[4:14, 4:14] = 5
+    for _ in range(5):
+        r, c = rng.integers(0, h - 8), rng.integers(0, w - 14)
+        full[r : r + 7, c : c + 13] = CAR
+    means = rng.normal(size=(6, 5)) * 2
+    image = (means[full].transpose(2, 0, 1) + rng.normal(size=(5, h, w))).astype(np.float32)
+    edges = ndimage.grey_dilation(full, size=3) != ndimage.grey_erosion(full, size=3)
+    eroded = full.copy()
+    eroded[edges] = IGNORE
+    return image, full, eroded
+
+
+@pytest.fixture(scope="session")
+def tiny_training_data(tmp_path_factory):
+    """Two 96x96 areas of blocky classes (:func:`_scene`) with their FCN and PB patch
+    indexes and MFB weights (training and learning-rate range tests)."""
+    root = tmp_path_factory.mktemp("train")
+    d = root / "data"
+    for a, seed in ((1, 0), (3, 1)):
+        image, full, eroded = _scene(96, 96, seed)
+        write_raster(d / str(a) / "image.tif", image)
+        write_raster(d / str(a) / "labels.tif", full)
+        write_raster(d / str(a) / "labels_eroded.tif", eroded)
+    extract_fcn(d, [1, 3], root / "fcn.npz", size=32, overlap=0.5, seed=0, val_fraction=0.2)
+    extract_pb(d, [1, 3], root / "pb.npz", per_class=12, car_rotations=1, seed=0, val_fraction=0.2)
+    compute_mfb_weights([d / "1" / "labels.tif", d / "3" / "labels.tif"], root / "mfb.json")
+    return root

@@ -9,47 +9,16 @@ import logging
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
-from vaiseg.classes import CAR, IGNORE
 from vaiseg.errors import ConfigError, DataError
-from vaiseg.mfb import compute_mfb_weights
 from vaiseg.models import FCN, DensePatchCNN, load_model
-from vaiseg.patches import extract_fcn, extract_pb
 from vaiseg.raster import read_raster, write_raster
 from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, _build, _fingerprint, convergence, epoch_order, resolve_device, train
 
 
-def _scene(h, w, seed):
-    """Blocky classes 0..3 + clutter + cars; image bands = noisy class-dependent means."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 4, size=(h // 16 + 1, w // 16 + 1))
-    full = np.kron(coarse, np.ones((16, 16), dtype=np.int64))[:h, :w].astype(np.uint8)
-    full[4:14, 4:14] = 5
-    for _ in range(5):
-        r, c = rng.integers(0, h - 8), rng.integers(0, w - 14)
-        full[r : r + 7, c : c + 13] = CAR
-    means = rng.normal(size=(6, 5)) * 2
-    image = (means[full].transpose(2, 0, 1) + rng.normal(size=(5, h, w))).astype(np.float32)
-    edges = ndimage.grey_dilation(full, size=3) != ndimage.grey_erosion(full, size=3)
-    eroded = full.copy()
-    eroded[edges] = IGNORE
-    return image, full, eroded
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    d = root / "data"
-    for a, seed in ((1, 0), (3, 1)):
-        image, full, eroded = _scene(96, 96, seed)
-        write_raster(d / str(a) / "image.tif", image)
-        write_raster(d / str(a) / "labels.tif", full)
-        write_raster(d / str(a) / "labels_eroded.tif", eroded)
-    extract_fcn(d, [1, 3], root / "fcn.npz", size=32, overlap=0.5, seed=0, val_fraction=0.2)
-    extract_pb(d, [1, 3], root / "pb.npz", per_class=12, car_rotations=1, seed=0, val_fraction=0.2)
-    compute_mfb_weights([d / "1" / "labels.tif", d / "3" / "labels.tif"], root / "mfb.json")
-    return root
+def data(tiny_training_data):
+    return tiny_training_data
 
 
 def _run(data, out, model, s, **kw):

@@ -421,6 +421,51 @@ def _set_rng_state(st: dict, device) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str | Path, cache_dir: str | Path):
+    """(index, training dataset, held-out dataset) of ``model`` from its patch index: PB's
+    65x65 patches (or, with ``sampling: tiles``, its tiles), the FCNs' windows."""
+    index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
+    tiles = s.sampling == "tiles"
+    if tiles and model != "PB":
+        raise ConfigError(f"{model}: sampling 'tiles' is a PB setting (the FCNs train on whole patches)")
+    if tiles:
+        train_ds = PBTiles(index, data_dir, cache_dir, tile_size=s.tile_size, centres=s.centres_per_tile, seed=s.seed, bands=s.bands)
+        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
+    elif model == "PB":
+        train_ds = PBPatches(index, data_dir, cache_dir, "train", bands=s.bands)
+        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
+    else:
+        size = int(meta["size"])
+        train_ds = FCNPatches(index, size, data_dir, cache_dir, "train", labels=s.fcn_labels, bands=s.bands)
+        val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
+    if len(train_ds) == 0:
+        raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
+    return index, train_ds, val_ds
+
+
+def epoch_loader(train_ds, s: TrainSettings, epoch: int, nb: int, workers: int = 0, pin: bool = False) -> DataLoader:
+    """The training batches of ``epoch`` (1-based): every training row once in the epoch's
+    seeded order, or in tile mode ``nb`` class-stratified batches of tiles."""
+    if s.sampling == "tiles":  # class-stratified batches of tiles, centres drawn per batch
+        return DataLoader(
+            train_ds, batch_sampler=train_ds.epoch_batches(epoch, nb, s.batch_size),
+            collate_fn=train_ds.collate, num_workers=workers, pin_memory=pin,
+        )
+    return DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(len(train_ds), s.seed, epoch)), num_workers=workers, pin_memory=pin)
+
+
+def batch_loss(net, batch, model: str, s: TrainSettings, dev, weights=None, pin: bool = False):
+    """(training loss of one batch, its targets): the forward pass of a training step."""
+    x, y = batch[0].to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), batch[-1].to(dev, non_blocking=pin)
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
+        if s.sampling == "tiles":
+            logits = net.forward_centres(x, *(t.to(dev, non_blocking=pin) for t in batch[1:4]))
+        else:
+            logits = net(x)
+    loss = balanced_cross_entropy(logits, y) if s.sampling == "tiles" else _loss(model, logits, y, weights)
+    return loss, y
+
+
 def train(
     model: str,
     index_path: str | Path,
@@ -458,22 +503,8 @@ def train(
         weights = load_mfb_weights(mfb_weights).to(dev)
     fingerprint = _fingerprint(model, s, Path(index_path), None if weights is None else weights.tolist())
 
-    index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
+    index, train_ds, val_ds = datasets(model, s, index_path, data_dir, cache_dir)
     tiles = s.sampling == "tiles"
-    if tiles and model != "PB":
-        raise ConfigError(f"{model}: sampling 'tiles' is a PB setting (the FCNs train on whole patches)")
-    if tiles:
-        train_ds = PBTiles(index, data_dir, cache_dir, tile_size=s.tile_size, centres=s.centres_per_tile, seed=s.seed, bands=s.bands)
-        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
-    elif model == "PB":
-        train_ds = PBPatches(index, data_dir, cache_dir, "train", bands=s.bands)
-        val_ds = PBPatches(index, data_dir, cache_dir, "val", bands=s.bands)
-    else:
-        size = int(meta["size"])
-        train_ds = FCNPatches(index, size, data_dir, cache_dir, "train", labels=s.fcn_labels, bands=s.bands)
-        val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
-    if len(train_ds) == 0:
-        raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
     data_sha = data_digest(index, data_dir, cache_dir)
 
     det_before = torch.are_deterministic_algorithms_enabled()
@@ -520,26 +551,14 @@ def train(
         eval_after = {round(k * nb / evals) - 1 for k in range(1, evals + 1)}
         for epoch in range(start + 1, s.epochs + 1):
             t0 = time.perf_counter()
-            if tiles:  # class-stratified batches of tiles, centres drawn per batch
-                loader = DataLoader(
-                    train_ds, batch_sampler=train_ds.epoch_batches(epoch, nb, s.batch_size),
-                    collate_fn=train_ds.collate, num_workers=workers, pin_memory=pin,
-                )
-            else:
-                loader = DataLoader(train_ds, batch_size=s.batch_size, sampler=_Order(epoch_order(n_train, s.seed, epoch)), num_workers=workers, pin_memory=pin)
+            loader = epoch_loader(train_ds, s, epoch, nb, workers, pin)
             net.train()
             loss_sum, n_sum = 0.0, 0
             seen = history[-1]["samples"] if history else 0  # samples before this epoch (its last row)
             clipped = steps = 0  # optimiser steps whose gradient was clipped, of steps
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
             for i, batch in enumerate(bar):
-                x, y = batch[0].to(dev, non_blocking=pin, memory_format=MEMORY_FORMAT), batch[-1].to(dev, non_blocking=pin)
-                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=s.amp and dev.type == "cuda"):
-                    if tiles:
-                        logits = net.forward_centres(x, *(t.to(dev, non_blocking=pin) for t in batch[1:4]))
-                    else:
-                        logits = net(x)
-                loss = balanced_cross_entropy(logits, y) if tiles else _loss(model, logits, y, weights)
+                loss, y = batch_loss(net, batch, model, s, dev, weights, pin)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if s.clip_grad_norm is not None:
