@@ -26,6 +26,7 @@ include: "workflow/rules/failure.smk"
 include: "workflow/rules/comparisons.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/realism.smk"
+include: "workflow/rules/lr_range.smk"
 include: "workflow/rules/provenance.smk"
 
 
