@@ -40,17 +40,19 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, write_json, write_text
 from .errors import ConfigError, DataError
-from .mfb import load_mfb_weights
+from .config import MODELS
 from .training import (
     MEMORY_FORMAT,
-    MODELS,
     TrainSettings,
     _build,
     _optimizer,
     batch_loss,
     datasets,
+    deterministic_on_cpu,
     epoch_loader,
+    loss_weights,
     resolve_device,
+    steps_per_epoch,
 )
 
 log = logging.getLogger(__name__)
@@ -130,22 +132,14 @@ def lr_range_test(
     s = settings
     lrs = rates(lr_min, lr_max, steps)
     dev = resolve_device(device)
-    weights = None
-    if model == "FCN-MFB":
-        if mfb_weights is None:
-            raise ConfigError("FCN-MFB needs mfb_weights (results/models/mfb_weights.json)")
-        weights = load_mfb_weights(mfb_weights).to(dev)
+    weights = loss_weights(model, mfb_weights, dev)
     _, train_ds, _ = datasets(model, s, index_path, data_dir, cache_dir)
-    step_samples = s.batch_size * (s.centres_per_tile if s.sampling == "tiles" else 1)
-    nb = math.ceil(len(train_ds) / step_samples)
+    _, nb = steps_per_epoch(s, len(train_ds))
     pin = dev.type == "cuda"
 
-    det_before = torch.are_deterministic_algorithms_enabled()
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
     rows: list[dict] = []
     diverged_at = None
-    try:
+    with deterministic_on_cpu(dev):
         torch.manual_seed(s.seed)
         net = _build(model, s).to(dev, memory_format=MEMORY_FORMAT)
         opt = _optimizer(net, s)
@@ -182,8 +176,6 @@ def lr_range_test(
                     log.info("%s: averaged loss %.4g > %g x its minimum %.4g at lr %.3g: stopped (diverged)", model, sm, stop_factor, best, lrs[k])
                     break
         bar.close()
-    finally:
-        torch.use_deterministic_algorithms(det_before)
     window = max(3, round(window_decades * (len(lrs) - 1) / math.log10(lr_max / lr_min)))
     finite = [r for r in rows if math.isfinite(r["loss"])]
     if len(finite) < 2:

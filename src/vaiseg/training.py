@@ -48,6 +48,7 @@ Choices where the paper is silent (documented here and in the README):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -421,6 +422,36 @@ def _set_rng_state(st: dict, device) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def steps_per_epoch(s: TrainSettings, n_train: int) -> tuple[int, int]:
+    """(samples per optimiser step, optimiser steps per epoch): ``batch_size`` patches, or in
+    tile mode ``batch_size x centres_per_tile`` centres; an epoch has as many samples as the
+    index has training rows."""
+    step_samples = s.batch_size * (s.centres_per_tile if s.sampling == "tiles" else 1)
+    return step_samples, math.ceil(n_train / step_samples)
+
+
+def loss_weights(model: str, mfb_weights, dev) -> torch.Tensor | None:
+    """The class weights of ``model``'s loss on ``dev``: FCN-MFB's median-frequency weights
+    (from ``mfb_weights``), None for the others."""
+    if model != "FCN-MFB":
+        return None
+    if mfb_weights is None:
+        raise ConfigError("FCN-MFB needs mfb_weights (results/models/mfb_weights.json)")
+    return load_mfb_weights(mfb_weights).to(dev)
+
+
+@contextlib.contextmanager
+def deterministic_on_cpu(dev):
+    """``torch.use_deterministic_algorithms(True)`` on the CPU for the duration, restored after."""
+    before = torch.are_deterministic_algorithms_enabled()
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str | Path, cache_dir: str | Path):
     """(index, training dataset, held-out dataset) of ``model`` from its patch index: PB's
     65x65 patches (or, with ``sampling: tiles``, its tiles), the FCNs' windows."""
@@ -496,31 +527,21 @@ def train(
     dev = resolve_device(device)
     checkpoint_dir = Path(checkpoint_dir)
     ckpt_path = checkpoint_dir / CHECKPOINT
-    weights = None
-    if model == "FCN-MFB":
-        if mfb_weights is None:
-            raise ConfigError("FCN-MFB needs mfb_weights (results/models/mfb_weights.json)")
-        weights = load_mfb_weights(mfb_weights).to(dev)
+    weights = loss_weights(model, mfb_weights, dev)
     fingerprint = _fingerprint(model, s, Path(index_path), None if weights is None else weights.tolist())
 
     index, train_ds, val_ds = datasets(model, s, index_path, data_dir, cache_dir)
     tiles = s.sampling == "tiles"
     data_sha = data_digest(index, data_dir, cache_dir)
 
-    det_before = torch.are_deterministic_algorithms_enabled()
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    else:
+    if dev.type != "cpu":
         torch.backends.cudnn.benchmark = True
-    try:
+    with deterministic_on_cpu(dev):
         torch.manual_seed(s.seed)
         net = _build(model, s).to(dev, memory_format=MEMORY_FORMAT)
         opt = _optimizer(net, s)
         n_train = len(train_ds)
-        # samples per optimiser step: batch_size patches, or batch_size x centres_per_tile
-        # centres in tile mode; an epoch has as many samples as the index has training rows
-        step_samples = s.batch_size * (s.centres_per_tile if tiles else 1)
-        nb = math.ceil(n_train / step_samples)
+        step_samples, nb = steps_per_epoch(s, n_train)
         sched = _scheduler(opt, s, nb)
         history: list[dict] = []
         start = 0
@@ -606,8 +627,6 @@ def train(
             _write_history(checkpoint_dir / "history.csv", history)
             if stop_after is not None and epoch >= stop_after:
                 return {"stopped_after": epoch}
-    finally:
-        torch.use_deterministic_algorithms(det_before)
 
     summary = {
         "model": model,
