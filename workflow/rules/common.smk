@@ -148,17 +148,9 @@ def train_params(model, seed=None):
 
 
 def lr_range_inputs(wildcards):
-    """What the range test of one CNN reads: its patch index, the rasters, MFB's weights."""
-    pb = wildcards.model == "PB"
-    ins = {
-        "index": rules.extract_patches_pb.output.index if pb else rules.extract_patches_fcn.output.index,
-        "images": expand(res("data/{area}/image.tif"), area=CNN_AREAS),
-    }
-    if not pb:
-        ins["labels"] = expand(res("data/{area}/{labels}.tif"), area=CNN_AREAS, labels=FCN_LABELS)
-    if wildcards.model == "FCN-MFB":
-        ins["mfb"] = rules.mfb_weights.output.weights
-    return ins
+    """A CNN's range test reads what its training reads: the train rule's named inputs."""
+    train = {"PB": rules.train_pb, "FCN": rules.train_fcn, "FCN-MFB": rules.train_fcn_mfb}[wildcards.model]
+    return dict(train.input.items())
 
 
 # --- MC inference outputs (infer.smk) and the retrain ablations (ablations.smk)
