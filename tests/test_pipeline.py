@@ -278,3 +278,20 @@ def test_convergence_comparisons_and_failure_detection_tables(tiny_local_run):
     assert (res / "figures/risk_coverage.png").stat().st_size > 1000
     diff = pd.read_csv(res / "paper_diff.csv")
     assert {"reference", "ours_minus_reference"} <= set(diff.columns)
+
+
+def test_run_diff_reproduces_the_tables(tiny_local_run):
+    """`python -m vaiseg.reporting.run_diff` of the tiny run against itself: its 49 cells
+    are the F1/OA cells of the run's Tables 1-2, every difference 0."""
+    res = tiny_local_run / "results"
+    r = subprocess.run([sys.executable, "-m", "vaiseg.reporting.run_diff", str(res), str(res),
+                        "--out", str(tiny_local_run / "self_diff"), "--samples", "200"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "**0 of 49 F1/OA cells differ by more than 2 points**" in r.stdout
+    cells = pd.read_csv(tiny_local_run / "self_diff.csv").set_index(["method", "metric"])
+    tables = pd.concat([pd.read_csv(res / f"tables/{t}.csv") for t in ("table1", "table2")]).set_index("method")
+    for (method, metric), row in cells.iterrows():
+        want = tables.loc[method, metric]
+        assert (np.isnan(want) and np.isnan(row["a_value"])) or row["a_value"] == pytest.approx(want, abs=1e-9), (method, metric)
+    assert (cells["difference"].fillna(0) == 0).all()

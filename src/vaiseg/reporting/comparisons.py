@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path, write_text
-from ..classes import CAR, IGNORE, N_CLASSES
+from ..classes import IGNORE, KEYS, N_CLASSES, SCORED
 from ..config import FUSIONS
 from ..errors import ConfigError, DataError
 from ..metrics import confusion_matrix, read_label_raster
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 #: the metrics a claim can be about (Table 1/2 column names, percent)
 METRICS = ("overall_acc", "car_f1")
+#: every F1 and OA cell of Tables 1-2 that :func:`metric_values` scores (the scored
+#: classes' F1s, their mean, OA): what :mod:`vaiseg.reporting.run_diff` compares
+_F1_CLASS = {f"{KEYS[c]}_f1": c for c in SCORED}
+CELL_METRICS = (*_F1_CLASS, "avg_f1", "overall_acc")
 #: the output columns, in order
 COLUMNS = (
     "claim", "metric", "a", "b", "a_value", "b_value", "difference", "ci_low", "ci_high",
@@ -174,27 +179,38 @@ def load_block_confusions(
 # --------------------------------------------------------------------------- metrics
 def metric_values(cms: np.ndarray, metric: str) -> np.ndarray:
     """``metric`` in percent (unrounded) of confusion matrices (..., K, K), NaN where
-    undefined; the formulas of :func:`vaiseg.metrics.scores` (``overall_acc`` =
-    trace / total, ``car_f1`` = 2 TP / (2 TP + FP + FN) of the car class)."""
+    undefined: any F1/OA cell of Tables 1-2 (:data:`CELL_METRICS`), by the formulas of
+    :func:`vaiseg.metrics.scores`: ``overall_acc`` = trace / total, ``<class>_f1`` =
+    2 TP / (2 TP + FP + FN) of that class, ``avg_f1`` the mean of the scored classes'
+    F1s that are defined (NaN when none is)."""
     cms = np.asarray(cms, dtype=np.float64)
+    if metric == "overall_acc":
+        return _ratio_pct(np.trace(cms, axis1=-2, axis2=-1), cms.sum(axis=(-2, -1)))
+    if metric == "avg_f1":
+        f1s = np.stack([_class_f1(cms, c) for c in SCORED], axis=-1)
+        with warnings.catch_warnings():  # all-NaN rows: NaN, as scores() gives None
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(f1s, axis=-1)
+    if metric in _F1_CLASS:
+        return _class_f1(cms, _F1_CLASS[metric])
+    raise ConfigError(f"unknown comparison metric {metric!r} (one of {CELL_METRICS})")
+
+
+def _ratio_pct(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        if metric == "overall_acc":
-            num = np.trace(cms, axis1=-2, axis2=-1)
-            den = cms.sum(axis=(-2, -1))
-        elif metric == "car_f1":
-            tp = cms[..., CAR, CAR]
-            num = 2 * tp
-            den = cms[..., CAR, :].sum(-1) + cms[..., :, CAR].sum(-1)  # = 2 TP + FN + FP
-        else:
-            raise ConfigError(f"unknown comparison metric {metric!r} (one of {METRICS})")
         return np.where(den > 0, num / np.where(den > 0, den, 1) * 100.0, np.nan)
+
+
+def _class_f1(cms: np.ndarray, c: int) -> np.ndarray:
+    tp = cms[..., c, c]
+    return _ratio_pct(2 * tp, cms[..., c, :].sum(-1) + cms[..., :, c].sum(-1))  # den = 2 TP + FN + FP
 
 
 def point_estimate(cm: np.ndarray, metric: str) -> float:
     """The Table 1/2 cell of ``metric`` for a pooled (K, K) matrix (percent, 2 decimals,
     NaN when undefined): :func:`vaiseg.reporting.tables.table_row`."""
-    if metric not in METRICS:
-        raise ConfigError(f"unknown comparison metric {metric!r} (one of {METRICS})")
+    if metric not in CELL_METRICS:
+        raise ConfigError(f"unknown comparison metric {metric!r} (one of {CELL_METRICS})")
     return float(table_row("", np.asarray(cm))[metric])
 
 
