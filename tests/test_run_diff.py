@@ -171,3 +171,16 @@ def test_runs_on_other_data_are_refused(run_a, tmp_path):
     (tmp_path / "e" / "provenance.json").write_text("{not json")
     with pytest.raises(DataError, match="cannot read the run's config"):
         run_diff(tmp_path / "e", run_a)
+
+
+def test_cli_takes_the_runs_bootstrap_settings(tmp_path, capsys):
+    """Without --block/--samples/--confidence the CLI uses run a's report.bootstrap (those
+    of its comparisons table); an option given overrides one of them."""
+    a = make_run(tmp_path / "a")
+    config = {**CONFIG, "report": {"bootstrap": {"block": 32, "samples": 150, "confidence": 0.9}}}
+    (a / "provenance.json").write_text(json.dumps({"config": config}))
+    assert main([str(a), str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "150 resamples (seed 0) of the 12 blocks of 32 px" in out and "(their 90 % interval" in out
+    assert main([str(a), str(a), "--samples", "120"]) == 0
+    assert "120 resamples (seed 0) of the 12 blocks of 32 px" in capsys.readouterr().out

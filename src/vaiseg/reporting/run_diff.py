@@ -58,6 +58,8 @@ COLUMNS = (
 )
 #: issue 12's thread check: every F1 and OA cell within 2 points
 TOLERANCE = 2.0
+#: the config schema's ``report.bootstrap`` defaults
+BOOTSTRAP_DEFAULTS = {"block": 256, "samples": 2000, "confidence": 0.95}
 
 
 def run_folders(path: str | Path) -> tuple[Path, Path]:
@@ -72,14 +74,27 @@ def run_folders(path: str | Path) -> tuple[Path, Path]:
     raise DataError(p, "not a finished run: no provenance.json here (a results folder) or two levels up (results/.../seeds/<seed>)")
 
 
-def validation_areas(results: Path) -> tuple[int, ...]:
-    """The validation areas of the config a run ran with (its ``provenance.json``)."""
+def run_config(results: Path) -> dict:
+    """The config a run ran with (its ``provenance.json``)."""
     path = results / "provenance.json"
     try:
         config = json.loads(path.read_text())["config"]
-        return tuple(int(a) for a in split_areas(config)[1])
+        split_areas(config)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(path, f"cannot read the run's config: {e}") from e
+    return config
+
+
+def validation_areas(results: Path) -> tuple[int, ...]:
+    """The validation areas of the config a run ran with."""
+    return tuple(int(a) for a in split_areas(run_config(results))[1])
+
+
+def bootstrap_settings(results: Path) -> dict:
+    """``report.bootstrap`` of the run's config (block, samples, confidence: those of its
+    comparisons table), the schema's defaults where absent."""
+    given = (run_config(results).get("report") or {}).get("bootstrap") or {}
+    return {k: given.get(k, v) for k, v in BOOTSTRAP_DEFAULTS.items()}
 
 
 def _same_ground_truth(a: Path, b: Path, areas) -> dict[int, Path]:
@@ -203,19 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("a", help="run a: results[/<run_name>] or results[/<run_name>]/seeds/<seed>")
     ap.add_argument("b", help="run b, the same")
     ap.add_argument("--out", help="write <out>.csv and <out>.md (default: print the Markdown only)")
-    ap.add_argument("--block", type=int, default=256, help="block size in px (default 256)")
-    ap.add_argument("--samples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    ap.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    ap.add_argument("--block", type=int, help="block size in px (default: run a's report.bootstrap.block, 256)")
+    ap.add_argument("--samples", type=int, help="bootstrap resamples (default: run a's report.bootstrap.samples, 2000)")
+    ap.add_argument("--confidence", type=float, help="interval level (default: run a's report.bootstrap.confidence, 0.95)")
     ap.add_argument("--seed", type=int, default=0, help="resampling seed (default 0)")
     ap.add_argument("--tolerance", type=float, default=TOLERANCE, help="points a cell may move (default 2)")
     args = ap.parse_args(argv)
     try:
-        df = run_diff(args.a, args.b, block=args.block, samples=args.samples, confidence=args.confidence,
-                      seed=args.seed, tolerance=args.tolerance)
+        given = {k: getattr(args, k) for k in BOOTSTRAP_DEFAULTS}
+        bs = {**bootstrap_settings(run_folders(args.a)[0]), **{k: v for k, v in given.items() if v is not None}}
+        df = run_diff(args.a, args.b, **bs, seed=args.seed, tolerance=args.tolerance)
     except (DataError, ConfigError) as e:
         print(f"run_diff: {e}", file=sys.stderr)
         return 2
-    md = to_markdown(df, args.a, args.b, tolerance=args.tolerance, block=args.block, samples=args.samples, seed=args.seed)
+    md = to_markdown(df, args.a, args.b, tolerance=args.tolerance, block=bs["block"], samples=bs["samples"], seed=args.seed)
     if args.out:
         write_run_diff(df, args.out, md)
     print(md, end="")
