@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 from pathlib import Path
@@ -48,8 +47,6 @@ from ..config import ALL_MODELS, split_areas
 from ..errors import ConfigError, DataError
 from ..metrics import read_label_raster
 from .comparisons import CELL_METRICS, compare, load_block_confusions
-
-log = logging.getLogger(__name__)
 
 #: the output columns, in order
 COLUMNS = (
