@@ -47,6 +47,7 @@ from ..config import ALL_MODELS, split_areas
 from ..errors import ConfigError, DataError
 from ..metrics import read_label_raster
 from .comparisons import CELL_METRICS, compare, load_block_confusions
+from .tables import _fmt
 
 #: the output columns, in order
 COLUMNS = (
@@ -124,9 +125,9 @@ def run_diff(
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ConfigError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     (res_a, pred_a), (res_b, pred_b) = run_folders(a), run_folders(b)
-    areas = validation_areas(res_a)
-    if validation_areas(res_b) != areas:
-        raise DataError(res_b / "provenance.json", f"validation areas {validation_areas(res_b)} differ from {areas} of {res_a}")
+    areas, areas_b = validation_areas(res_a), validation_areas(res_b)
+    if areas_b != areas:
+        raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
     eroded = _same_ground_truth(res_a, res_b, areas)
     labels = {}
     for tag, root in (("a", pred_a), ("b", pred_b)):
@@ -159,10 +160,6 @@ def summary(df: pd.DataFrame, tolerance: float = TOLERANCE) -> dict:
     }
 
 
-def _num(v) -> str:
-    return "NaN" if not np.isfinite(v) else f"{v:.2f}"
-
-
 def to_markdown(df: pd.DataFrame, a: str, b: str, *, tolerance: float = TOLERANCE, block: int, samples: int, seed: int) -> str:
     """``<out>.md``: the verdict, how to read it, and the cells (beyond the tolerance in bold)."""
     s = summary(df, tolerance)
@@ -186,12 +183,12 @@ def to_markdown(df: pd.DataFrame, a: str, b: str, *, tolerance: float = TOLERANC
         "|---|---|---:|---:|---:|---|---|",
     ]
     for _, r in df.iterrows():
-        d = _num(r["difference"])
+        d = _fmt(r["difference"])
         if r["beyond_tolerance"]:
             d = f"**{d}**"
         lines.append(
-            f"| {r['method']} | {r['metric']} | {_num(r['a_value'])} | {_num(r['b_value'])} | {d} | "
-            f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}] | {r['supports']} |"
+            f"| {r['method']} | {r['metric']} | {_fmt(r['a_value'])} | {_fmt(r['b_value'])} | {d} | "
+            f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['supports']} |"
         )
     return "\n".join(lines) + "\n"
 
