@@ -295,3 +295,26 @@ def test_run_diff_reproduces_the_tables(tiny_local_run):
         want = tables.loc[method, metric]
         assert (np.isnan(want) and np.isnan(row["a_value"])) or row["a_value"] == pytest.approx(want, abs=1e-9), (method, metric)
     assert (cells["difference"].fillna(0) == 0).all()
+
+
+def test_the_tiny_run_as_its_own_reference(tiny_local_run, tmp_path):
+    """The tiny run's Tables 1-2 and block_confusions.csv (comparisons rule) copied into a
+    reference folder, as docs/reference holds the demo's: the paper diff of the run
+    against it finds every cell reproduced with zero-width intervals, so the rule's block
+    matrices are those of the run's tables."""
+    from vaiseg.reporting.paper_diff import build_paper_diff, reference_verdict
+
+    res = tiny_local_run / "results"
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    for name in ("table1.csv", "table2.csv", "block_confusions.csv"):
+        (ref / name).write_bytes((res / "tables" / name).read_bytes())
+    cells = build_paper_diff([res / "tables/table1.csv", res / "tables/table2.csv"], ROOT / "paper",
+                             tmp_path / "d.md", tmp_path / "d.csv", source="synthetic", reference_dir=ref,
+                             blocks_csv=res / "tables/block_confusions.csv", bootstrap={"samples": 200})
+    judged = cells[cells["column"].str.endswith("_f1") | (cells["column"] == "overall_acc")]
+    finite = np.isfinite(judged["ours"])
+    assert finite.sum() > 0 and (judged.loc[finite, "reference_ci_low"] == 0).all()
+    assert (judged.loc[finite, "reference_ci_high"] == 0).all()
+    assert reference_verdict(cells)[0] is True
+    assert "No intervals" not in (tmp_path / "d.md").read_text()

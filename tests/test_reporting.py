@@ -162,7 +162,7 @@ def test_paper_diff_isprs_header_and_findings(paper_dir, tmp_path):
     # the original columns first, then the (empty without reference_dir) reference columns;
     # single-seed tables have no ours_std/within_2std
     assert list(cells.columns) == ["table", "method", "column", "ours", "paper", "paper_printed", "delta",
-                                   "reference", "ours_minus_reference"]
+                                   "reference", "ours_minus_reference", "reference_ci_low", "reference_ci_high"]
     assert cells["reference"].isna().all() and "No reference run to compare with" in md
     # the paper's own numbers satisfy its findings, each with its criterion beside the verdict
     assert "| check | criterion | measured | verdict |" in md

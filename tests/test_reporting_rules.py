@@ -49,6 +49,7 @@ def test_report_rules_end_to_end(tmp_path, repo_root):
         configfile: "config.yaml"
         include: "{rules / 'common.smk'}"
         include: "{rules / 'report.smk'}"
+        include: "{rules / 'comparisons.smk'}"
         rule all:
             input: rules.paper_diff.output, rules.figures.output, rules.calibration.output, rules.history_plots.output
         """))

@@ -225,7 +225,10 @@ def test_reference_difference_reproduced(paper, tmp_path):
     assert "## Against the reference run" in md
     assert f"reproduced: every F1/OA cell within {REFERENCE_TOLERANCE:g} points of the reference" in md
     assert "Largest differences among the judged F1/OA cells" in md
-    assert list(pd.read_csv(tmp_path / "d.csv").columns)[-2:] == ["reference", "ours_minus_reference"]
+    assert list(pd.read_csv(tmp_path / "d.csv").columns)[-4:] == ["reference", "ours_minus_reference",
+                                                                  "reference_ci_low", "reference_ci_high"]
+    # a reference without per-block matrices: no intervals, and the section says why
+    assert cells["reference_ci_low"].isna().all() and "No intervals: the reference has no `block_confusions.csv`" in md
 
 
 def test_reference_difference_not_reproduced(paper, tmp_path):
@@ -297,5 +300,5 @@ def test_diff_cells_without_reference_argument(paper):
     ours = p[TABLE_COLUMNS].set_index("method")
     cells = diff_cells(ours, p)
     assert list(cells.columns) == ["table", "method", "column", "ours", "paper", "paper_printed", "delta",
-                                   "reference", "ours_minus_reference"]
+                                   "reference", "ours_minus_reference", "reference_ci_low", "reference_ci_high"]
     assert np.allclose(cells["delta"], 0.0)

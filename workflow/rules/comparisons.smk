@@ -2,6 +2,7 @@
 # validation areas are cut into blocks, both methods of a claim are scored on the same
 # resampled blocks, and each difference gets a percentile interval
 # (vaiseg.reporting.comparisons). Reads the first seed's predictions (PRIMARY_SEED).
+# block_confusions.csv keeps the per-block confusion matrices the bootstrap resamples.
 
 BOOTSTRAP = config["report"]["bootstrap"]  # schema defaults: block 256, samples 2000, confidence 0.95
 
@@ -13,6 +14,9 @@ rule comparisons:
     output:
         csv=report(res("tables/comparisons.csv"), caption="../report/comparisons.rst", category="Tables"),
         md=res("tables/comparisons.md"),
+        # what the bootstrap resamples: a run committed as the reference keeps it, so the
+        # paper diff can give intervals against the reference (report.reference_dir)
+        blocks=res("tables/block_confusions.csv"),
     params:
         models=list(ALL_MODELS),
         areas=list(VAL_AREAS),

@@ -10,6 +10,9 @@ PAPER_DIR = project_path(REPORT["paper_dir"])
 # the default run's committed Tables 1-2 (docs/reference), which the paper diff also compares with
 REFERENCE_DIR = project_path(REPORT["reference_dir"]) if REPORT["reference_dir"] else None
 REFERENCE_TABLES = [f"{REFERENCE_DIR}/table{i}.csv" for i in (1, 2)] if REFERENCE_DIR else []
+# the reference run's per-block confusion matrices, when committed: intervals of ours -
+# reference (single-seed runs)
+REFERENCE_BLOCKS = [p for p in [f"{REFERENCE_DIR}/block_confusions.csv"] if REFERENCE_DIR and os.path.exists(p)]
 # area 30 on real data; the first validation area when the configured one is not one
 FIGURE_AREA, FIGURE_NOTE = choose_figure_area(REPORT["figure_area"], VAL_AREAS)
 FIGURE_FILES = figure_files(res("figures"), FIGURE_AREA, ALL_MODELS, MODELS)
@@ -216,7 +219,10 @@ rule paper_diff:
         table1=res("tables/table1.csv"),
         table2=res("tables/table2.csv"),
         # the committed reference tables, when present (a change reruns the diff)
-        reference=[p for p in REFERENCE_TABLES if os.path.exists(p)],
+        reference=[p for p in REFERENCE_TABLES if os.path.exists(p)] + REFERENCE_BLOCKS,
+        # this run's per-block matrices (comparisons rule), for the intervals against the
+        # reference's: one seed only (with several the tables are means over the seeds)
+        blocks=res("tables/block_confusions.csv") if REFERENCE_BLOCKS and not MULTI_SEED else [],
         curve=rules.uncertainty_curve.output.curve,
         summary=rules.uncertainty_curve.output.summary,
         coverage=rules.uncertainty_curve.output.coverage,
@@ -228,6 +234,7 @@ rule paper_diff:
         reference_dir=lambda w: REFERENCE_DIR,
         source=SOURCE,
         fig6_reading=REPORT["fig6_reading"],
+        bootstrap=REPORT["bootstrap"],
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,4 +1,5 @@
-"""Rule comparisons: paired bootstrap intervals of the paper's claims (results/tables/comparisons.csv and .md)."""
+"""Rule comparisons: paired bootstrap intervals of the paper's claims (results/tables/comparisons.csv and .md)
+and the per-block confusion matrices they resample (block_confusions.csv)."""
 
 from vaiseg.reporting.comparisons import comparisons, write_comparisons
 from vaiseg.reporting.uncertainty import by_area, by_model_area
@@ -17,5 +18,6 @@ df = comparisons(
     samples=int(p.samples),
     confidence=float(p.confidence),
     seed=int(p.seed),
+    blocks_csv=snakemake.output.blocks,
 )
 write_comparisons(df, snakemake.output.csv, snakemake.output.md, block=int(p.block), samples=int(p.samples), seed=int(p.seed))

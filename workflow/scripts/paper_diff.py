@@ -3,7 +3,9 @@
 Optional ``params.reference_dir`` (``report.reference_dir``): the default run's committed
 Tables 1-2 (``table1.csv``, ``table2.csv``); every cell is also compared with them (an
 absent folder or files is noted in the md, no error). Tables with ``<col>_std`` columns
-(``seeds``: mean ± std) add ``ours_std`` and ``within_2std`` per cell.
+(``seeds``: mean ± std) add ``ours_std`` and ``within_2std`` per cell. With one seed and
+the reference's ``block_confusions.csv``, ``input.blocks`` (this run's) gives every cell
+its paired bootstrap interval against the reference.
 """
 
 from vaiseg.reporting.paper_diff import build_paper_diff
@@ -24,4 +26,6 @@ build_paper_diff(
     coverage_csv=snakemake.input.coverage,
     fig6_reading=snakemake.params.fig6_reading,
     reference_dir=reference_dir,
+    blocks_csv=snakemake.input.get("blocks") or None,
+    bootstrap=dict(snakemake.params.get("bootstrap") or {}),
 )

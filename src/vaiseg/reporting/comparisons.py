@@ -136,6 +136,42 @@ def _validated_blocks(gt, pred, ids, n, n_classes, pred_path, gt_path) -> np.nda
     return cms
 
 
+def load_blocks(
+    labels: Mapping[str, Mapping[int, str | Path]],
+    eroded: Mapping[int, str | Path],
+    block: int,
+    n_classes: int = N_CLASSES,
+) -> tuple[dict[str, np.ndarray], list[tuple[int, int, int]]]:
+    """:func:`load_block_confusions` and the blocks' index: one ``(area, block_row,
+    block_col)`` per kept block, in the matrices' order."""
+    if not labels:
+        raise DataError(None, "comparisons: no methods given")
+    if not eroded:
+        raise DataError(None, "comparisons: no validation areas given")
+    out: dict[str, list[np.ndarray]] = {m: [] for m in labels}
+    index: list[tuple[int, int, int]] = []
+    for area, gt_path in eroded.items():
+        gt = read_label_raster(gt_path)
+        ids, n = block_ids(gt.shape, block)
+        scored = gt != IGNORE
+        keep = np.bincount(ids[scored], minlength=n) > 0
+        ncols = -(-gt.shape[1] // block)
+        index += [(int(area), int(k) // ncols, int(k) % ncols) for k in np.flatnonzero(keep)]
+        for method, per_area in labels.items():
+            if area not in per_area:
+                raise DataError(None, f"comparisons: no prediction of {method} for area {area}")
+            pp = per_area[area]
+            pred = read_label_raster(pp)
+            if pred.shape != gt.shape:
+                raise DataError(pp, f"prediction shape {pred.shape} differs from ground truth {gt_path} {gt.shape}")
+            out[method].append(_validated_blocks(gt, pred, ids, n, n_classes, pp, gt_path)[keep])
+        log.info("area %s: %d blocks of %d px, %d kept", area, n, block, int(keep.sum()))
+    conf = {m: np.concatenate(v) for m, v in out.items()}
+    if not len(next(iter(conf.values()))):
+        raise DataError(None, "comparisons: no block holds a scored pixel (eroded GT entirely ignored)")
+    return conf, index
+
+
 def load_block_confusions(
     labels: Mapping[str, Mapping[int, str | Path]],
     eroded: Mapping[int, str | Path],
@@ -151,29 +187,83 @@ def load_block_confusions(
     DataError naming the file when a raster is missing from ``labels``, unreadable, not a
     single-band uint8 raster, or of another shape than its GT.
     """
-    if not labels:
-        raise DataError(None, "comparisons: no methods given")
-    if not eroded:
-        raise DataError(None, "comparisons: no validation areas given")
-    out: dict[str, list[np.ndarray]] = {m: [] for m in labels}
-    for area, gt_path in eroded.items():
-        gt = read_label_raster(gt_path)
-        ids, n = block_ids(gt.shape, block)
-        scored = gt != IGNORE
-        keep = np.bincount(ids[scored], minlength=n) > 0
-        for method, per_area in labels.items():
-            if area not in per_area:
-                raise DataError(None, f"comparisons: no prediction of {method} for area {area}")
-            pp = per_area[area]
-            pred = read_label_raster(pp)
-            if pred.shape != gt.shape:
-                raise DataError(pp, f"prediction shape {pred.shape} differs from ground truth {gt_path} {gt.shape}")
-            out[method].append(_validated_blocks(gt, pred, ids, n, n_classes, pp, gt_path)[keep])
-        log.info("area %s: %d blocks of %d px, %d kept", area, n, block, int(keep.sum()))
-    conf = {m: np.concatenate(v) for m, v in out.items()}
-    if not len(next(iter(conf.values()))):
-        raise DataError(None, "comparisons: no block holds a scored pixel (eroded GT entirely ignored)")
-    return conf
+    return load_blocks(labels, eroded, block, n_classes)[0]
+
+
+# ------------------------------------------------------------------ block_confusions.csv
+#: ``block_confusions.csv``: one row per method, block and true class; the ``pred_<key>``
+#: columns count that block's pixels of the true class predicted as each class (every
+#: class of :data:`vaiseg.classes.KEYS`, zeros included, so every kept block is listed)
+BLOCK_INDEX_COLUMNS = ("method", "block_px", "area", "block_row", "block_col", "true")
+BLOCK_COLUMNS = (*BLOCK_INDEX_COLUMNS, *(f"pred_{k}" for k in KEYS))
+
+
+def block_frame(conf: Mapping[str, np.ndarray], index: Sequence[tuple[int, int, int]], block: int) -> pd.DataFrame:
+    """The per-block confusion matrices of :func:`load_blocks` as the long table of
+    ``block_confusions.csv`` (columns :data:`BLOCK_COLUMNS`)."""
+    K = len(KEYS)
+    rows = []
+    for method, cms in conf.items():
+        cms = np.asarray(cms)
+        if cms.shape != (len(index), K, K):
+            raise ValueError(f"{method}: matrices {cms.shape} for {len(index)} blocks of {K} classes")
+        for (area, r, c), cm in zip(index, cms):
+            for t in range(K):
+                rows.append((method, int(block), int(area), int(r), int(c), KEYS[t], *(int(v) for v in cm[t])))
+    return pd.DataFrame(rows, columns=list(BLOCK_COLUMNS))
+
+
+def write_block_confusions(conf: Mapping[str, np.ndarray], index: Sequence[tuple[int, int, int]], block: int, path: str | Path) -> None:
+    """Write ``block_confusions.csv`` atomically: what the paired bootstrap resamples, so
+    that a run committed as the reference (``docs/reference``) can be compared with
+    later runs block by block without its prediction rasters."""
+    with atomic_path(path) as tmp:
+        block_frame(conf, index, block).to_csv(tmp, index=False)
+
+
+def read_block_confusions(path: str | Path) -> tuple[dict[str, np.ndarray], list[tuple[int, int, int]], int]:
+    """(method -> (n_blocks, K, K) int64, the blocks' index, block size in px) from a
+    ``block_confusions.csv``; the blocks in the order in which the file first lists them
+    (the writer's: areas as compared, blocks row-major). DataError naming the file when it is unreadable, lacks a
+    column, holds a negative or non-integer count, an unknown class, several block sizes,
+    or methods listed over different blocks or without every true class per block."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise DataError(path, f"cannot read the per-block confusion matrices: {e}") from e
+    missing = [c for c in BLOCK_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(path, f"missing columns {missing} (expected {list(BLOCK_COLUMNS)})")
+    if df.empty:
+        raise DataError(path, "no rows")
+    numeric = ["block_px", "area", "block_row", "block_col", *BLOCK_COLUMNS[len(BLOCK_INDEX_COLUMNS):]]
+    values = df[numeric].apply(pd.to_numeric, errors="coerce")
+    if values.isna().any().any() or (values < 0).any().any() or (values % 1 != 0).any().any():
+        raise DataError(path, "block positions and counts must be non-negative integers")
+    df[numeric] = values.astype(np.int64)
+    unknown = sorted(set(df["true"]) - set(KEYS))
+    if unknown:
+        raise DataError(path, f"unknown classes in column true: {unknown} (expected {list(KEYS)})")
+    sizes = sorted(df["block_px"].unique())
+    if len(sizes) != 1:
+        raise DataError(path, f"several block sizes {sizes}")
+    K = len(KEYS)
+    conf, index = {}, None
+    for method, g in df.groupby("method", sort=False):
+        blocks = list(dict.fromkeys(zip(g["area"], g["block_row"], g["block_col"])))
+        if index is None:  # the blocks in the order the file lists them first
+            index, pos = blocks, {b: i for i, b in enumerate(blocks)}
+        elif set(blocks) != set(index):
+            raise DataError(path, f"{method} is listed over other blocks than {next(iter(conf))}")
+        b = np.array([pos[x] for x in zip(g["area"], g["block_row"], g["block_col"])], dtype=np.intp)
+        t = g["true"].map({k: i for i, k in enumerate(KEYS)}).to_numpy(dtype=np.intp)
+        if len(g) != len(blocks) * K or len(set(zip(b.tolist(), t.tolist()))) != len(g):
+            raise DataError(path, f"{method}: every block needs exactly one row per true class ({K})")
+        cms = np.zeros((len(index), K, K), dtype=np.int64)
+        cms[b, t] = g[[f"pred_{k}" for k in KEYS]].to_numpy(dtype=np.int64)
+        conf[str(method)] = cms
+    return conf, [tuple(int(v) for v in b) for b in index], int(sizes[0])
 
 
 # --------------------------------------------------------------------------- metrics
@@ -359,14 +449,19 @@ def comparisons(
     samples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    blocks_csv: str | Path | None = None,
 ) -> pd.DataFrame:
     """The paired bootstrap table of the paper's claims from the prediction label
     rasters (``labels``: method -> {area: path}) and the eroded GT (``eroded``: area ->
-    path) of the validation areas: :func:`load_block_confusions` then :func:`compare`."""
+    path) of the validation areas: :func:`load_blocks` then :func:`compare`.
+    ``blocks_csv``: also write the per-block matrices there (:func:`write_block_confusions`)."""
     _check_block(block)
     _check_confidence(confidence)
-    conf = load_block_confusions(labels, eroded, block)
-    return compare(conf, samples=samples, confidence=confidence, seed=seed)
+    conf, index = load_blocks(labels, eroded, block)
+    df = compare(conf, samples=samples, confidence=confidence, seed=seed)
+    if blocks_csv is not None:
+        write_block_confusions(conf, index, block, blocks_csv)
+    return df
 
 
 # --------------------------------------------------------------------------- output

@@ -41,6 +41,20 @@ every cell and a section with the largest differences and a verdict: reproduced 
 every F1/OA cell (the class F1s, ``avg_f1``, ``overall_acc``) is within
 :data:`REFERENCE_TOLERANCE` points of the reference. Without a reference the columns
 are empty and the section says so (no error).
+
+Intervals against the reference: when the reference folder also holds the reference
+run's per-block confusion matrices (:data:`REFERENCE_BLOCKS`, written by the comparisons
+rule) and this run is a single-seed run whose own ``block_confusions.csv`` is given,
+every F1/OA cell gets the paired block-bootstrap interval of ours − reference
+(``reference_ci_low``, ``reference_ci_high``; :mod:`vaiseg.reporting.comparisons`, the
+resampling seed :data:`REFERENCE_BOOTSTRAP_SEED`, so the intervals are those of
+``python -m vaiseg.reporting.run_diff`` with this run as a and the reference as b). A
+cell beyond the tolerance whose interval includes 0 differs by less than the validation
+blocks can resolve; the verdict counts those apart ("consistent with the reference"
+when every cell beyond the tolerance is one of them). The intervals need the same
+validation blocks and eroded ground truth: when the reference's blocks or their
+per-class pixel counts differ, or its matrices do not give its tables' cells, the
+columns stay empty and the section says why.
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
+from .comparisons import CELL_METRICS, compare, point_estimate, read_block_confusions
 from .tables import STD_SUFFIX, TABLE_COLUMNS, VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -72,9 +87,15 @@ F1_OA_COLUMNS = F1_COLUMNS + ["avg_f1", "overall_acc"]
 #: come between ``delta`` and ``reference`` when our tables have std columns
 CELL_COLUMNS = ["table", "method", "column", "ours", "paper", "paper_printed", "delta"]
 SEED_COLUMNS = ["ours_std", "within_2std"]
-REFERENCE_COLUMNS = ["reference", "ours_minus_reference"]
+REFERENCE_COLUMNS = ["reference", "ours_minus_reference", "reference_ci_low", "reference_ci_high"]
 #: the reference tables' file names in ``reference_dir``
 REFERENCE_FILES = ("table1.csv", "table2.csv")
+#: the reference run's per-block confusion matrices in ``reference_dir`` (optional)
+REFERENCE_BLOCKS = "block_confusions.csv"
+#: resampling seed of the intervals against the reference (run_diff's default)
+REFERENCE_BOOTSTRAP_SEED = 0
+#: |point estimate from the blocks - table cell| allowed (the tables hold 2 decimals)
+_CELL_SLACK = 0.0051
 #: cells listed in the reference section (largest |ours - reference| first)
 REFERENCE_TOP = 5
 
@@ -185,11 +206,71 @@ def read_reference(reference_dir: str | Path | None) -> tuple[pd.DataFrame | Non
     return ref, note
 
 
-def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+def reference_intervals(
+    ours_blocks: str | Path | None,
+    reference_dir: str | Path | None,
+    ours: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    *,
+    samples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = REFERENCE_BOOTSTRAP_SEED,
+) -> tuple[pd.DataFrame | None, str]:
+    """The paired block-bootstrap interval of ours − reference for every F1/OA cell that
+    both sides have (frame indexed by ``(method, column)`` with ``ci_low``, ``ci_high``),
+    and one sentence on what was compared; None and the reason when there are no
+    intervals (no reference or no reference blocks, several seeds, no blocks of ours,
+    other blocks or other ground truth, block matrices that do not give the tables'
+    cells). A malformed ``block_confusions.csv`` is a DataError naming it."""
+    if reference is None:
+        return None, ""
+    if has_std(ours):
+        return None, ("No intervals: the tables are means over several seeds; compare one seed's run "
+                      "with `python -m vaiseg.reporting.run_diff`.")
+    ref_path = Path(reference_dir) / REFERENCE_BLOCKS
+    if not ref_path.is_file():
+        return None, f"No intervals: the reference has no `{REFERENCE_BLOCKS}` (per-block confusion matrices)."
+    if ours_blocks is None:
+        return None, "No intervals: this run's per-block confusion matrices were not given."
+    ref_conf, ref_index, ref_block = read_block_confusions(ref_path)
+    our_conf, our_index, our_block = read_block_confusions(ours_blocks)
+    if (our_block, our_index) != (ref_block, ref_index):
+        return None, (f"No intervals: the reference's blocks ({len(ref_index)} of {ref_block} px) are not "
+                      f"this run's ({len(our_index)} of {our_block} px): other validation areas or block size.")
+    methods = [m for m in ours.index if m in reference.index and m in our_conf and m in ref_conf]
+    for m in methods:
+        if not np.array_equal(our_conf[m].sum(axis=2), ref_conf[m].sum(axis=2)):
+            return None, (f"No intervals: {m}'s scored pixels per block and true class differ from the "
+                          "reference's: the runs were not made on the same data.")
+    for side, conf, table in (("this run's", our_conf, ours), ("the reference's", ref_conf, reference)):
+        for m in methods:
+            for col in CELL_METRICS:
+                v, cell = point_estimate(conf[m].sum(0), col), float(table.loc[m, col])
+                if np.isfinite(v) != np.isfinite(cell) or (np.isfinite(v) and abs(v - cell) > _CELL_SLACK):
+                    return None, (f"No intervals: {side} block matrices give {m} {col} = {v:.2f}, "
+                                  f"its table {cell:.2f}: the files are not of one run.")
+    conf = {**{f"ours:{m}": our_conf[m] for m in methods}, **{f"reference:{m}": ref_conf[m] for m in methods}}
+    specs = [(m, col, f"ours:{m}", (f"reference:{m}",)) for m in methods for col in CELL_METRICS]
+    df = compare(conf, samples=samples, confidence=confidence, seed=seed, specs=specs)
+    out = df.rename(columns={"claim": "method", "metric": "column"}).set_index(["method", "column"])[["ci_low", "ci_high"]]
+    note = (f"Intervals: paired percentile bootstrap ({samples} resamples, seed {seed}, {100 * confidence:g} %) "
+            f"over the {len(our_index)} validation blocks of {our_block} px, this run's and the reference's "
+            f"per-block confusion matrices (`{_shown(ours_blocks)}`, `{_shown(ref_path)}`).")
+    return out, note
+
+
+def diff_cells(
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    intervals: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Long frame, one row per paper table cell: ``table, method, column, ours, paper,
     paper_printed, delta`` (delta = ours - paper; NaN where we have no value), then
     ``ours_std, within_2std`` when ``ours`` has std columns (several seeds), then
-    ``reference, ours_minus_reference`` (NaN without ``reference``).
+    ``reference, ours_minus_reference`` (NaN without ``reference``) and
+    ``reference_ci_low, reference_ci_high`` (from ``intervals``, :func:`reference_intervals`;
+    NaN without).
 
     ``ours``: our table rows indexed by method (contract columns, optionally with
     ``<col>_std``); ``paper``: from :func:`read_paper_results`; ``reference``: the
@@ -213,6 +294,9 @@ def diff_cells(ours: pd.DataFrame, paper: pd.DataFrame, reference: pd.DataFrame 
                 row.update(ours_std=sd, within_2std=ok)  # float slack: 2-decimal values
             r = float(reference.loc[method, col]) if reference is not None and method in reference.index else math.nan
             row.update(reference=r, ours_minus_reference=round(o - r, 2) if np.isfinite(o) and np.isfinite(r) else math.nan)
+            ci = intervals.loc[(method, col)] if intervals is not None and (method, col) in intervals.index else None
+            row.update(reference_ci_low=float(ci["ci_low"]) if ci is not None else math.nan,
+                       reference_ci_high=float(ci["ci_high"]) if ci is not None else math.nan)
             rows.append(row)
     cols = CELL_COLUMNS + (SEED_COLUMNS if seeded else []) + REFERENCE_COLUMNS
     df = pd.DataFrame(rows, columns=cols)
@@ -227,21 +311,45 @@ def _beyond_tolerance(diff):
     return abs(diff) > REFERENCE_TOLERANCE + 1e-9
 
 
+def _resolved(cells: pd.DataFrame) -> pd.Series:
+    """Whether a cell's interval against the reference excludes 0 (NA without one)."""
+    lo, hi = cells["reference_ci_low"], cells["reference_ci_high"]
+    has = np.isfinite(lo) & np.isfinite(hi)
+    return ((lo > 0) | (hi < 0)).where(has).astype("boolean")
+
+
 def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
-    """Whether this run reproduces the reference run: every F1/OA cell within
-    :data:`REFERENCE_TOLERANCE` points. Returns (ok, sentence); ok is None when no cell
-    has a reference. A cell with a value on one side only counts as off."""
+    """Whether this run reproduces the reference run. Returns (ok, sentence); ok is None
+    when no cell has a reference. A cell with a value on one side only counts as off.
+
+    - *reproduced* (ok): every F1/OA cell within :data:`REFERENCE_TOLERANCE` points;
+    - *consistent with the reference* (ok): some cells are beyond the tolerance, but
+      every one of them has an interval against the reference that includes 0 — the
+      validation blocks cannot tell the two runs apart on any of them;
+    - *not reproduced*: a cell beyond the tolerance whose interval excludes 0 (the blocks
+      resolve the difference), or one without an interval. The sentence counts both."""
     g = cells[cells["column"].isin(F1_OA_COLUMNS)]
     has_o, has_r = np.isfinite(g["ours"]), np.isfinite(g["reference"])
     if not has_r.any():
         return None, "no verdict: no cell has a reference value"
     both = has_o & has_r
-    off = int((both & _beyond_tolerance(g["ours_minus_reference"])).sum())
+    off = both & _beyond_tolerance(g["ours_minus_reference"])
+    n_off = int(off.sum())
     one_sided = int((has_o ^ has_r).sum())
     n = int((has_o | has_r).sum())
-    if off == 0 and one_sided == 0:
-        return True, f"reproduced: every F1/OA cell within {REFERENCE_TOLERANCE:g} points of the reference ({n} cells)"
-    text = f"not reproduced: {off} of {n} F1/OA cells differ from the reference by more than {REFERENCE_TOLERANCE:g} points"
+    tol = f"{REFERENCE_TOLERANCE:g} points"
+    if n_off == 0 and one_sided == 0:
+        return True, f"reproduced: every F1/OA cell within {tol} of the reference ({n} cells)"
+    resolved = _resolved(g)[off]
+    n_res, n_unres = int(resolved.fillna(False).sum()), int((resolved == False).fillna(False).sum())  # noqa: E712
+    n_none = n_off - n_res - n_unres
+    if one_sided == 0 and n_unres == n_off:
+        return True, (f"consistent with the reference: {n_off} of {n} F1/OA cells differ from it by more than {tol}, "
+                      "but the validation blocks resolve none of these differences (each interval includes 0)")
+    text = f"not reproduced: {n_off} of {n} F1/OA cells differ from the reference by more than {tol}"
+    if n_res or n_unres:
+        text += (f" ({n_res} of them by a difference the validation blocks resolve, {n_unres} by one they do not"
+                 + (f", {n_none} without an interval" if n_none else "") + ")")
     if one_sided:
         text += f", {one_sided} have a value on one side only"
     return False, text
@@ -257,16 +365,27 @@ def _shown(path: str | Path) -> str:
         return str(p)
 
 
-def _reference_section(cells: pd.DataFrame, note: str, reference_dir: str | Path | None, have_reference: bool) -> list[str]:
+def _reference_section(
+    cells: pd.DataFrame, note: str, reference_dir: str | Path | None, have_reference: bool, interval_note: str = ""
+) -> list[str]:
     """Markdown lines of the section against the reference run."""
     title = "## Against the reference run" + (f" ({_shown(reference_dir)})" if reference_dir is not None else "")
     md = ["", title, "", note]
     if not have_reference:
         return md
     ok, verdict = reference_verdict(cells)
+    with_ci = bool(np.isfinite(cells["reference_ci_low"]).any())
     md += ["", f"Verdict: **{verdict}**.", "",
            f"Criterion: |ours - reference| <= {REFERENCE_TOLERANCE:g} points for every class F1, Avg F1 and "
            "overall accuracy of Tables 1-2 (`ours_minus_reference` in the cell tables below)."]
+    if interval_note:
+        md += ["", interval_note]
+    if with_ci:
+        md += ["", "A cell beyond the tolerance whose interval (`reference_ci_low`, `reference_ci_high` in "
+               "`paper_diff.csv`) includes 0 differs by less than these validation blocks can resolve: the "
+               "runs' networks may differ there, but the data do not show it. Blocks of one area are not "
+               "independent, so the intervals are optimistic (too narrow): a cell they do not resolve would "
+               "not be resolved by honest ones either."]
     # the judged cells only (a recall column can move most without touching the verdict):
     # every cell beyond the tolerance, and at least the REFERENCE_TOP largest
     d = cells[np.isfinite(cells["ours_minus_reference"]) & cells["column"].isin(F1_OA_COLUMNS)]
@@ -275,12 +394,17 @@ def _reference_section(cells: pd.DataFrame, note: str, reference_dir: str | Path
         top = d.head(max(REFERENCE_TOP, int(_beyond_tolerance(d["_a"]).sum())))
         md += ["", f"Largest differences among the judged F1/OA cells (beyond {REFERENCE_TOLERANCE:g} points in bold; "
                "the `_acc` recall columns are listed in the cell tables, not judged):", "",
-               "| table | method | column | ours | reference | ours - reference |", "|---|---|---|---:|---:|---:|"]
+               "| table | method | column | ours | reference | ours - reference |" + (" interval |" if with_ci else ""),
+               "|---|---|---|---:|---:|---:|" + ("---|" if with_ci else "")]
         for _, r in top.iterrows():
             diff = f"{r['ours_minus_reference']:+.2f}"
             if _beyond_tolerance(r["_a"]):
                 diff = f"**{diff}**"
-            md.append(f"| {r['table']} | {r['method']} | {r['column']} | {r['ours']:.2f} | {r['reference']:.2f} | {diff} |")
+            line = f"| {r['table']} | {r['method']} | {r['column']} | {r['ours']:.2f} | {r['reference']:.2f} | {diff} |"
+            if with_ci:
+                lo, hi = r["reference_ci_low"], r["reference_ci_high"]
+                line += f" [{lo:+.2f}, {hi:+.2f}] |" if np.isfinite(lo) and np.isfinite(hi) else " n/a |"
+            md.append(line)
     return md
 
 
@@ -391,7 +515,7 @@ def _md_cell(col: str, v) -> str:
     if col == "within_2std":
         return "n/a" if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)) else ("yes" if v else "no")
     if isinstance(v, (float, np.floating)):
-        return "NaN" if not np.isfinite(v) else f"{v:+.2f}" if col in ("delta", "ours_minus_reference") else f"{v:.2f}"
+        return "NaN" if not np.isfinite(v) else f"{v:+.2f}" if col in ("delta", "ours_minus_reference", "reference_ci_low", "reference_ci_high") else f"{v:.2f}"
     return str(v)
 
 
@@ -464,6 +588,8 @@ def build_paper_diff(
     coverage_csv: str | Path | None = None,
     fig6_reading: str = "two_thresholds",
     reference_dir: str | Path | None = None,
+    blocks_csv: str | Path | None = None,
+    bootstrap: dict | None = None,
 ) -> pd.DataFrame:
     """Write ``paper_diff.csv`` (long format, see :func:`diff_cells`) and ``paper_diff.md``
     (header with the data source, notes, qualitative findings, every cell).
@@ -472,14 +598,20 @@ def build_paper_diff(
     the run (``synthetic`` or ``isprs``); ``curve_csv``/``summary_json``/``coverage_csv``
     (optional): the uncertainty analysis' outputs, for the findings and a Fig. 6 section;
     ``reference_dir`` (optional): the folder with the reference run's table1.csv and
-    table2.csv (absent folder or files: noted in the md, reference columns empty).
+    table2.csv (absent folder or files: noted in the md, reference columns empty);
+    ``blocks_csv`` (optional): this run's ``block_confusions.csv``, for the intervals
+    against the reference's (:func:`reference_intervals`; ``bootstrap``: ``samples`` and
+    ``confidence`` of ``report.bootstrap``, the schema's defaults where absent).
     Tables with ``<col>_std`` columns (several seeds) add ``ours_std``/``within_2std``.
     Returns the cell frame.
     """
     paper = read_paper_results(paper_file(paper_dir, PAPER_RESULTS))
     ours = pd.concat([_read_table(t) for t in tables])
     reference, reference_note = read_reference(reference_dir)
-    cells = diff_cells(ours, paper, reference)
+    bs = {"samples": 2000, "confidence": 0.95, **{k: v for k, v in (bootstrap or {}).items() if k in ("samples", "confidence")}}
+    intervals, interval_note = reference_intervals(blocks_csv, reference_dir, ours, reference,
+                                                   samples=int(bs["samples"]), confidence=float(bs["confidence"]))
+    cells = diff_cells(ours, paper, reference, intervals)
     seeded = has_std(ours)
     curve = pd.read_csv(curve_csv) if curve_csv else None
     summary = json.loads(Path(summary_json).read_text()) if summary_json else None
@@ -537,7 +669,7 @@ def build_paper_diff(
         md += ["", f"The paper's value lies within our mean ± {WITHIN_STD_FACTOR:g} std in {k} of {n} cells "
                    f"({int(wf.fillna(False).sum())} of {int(wf.notna().sum())} F1/OA cells; cells with an undefined "
                    "std are not counted)."]
-    md += _reference_section(cells, reference_note, reference_dir, reference is not None)
+    md += _reference_section(cells, reference_note, reference_dir, reference is not None, interval_note)
     for t, g in cells.groupby("table"):
         md += ["", f"## Table {t}", "", _md_table(g.drop(columns=["table"]))]
     write_text(out_md, "\n".join(md) + "\n")
