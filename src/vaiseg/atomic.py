@@ -15,13 +15,25 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the process's umask, read once (os.umask can only be read by setting it)
+_UMASK = _umask()
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     The temporary file keeps ``path``'s suffix (so format drivers that look at the
     extension still work). On any exception the temporary file is removed and the
-    exception propagates; ``path`` is untouched.
+    exception propagates; ``path`` is untouched. The output gets the permissions any
+    new file gets (``0o666`` less the umask), not the owner-only ``0o600`` of
+    :func:`tempfile.mkstemp`: results on a shared cluster folder stay readable to the
+    group, as files written directly would be.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +42,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
