@@ -208,3 +208,20 @@ def test_reference_blocks_of_other_data_or_tables(paper, tmp_path):
     with pytest.raises(DataError, match="missing columns") as e:
         _diff(paper, tmp_path, run, ref)
     assert REFERENCE_BLOCKS in str(e.value)
+
+
+def test_the_committed_reference_is_one_run(repo_root):
+    """docs/reference: the block matrices give every F1/OA cell of the committed tables
+    (what the paper diff checks before it computes intervals), over the demo's 20
+    validation blocks of 256 px in areas 11, 15, 28, 30, 34."""
+    from vaiseg.reporting.comparisons import CELL_METRICS, point_estimate
+
+    ref = repo_root / "docs" / "reference"
+    conf, index, block = read_block_confusions(ref / REFERENCE_BLOCKS)
+    assert block == 256 and len(index) == 20 and sorted({a for a, _, _ in index}) == [11, 15, 28, 30, 34]
+    assert list(conf) == list(ALL_MODELS)
+    tables = pd.concat([pd.read_csv(ref / f"table{t}.csv") for t in (1, 2)]).set_index("method")
+    for m in ALL_MODELS:
+        assert np.array_equal(conf[m].sum(axis=2), conf["PB"].sum(axis=2)), m  # one ground truth
+        for col in CELL_METRICS:
+            assert point_estimate(conf[m].sum(0), col) == pytest.approx(tables.loc[m, col], abs=0.0051), (m, col)
