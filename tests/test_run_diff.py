@@ -184,3 +184,47 @@ def test_cli_takes_the_runs_bootstrap_settings(tmp_path, capsys):
     assert "150 resamples (seed 0) of the 12 blocks of 32 px" in out and "(their 90 % interval" in out
     assert main([str(a), str(a), "--samples", "120"]) == 0
     assert "120 resamples (seed 0) of the 12 blocks of 32 px" in capsys.readouterr().out
+
+
+def make_reference(run: Path, dst: Path, block: int = 32) -> Path:
+    """A reference folder (as docs/reference): the run's per-block matrices only."""
+    from vaiseg.reporting.comparisons import load_blocks, write_block_confusions
+
+    labels = {m: {a: run / "predictions" / m / str(a) / "labels.tif" for a in AREAS} for m in ALL_MODELS}
+    eroded = {a: run / "data" / str(a) / "labels_eroded.tif" for a in AREAS}
+    conf, index = load_blocks(labels, eroded, block)
+    dst.mkdir(parents=True)
+    write_block_confusions(conf, index, block, dst / "block_confusions.csv")
+    return dst
+
+
+def test_a_reference_folder_stands_for_its_run(run_a, tmp_path, capsys):
+    """A reference folder on either side gives the cells and intervals of the run it was
+    made from: the same frame as run against run, without the reference's rasters."""
+    b = copy_run(run_a, tmp_path / "b")
+    for a in AREAS:  # run b's FCN misses every car
+        p = b / "predictions" / "FCN" / str(a) / "labels.tif"
+        lab = read_label_raster(p)
+        write_raster(p, np.where(lab == CAR, 0, lab).astype(np.uint8))
+    ref = make_reference(run_a, tmp_path / "ref")
+    want = run_diff(run_a, b, block=32, samples=300)
+    pd.testing.assert_frame_equal(run_diff(ref, b, block=32, samples=300), want)
+    pd.testing.assert_frame_equal(run_diff(b, ref, block=32, samples=300),
+                                  run_diff(b, run_a, block=32, samples=300))
+    # the CLI: the bootstrap settings from the run's config (no config in a reference folder)
+    assert main([str(ref), str(b), "--block", "32", "--samples", "300"]) == 0
+    assert "the validation blocks show a difference for" in capsys.readouterr().out
+
+
+def test_a_reference_of_other_data_is_refused(run_a, tmp_path):
+    ref = make_reference(run_a, tmp_path / "ref")
+    with pytest.raises(DataError, match="blocks of 32 px, but 16 px"):
+        run_diff(ref, run_a, block=16, samples=10)
+    other = make_run(tmp_path / "other", seed=5)  # other ground truth, same areas
+    with pytest.raises(DataError, match="not made on the same data") as e:
+        run_diff(ref, other, block=32, samples=10)
+    assert e.value.path == other
+    c = copy_run(run_a, tmp_path / "c")
+    (c / "provenance.json").write_text(json.dumps({"config": {"data": {"areas": {"train": [1], "val": [AREAS[0]]}}}}))
+    with pytest.raises(DataError, match="other validation blocks"):
+        run_diff(ref, c, block=32, samples=10)

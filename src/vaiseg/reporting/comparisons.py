@@ -191,6 +191,8 @@ def load_block_confusions(
 
 
 # ------------------------------------------------------------------ block_confusions.csv
+#: the file name the comparisons rule writes (``results/tables/``) and a reference folder keeps
+BLOCKS_FILE = "block_confusions.csv"
 #: ``block_confusions.csv``: one row per method, block and true class; the ``pred_<key>``
 #: columns count that block's pixels of the true class predicted as each class (every
 #: class of :data:`vaiseg.classes.KEYS`, zeros included, so every kept block is listed)

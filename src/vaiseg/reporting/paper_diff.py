@@ -71,7 +71,7 @@ from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
-from .comparisons import CELL_METRICS, compare, point_estimate, read_block_confusions
+from .comparisons import BLOCKS_FILE, CELL_METRICS, compare, point_estimate, read_block_confusions
 from .tables import STD_SUFFIX, TABLE_COLUMNS, VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ REFERENCE_COLUMNS = ["reference", "ours_minus_reference", "reference_ci_low", "r
 #: the reference tables' file names in ``reference_dir``
 REFERENCE_FILES = ("table1.csv", "table2.csv")
 #: the reference run's per-block confusion matrices in ``reference_dir`` (optional)
-REFERENCE_BLOCKS = "block_confusions.csv"
+REFERENCE_BLOCKS = BLOCKS_FILE
 #: resampling seed of the intervals against the reference (run_diff's default)
 REFERENCE_BOOTSTRAP_SEED = 0
 #: |point estimate from the blocks - table cell| allowed (the tables hold 2 decimals)

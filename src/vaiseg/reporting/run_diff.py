@@ -25,6 +25,10 @@ A run is a results folder (``results`` or ``results/<run_name>``, holding
 ``provenance.json``) or one seed's folder of a multi-seed run
 (``results[/<run_name>]/seeds/<seed>``). The validation areas are those of the first run's
 config as run (``provenance.json``); both runs must hold the same eroded ground truth.
+Either side may instead be a reference folder holding a ``block_confusions.csv`` (the
+comparisons rule's per-block matrices; ``docs/reference`` keeps the demo's): its matrices
+are read, the other run's are computed over the same blocks, and the same data means the
+same blocks and the same scored pixels per block and true class.
 
     .venv/bin/python -m vaiseg.reporting.run_diff results/t2 results/t1 --out results/t2_vs_t1
 
@@ -46,7 +50,7 @@ from ..atomic import atomic_path, write_text
 from ..config import ALL_MODELS, split_areas
 from ..errors import ConfigError, DataError
 from ..metrics import read_label_raster
-from .comparisons import CELL_METRICS, compare, load_block_confusions
+from .comparisons import BLOCKS_FILE, CELL_METRICS, compare, load_block_confusions, load_blocks, read_block_confusions
 from .tables import _fmt
 
 #: the output columns, in order
@@ -109,6 +113,60 @@ def _same_ground_truth(a: Path, b: Path, areas) -> dict[int, Path]:
     return out
 
 
+def is_reference(path: str | Path) -> bool:
+    """A folder of per-block matrices (``block_confusions.csv``), not a run's results."""
+    p = Path(path)
+    return (p / BLOCKS_FILE).is_file() and not (p / "provenance.json").is_file()
+
+
+def _run_labels(pred: Path, tag: str, methods, areas) -> dict[str, dict[int, Path]]:
+    labels = {}
+    for m in methods:
+        per_area = {area: pred / "predictions" / m / str(area) / "labels.tif" for area in areas}
+        for p in per_area.values():
+            if not p.is_file():
+                raise DataError(p, f"missing: run {tag}'s prediction of {m}")
+        labels[f"{tag}:{m}"] = per_area
+    return labels
+
+
+def _blocks_of(path: Path, tag: str, methods, block: int | None):
+    """(tag:method -> matrices, index, block px, where) of one side: read from a
+    reference folder, or computed from a run's rasters over its validation areas."""
+    if is_reference(path):
+        f = path / BLOCKS_FILE
+        conf, index, px = read_block_confusions(f)
+        missing = [m for m in methods if m not in conf]
+        if missing:
+            raise DataError(f, f"no block matrices of {missing}")
+        return {f"{tag}:{m}": conf[m] for m in methods}, index, px, f
+    res, pred = run_folders(path)
+    areas = validation_areas(res)
+    eroded = {area: res / "data" / str(area) / "labels_eroded.tif" for area in areas}
+    for p in eroded.values():
+        if not p.is_file():
+            raise DataError(p, "missing: the eroded ground truth of a validation area")
+    conf, index = load_blocks(_run_labels(pred, tag, methods, areas), eroded, block)
+    return conf, index, block, res
+
+
+def _with_reference(a: Path, b: Path, block: int, methods) -> dict[str, np.ndarray]:
+    """Both sides' matrices when one (or both) is a reference folder: the run's blocks of
+    the reference's size, checked to be the same blocks of the same data."""
+    ref_px = next(read_block_confusions(p / BLOCKS_FILE)[2] for p in (a, b) if is_reference(p))
+    if block != ref_px:
+        raise DataError(next(p for p in (a, b) if is_reference(p)) / BLOCKS_FILE,
+                        f"blocks of {ref_px} px, but {block} px asked for (--block)")
+    (ca, ia, _, wa), (cb, ib, _, wb) = (_blocks_of(p, t, methods, block) for p, t in ((a, "a"), (b, "b")))
+    if ia != ib:
+        raise DataError(wb, f"other validation blocks than {wa} ({len(ib)} against {len(ia)}): other areas")
+    for m in methods:
+        if not np.array_equal(ca[f"a:{m}"].sum(axis=2), cb[f"b:{m}"].sum(axis=2)):
+            raise DataError(wb, f"{m}: scored pixels per block and true class differ from {wa}: "
+                                "the runs were not made on the same data")
+    return {**ca, **cb}
+
+
 def run_diff(
     a: str | Path,
     b: str | Path,
@@ -124,20 +182,16 @@ def run_diff(
     run ``a`` against run ``b`` (paths as :func:`run_folders` takes them)."""
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ConfigError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    (res_a, pred_a), (res_b, pred_b) = run_folders(a), run_folders(b)
-    areas, areas_b = validation_areas(res_a), validation_areas(res_b)
-    if areas_b != areas:
-        raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
-    eroded = _same_ground_truth(res_a, res_b, areas)
-    labels = {}
-    for tag, root in (("a", pred_a), ("b", pred_b)):
-        for m in methods:
-            per_area = {area: root / "predictions" / m / str(area) / "labels.tif" for area in areas}
-            for p in per_area.values():
-                if not p.is_file():
-                    raise DataError(p, f"missing: run {tag}'s prediction of {m}")
-            labels[f"{tag}:{m}"] = per_area
-    conf = load_block_confusions(labels, eroded, block)
+    if is_reference(a) or is_reference(b):
+        conf = _with_reference(Path(a), Path(b), block, methods)
+    else:
+        (res_a, pred_a), (res_b, pred_b) = run_folders(a), run_folders(b)
+        areas, areas_b = validation_areas(res_a), validation_areas(res_b)
+        if areas_b != areas:
+            raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
+        eroded = _same_ground_truth(res_a, res_b, areas)
+        labels = {**_run_labels(pred_a, "a", methods, areas), **_run_labels(pred_b, "b", methods, areas)}
+        conf = load_block_confusions(labels, eroded, block)
     specs = [(m, metric, f"a:{m}", (f"b:{m}",)) for m in methods for metric in CELL_METRICS]
     df = compare(conf, samples=samples, confidence=confidence, seed=seed, specs=specs)
     df = df.rename(columns={"claim": "method"})
@@ -209,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m vaiseg.reporting.run_diff",
         description="Two runs' Tables 1-2 cell by cell, each difference with a paired block-bootstrap interval.",
     )
-    ap.add_argument("a", help="run a: results[/<run_name>] or results[/<run_name>]/seeds/<seed>")
+    ap.add_argument("a", help="run a: results[/<run_name>] or results[/<run_name>]/seeds/<seed>, "
+                    "or a folder with block_confusions.csv (docs/reference)")
     ap.add_argument("b", help="run b, the same")
     ap.add_argument("--out", help="write <out>.csv and <out>.md (default: print the Markdown only)")
     ap.add_argument("--block", type=int, help="block size in px (default: run a's report.bootstrap.block, 256)")
@@ -220,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         given = {k: getattr(args, k) for k in BOOTSTRAP_DEFAULTS}
-        bs = {**bootstrap_settings(run_folders(args.a)[0]), **{k: v for k, v in given.items() if v is not None}}
+        run = next((p for p in (args.a, args.b) if not is_reference(p)), None)  # whose report.bootstrap
+        defaults = bootstrap_settings(run_folders(run)[0]) if run is not None else dict(BOOTSTRAP_DEFAULTS)
+        bs = {**defaults, **{k: v for k, v in given.items() if v is not None}}
         df = run_diff(args.a, args.b, **bs, seed=args.seed, tolerance=args.tolerance)
     except (DataError, ConfigError) as e:
         print(f"run_diff: {e}", file=sys.stderr)
