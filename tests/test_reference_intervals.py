@@ -169,7 +169,7 @@ def test_no_intervals_when_the_runs_do_not_match(paper, tmp_path):
     run = _write_run(tmp_path / "run", conf)
     cases = {}
     # other blocks (another block size)
-    cases["other"] = (_write_run(tmp_path / "r1", conf, block=128), "are not this run's")
+    cases["other"] = (_write_run(tmp_path / "r1", conf, block=128), "other validation blocks (24 of 256 px against 24 of 128 px)")
     # other ground truth: one car pixel moved to another true class
     other = {m: c.copy() for m, c in conf.items()}
     for m in other:

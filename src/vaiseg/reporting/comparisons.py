@@ -268,6 +268,20 @@ def read_block_confusions(path: str | Path) -> tuple[dict[str, np.ndarray], list
     return conf, [tuple(int(v) for v in b) for b in index], int(sizes[0])
 
 
+def blocks_mismatch(a: tuple, b: tuple, methods: Sequence[str]) -> str | None:
+    """Why two sides' per-block matrices cannot be compared block by block, or None.
+    ``a``, ``b``: (method -> matrices, index, block px) as :func:`read_block_confusions`
+    returns them. The same data means the same blocks of the same size and, per method,
+    the same scored pixels per block and true class (the eroded ground truth)."""
+    (ca, ia, pa), (cb, ib, pb) = a, b
+    if (pa, ia) != (pb, ib):
+        return f"other validation blocks ({len(ib)} of {pb} px against {len(ia)} of {pa} px): other areas or block size"
+    for m in methods:
+        if not np.array_equal(np.asarray(ca[m]).sum(axis=2), np.asarray(cb[m]).sum(axis=2)):
+            return f"{m}: scored pixels per block and true class differ: the runs were not made on the same data"
+    return None
+
+
 # --------------------------------------------------------------------------- metrics
 def metric_values(cms: np.ndarray, metric: str) -> np.ndarray:
     """``metric`` in percent (unrounded) of confusion matrices (..., K, K), NaN where

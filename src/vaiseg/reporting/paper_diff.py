@@ -71,7 +71,7 @@ from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
-from .comparisons import BLOCKS_FILE, CELL_METRICS, compare, point_estimate, read_block_confusions
+from .comparisons import BLOCKS_FILE, CELL_METRICS, blocks_mismatch, compare, point_estimate, read_block_confusions
 from .tables import STD_SUFFIX, TABLE_COLUMNS, VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -232,16 +232,13 @@ def reference_intervals(
         return None, f"No intervals: the reference has no `{REFERENCE_BLOCKS}` (per-block confusion matrices)."
     if ours_blocks is None:
         return None, "No intervals: this run's per-block confusion matrices were not given."
-    ref_conf, ref_index, ref_block = read_block_confusions(ref_path)
-    our_conf, our_index, our_block = read_block_confusions(ours_blocks)
-    if (our_block, our_index) != (ref_block, ref_index):
-        return None, (f"No intervals: the reference's blocks ({len(ref_index)} of {ref_block} px) are not "
-                      f"this run's ({len(our_index)} of {our_block} px): other validation areas or block size.")
+    ref = read_block_confusions(ref_path)
+    our = read_block_confusions(ours_blocks)
+    (ref_conf, _, _), (our_conf, our_index, our_block) = ref, our
     methods = [m for m in ours.index if m in reference.index and m in our_conf and m in ref_conf]
-    for m in methods:
-        if not np.array_equal(our_conf[m].sum(axis=2), ref_conf[m].sum(axis=2)):
-            return None, (f"No intervals: {m}'s scored pixels per block and true class differ from the "
-                          "reference's: the runs were not made on the same data.")
+    problem = blocks_mismatch(ref, our, methods)
+    if problem:
+        return None, f"No intervals: this run against the reference: {problem}."
     for side, conf, table in (("this run's", our_conf, ours), ("the reference's", ref_conf, reference)):
         for m in methods:
             for col in CELL_METRICS:

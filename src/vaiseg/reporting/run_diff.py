@@ -50,7 +50,15 @@ from ..atomic import atomic_path, write_text
 from ..config import ALL_MODELS, split_areas
 from ..errors import ConfigError, DataError
 from ..metrics import read_label_raster
-from .comparisons import BLOCKS_FILE, CELL_METRICS, compare, load_block_confusions, load_blocks, read_block_confusions
+from .comparisons import (
+    BLOCKS_FILE,
+    CELL_METRICS,
+    blocks_mismatch,
+    compare,
+    load_block_confusions,
+    load_blocks,
+    read_block_confusions,
+)
 from .tables import _fmt
 
 #: the output columns, in order
@@ -157,13 +165,11 @@ def _with_reference(a: Path, b: Path, block: int, methods) -> dict[str, np.ndarr
     if block != ref_px:
         raise DataError(next(p for p in (a, b) if is_reference(p)) / BLOCKS_FILE,
                         f"blocks of {ref_px} px, but {block} px asked for (--block)")
-    (ca, ia, _, wa), (cb, ib, _, wb) = (_blocks_of(p, t, methods, block) for p, t in ((a, "a"), (b, "b")))
-    if ia != ib:
-        raise DataError(wb, f"other validation blocks than {wa} ({len(ib)} against {len(ia)}): other areas")
-    for m in methods:
-        if not np.array_equal(ca[f"a:{m}"].sum(axis=2), cb[f"b:{m}"].sum(axis=2)):
-            raise DataError(wb, f"{m}: scored pixels per block and true class differ from {wa}: "
-                                "the runs were not made on the same data")
+    (ca, ia, pa, wa), (cb, ib, pb, wb) = (_blocks_of(p, t, methods, block) for p, t in ((a, "a"), (b, "b")))
+    untag = lambda conf: {k.split(":", 1)[1]: v for k, v in conf.items()}  # noqa: E731
+    problem = blocks_mismatch((untag(ca), ia, pa), (untag(cb), ib, pb), methods)
+    if problem:
+        raise DataError(wb, f"against {wa}: {problem}")
     return {**ca, **cb}
 
 
