@@ -225,3 +225,19 @@ def test_the_committed_reference_is_one_run(repo_root):
         assert np.array_equal(conf[m].sum(axis=2), conf["PB"].sum(axis=2)), m  # one ground truth
         for col in CELL_METRICS:
             assert point_estimate(conf[m].sum(0), col) == pytest.approx(tables.loc[m, col], abs=0.0051), (m, col)
+
+
+def test_no_intervals_for_a_mean_over_seeds(tmp_path):
+    """Tables of several seeds (mean ± std columns) are no single run: no intervals, and
+    the note points to run_diff on one seed's folder."""
+    from vaiseg.reporting.paper_diff import reference_intervals
+    from vaiseg.reporting.tables import STD_SUFFIX, VALUE_COLUMNS
+
+    conf = _blocks()
+    ref = _write_run(tmp_path / "ref", conf)
+    reference = pd.concat([pd.read_csv(ref / f"table{t}.csv") for t in (1, 2)]).set_index("method")
+    seeded = reference.assign(**{c + STD_SUFFIX: 0.5 for c in VALUE_COLUMNS})
+    got, note = reference_intervals(ref / REFERENCE_BLOCKS, ref, seeded, reference)
+    assert got is None and "means over several seeds" in note and "run_diff" in note
+    got, _ = reference_intervals(ref / REFERENCE_BLOCKS, ref, reference, reference, samples=50)
+    assert got is not None and len(got) == 49 and (got["ci_low"] == 0).all()
