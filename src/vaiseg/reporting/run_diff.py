@@ -128,26 +128,31 @@ def is_reference(path: str | Path) -> bool:
 
 
 def _run_labels(pred: Path, tag: str, methods, areas) -> dict[str, dict[int, Path]]:
+    """Method -> {area: prediction raster} of run ``tag``; DataError naming a missing one."""
     labels = {}
     for m in methods:
         per_area = {area: pred / "predictions" / m / str(area) / "labels.tif" for area in areas}
         for p in per_area.values():
             if not p.is_file():
                 raise DataError(p, f"missing: run {tag}'s prediction of {m}")
-        labels[f"{tag}:{m}"] = per_area
+        labels[m] = per_area
     return labels
 
 
-def _blocks_of(path: Path, tag: str, methods, block: int | None):
-    """(tag:method -> matrices, index, block px, where) of one side: read from a
-    reference folder, or computed from a run's rasters over its validation areas."""
+def _tagged(tag: str, per_method: dict) -> dict:
+    return {f"{tag}:{m}": v for m, v in per_method.items()}
+
+
+def _blocks_of(path: Path, tag: str, methods, block: int):
+    """(method -> matrices, index, block px, where) of one side: read from a reference
+    folder, or computed from a run's rasters over its validation areas."""
     if is_reference(path):
         f = path / BLOCKS_FILE
         conf, index, px = read_block_confusions(f)
         missing = [m for m in methods if m not in conf]
         if missing:
             raise DataError(f, f"no block matrices of {missing}")
-        return {f"{tag}:{m}": conf[m] for m in methods}, index, px, f
+        return {m: conf[m] for m in methods}, index, px, f
     res, pred = run_folders(path)
     areas = validation_areas(res)
     eroded = {area: res / "data" / str(area) / "labels_eroded.tif" for area in areas}
@@ -166,11 +171,10 @@ def _with_reference(a: Path, b: Path, block: int, methods) -> dict[str, np.ndarr
         raise DataError(next(p for p in (a, b) if is_reference(p)) / BLOCKS_FILE,
                         f"blocks of {ref_px} px, but {block} px asked for (--block)")
     (ca, ia, pa, wa), (cb, ib, pb, wb) = (_blocks_of(p, t, methods, block) for p, t in ((a, "a"), (b, "b")))
-    untag = lambda conf: {k.split(":", 1)[1]: v for k, v in conf.items()}  # noqa: E731
-    problem = blocks_mismatch((untag(ca), ia, pa), (untag(cb), ib, pb), methods)
+    problem = blocks_mismatch((ca, ia, pa), (cb, ib, pb), methods)
     if problem:
         raise DataError(wb, f"against {wa}: {problem}")
-    return {**ca, **cb}
+    return {**_tagged("a", ca), **_tagged("b", cb)}
 
 
 def run_diff(
@@ -196,7 +200,8 @@ def run_diff(
         if areas_b != areas:
             raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
         eroded = _same_ground_truth(res_a, res_b, areas)
-        labels = {**_run_labels(pred_a, "a", methods, areas), **_run_labels(pred_b, "b", methods, areas)}
+        labels = {**_tagged("a", _run_labels(pred_a, "a", methods, areas)),
+                  **_tagged("b", _run_labels(pred_b, "b", methods, areas))}
         conf = load_block_confusions(labels, eroded, block)
     specs = [(m, metric, f"a:{m}", (f"b:{m}",)) for m in methods for metric in CELL_METRICS]
     df = compare(conf, samples=samples, confidence=confidence, seed=seed, specs=specs)
