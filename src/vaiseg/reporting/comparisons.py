@@ -25,6 +25,11 @@ its best member). This module attaches a 95 % interval to each difference:
    ``supports`` reads the printed interval: ``a > b`` when it lies above 0, ``a < b``
    when below, else ``no difference shown``.
 
+The per-block matrices themselves go to ``block_confusions.csv``
+(:func:`write_block_confusions`): a run committed as the reference keeps them, so a later
+run can be compared with it block by block (:mod:`vaiseg.reporting.paper_diff`,
+:mod:`vaiseg.reporting.run_diff`) without the reference's prediction rasters.
+
 Caveat (also in the Markdown): blocks are not independent samples of the world;
 neighbouring blocks of one area share buildings, streets and lighting, so the interval
 is optimistic (too narrow) when there are few areas.
