@@ -45,6 +45,13 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+def one_area_run(src: Path, dst: Path) -> Path:
+    """A copy of a run whose config validates on its first area only."""
+    copy_run(src, dst)
+    (dst / "provenance.json").write_text(json.dumps({"config": {"data": {"areas": {"train": [1], "val": [AREAS[0]]}}}}))
+    return dst
+
+
 def pooled(root: Path, method: str) -> np.ndarray:
     return sum(
         confusion_matrix(read_label_raster(root / "data" / str(a) / "labels_eroded.tif"),
@@ -155,8 +162,7 @@ def test_runs_on_other_data_are_refused(run_a, tmp_path):
         run_diff(run_a, b, block=32, samples=10)
     assert e.value.path == gt
 
-    c = copy_run(run_a, tmp_path / "c")
-    (c / "provenance.json").write_text(json.dumps({"config": {"data": {"areas": {"train": [1], "val": [AREAS[0]]}}}}))
+    c = one_area_run(run_a, tmp_path / "c")
     with pytest.raises(DataError, match="validation areas"):
         run_diff(run_a, c, block=32, samples=10)
 
@@ -224,7 +230,6 @@ def test_a_reference_of_other_data_is_refused(run_a, tmp_path):
     with pytest.raises(DataError, match="not made on the same data") as e:
         run_diff(ref, other, block=32, samples=10)
     assert e.value.path == other
-    c = copy_run(run_a, tmp_path / "c")
-    (c / "provenance.json").write_text(json.dumps({"config": {"data": {"areas": {"train": [1], "val": [AREAS[0]]}}}}))
+    c = one_area_run(run_a, tmp_path / "c")
     with pytest.raises(DataError, match="other validation blocks"):
         run_diff(ref, c, block=32, samples=10)
