@@ -67,6 +67,8 @@ COLUMNS = (
     "confidence", "n_blocks", "n_boot", "supports",
 )
 SUPPORTS = ("a > b", "a < b", "no difference shown")
+#: the config schema's ``report.bootstrap`` defaults
+BOOTSTRAP_DEFAULTS = {"block": 256, "samples": 2000, "confidence": 0.95}
 CLAIM_MFB = "MFB vs no MFB"
 CLAIM_PB = "PB vs FCN"
 CLAIM_FUSION = "fusion vs best member"

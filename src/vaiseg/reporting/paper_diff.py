@@ -71,7 +71,7 @@ from ..atomic import atomic_path, write_text
 from ..classes import KEYS, SCORED
 from ..config import FUSIONS
 from ..errors import DataError
-from .comparisons import BLOCKS_FILE, CELL_METRICS, blocks_mismatch, compare, point_estimate, read_block_confusions
+from .comparisons import BLOCKS_FILE, BOOTSTRAP_DEFAULTS, CELL_METRICS, blocks_mismatch, compare, point_estimate, read_block_confusions
 from .tables import STD_SUFFIX, TABLE_COLUMNS, VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
     if n_off == 0 and one_sided == 0:
         return True, f"reproduced: every F1/OA cell within {tol} of the reference ({n} cells)"
     resolved = _resolved(g)[off]
-    n_res, n_unres = int(resolved.fillna(False).sum()), int((resolved == False).fillna(False).sum())  # noqa: E712
+    n_res, n_unres = int(resolved.fillna(False).sum()), int((~resolved).fillna(False).sum())
     n_none = n_off - n_res - n_unres
     if one_sided == 0 and n_unres == n_off:
         return True, (f"consistent with the reference: {n_off} of {n} F1/OA cells differ from it by more than {tol}, "
@@ -605,7 +605,7 @@ def build_paper_diff(
     paper = read_paper_results(paper_file(paper_dir, PAPER_RESULTS))
     ours = pd.concat([_read_table(t) for t in tables])
     reference, reference_note = read_reference(reference_dir)
-    bs = {"samples": 2000, "confidence": 0.95, **{k: v for k, v in (bootstrap or {}).items() if k in ("samples", "confidence")}}
+    bs = {**BOOTSTRAP_DEFAULTS, **(bootstrap or {})}
     intervals, interval_note = reference_intervals(blocks_csv, reference_dir, ours, reference,
                                                    samples=int(bs["samples"]), confidence=float(bs["confidence"]))
     cells = diff_cells(ours, paper, reference, intervals)

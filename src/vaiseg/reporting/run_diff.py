@@ -52,6 +52,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import read_label_raster
 from .comparisons import (
     BLOCKS_FILE,
+    BOOTSTRAP_DEFAULTS,
     CELL_METRICS,
     blocks_mismatch,
     compare,
@@ -68,8 +69,6 @@ COLUMNS = (
 )
 #: issue 12's thread check: every F1 and OA cell within 2 points
 TOLERANCE = 2.0
-#: the config schema's ``report.bootstrap`` defaults
-BOOTSTRAP_DEFAULTS = {"block": 256, "samples": 2000, "confidence": 0.95}
 
 
 def run_folders(path: str | Path) -> tuple[Path, Path]:
@@ -143,16 +142,19 @@ def _tagged(tag: str, per_method: dict) -> dict:
     return {f"{tag}:{m}": v for m, v in per_method.items()}
 
 
-def _blocks_of(path: Path, tag: str, methods, block: int):
-    """(method -> matrices, index, block px, where) of one side: read from a reference
-    folder, or computed from a run's rasters over its validation areas."""
-    if is_reference(path):
-        f = path / BLOCKS_FILE
-        conf, index, px = read_block_confusions(f)
-        missing = [m for m in methods if m not in conf]
-        if missing:
-            raise DataError(f, f"no block matrices of {missing}")
-        return {m: conf[m] for m in methods}, index, px, f
+def _reference_blocks(path: Path, methods):
+    """(method -> matrices, index, block px, file) read from a reference folder."""
+    f = path / BLOCKS_FILE
+    conf, index, px = read_block_confusions(f)
+    missing = [m for m in methods if m not in conf]
+    if missing:
+        raise DataError(f, f"no block matrices of {missing}")
+    return {m: conf[m] for m in methods}, index, px, f
+
+
+def _run_blocks(path: Path, tag: str, methods, block: int):
+    """(method -> matrices, index, block px, results folder) from a run's rasters over its
+    validation areas."""
     res, pred = run_folders(path)
     areas = validation_areas(res)
     eroded = {area: res / "data" / str(area) / "labels_eroded.tif" for area in areas}
@@ -166,11 +168,12 @@ def _blocks_of(path: Path, tag: str, methods, block: int):
 def _with_reference(a: Path, b: Path, block: int, methods) -> dict[str, np.ndarray]:
     """Both sides' matrices when one (or both) is a reference folder: the run's blocks of
     the reference's size, checked to be the same blocks of the same data."""
-    ref_px = next(read_block_confusions(p / BLOCKS_FILE)[2] for p in (a, b) if is_reference(p))
+    read = {p: _reference_blocks(p, methods) for p in (a, b) if is_reference(p)}
+    _, _, ref_px, ref_file = next(iter(read.values()))
     if block != ref_px:
-        raise DataError(next(p for p in (a, b) if is_reference(p)) / BLOCKS_FILE,
-                        f"blocks of {ref_px} px, but {block} px asked for (--block)")
-    (ca, ia, pa, wa), (cb, ib, pb, wb) = (_blocks_of(p, t, methods, block) for p, t in ((a, "a"), (b, "b")))
+        raise DataError(ref_file, f"blocks of {ref_px} px, but {block} px asked for (--block)")
+    (ca, ia, pa, wa), (cb, ib, pb, wb) = (read[p] if p in read else _run_blocks(p, t, methods, block)
+                                          for p, t in ((a, "a"), (b, "b")))
     problem = blocks_mismatch((ca, ia, pa), (cb, ib, pb), methods)
     if problem:
         raise DataError(wb, f"against {wa}: {problem}")
