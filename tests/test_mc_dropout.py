@@ -216,6 +216,28 @@ def test_batchnorm_stays_in_eval_and_modes_restored():
     _assert_close(a, b, 0)
 
 
+@pytest.mark.parametrize("allow_tf32", [False, True])
+def test_inference_runs_in_full_fp32_and_restores_the_tf32_flags(allow_tf32):
+    """TF32 off while the network runs (PyTorch's default is cuDNN convolutions in TF32 on
+    GPUs; measured on an H200, benchmarks/results/nvidia-h200.json), the flags as they were
+    after; allow_tf32=True leaves them alone. The flags are globals, set on a CPU too."""
+    net = _fcn()
+    seen = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_pre_hook(
+                lambda *_: seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        mc_predict(net, _image(32, 32), T=2, seed=0, allow_tf32=allow_tf32)
+        after = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+    assert seen and set(seen) == {(allow_tf32, allow_tf32)}
+    assert after == (True, True)
+
+
 def test_dropout_in_trunk_is_refused_for_shared_trunk():
     net = _fcn()
     net.encoder.append(torch.nn.Dropout(0.5))
