@@ -208,18 +208,25 @@ def train_variants(cfg: dict, device: torch.device, tiny: bool) -> dict:
                     res["variants"][key] = {"error": f"{type(e).__name__}: {e}"}
                     continue
                 sps = batch * steps / t["median_s"]
-                tfl = sps * res["gflop_per_sample"] / 1e3
-                # the peak of the precision most FLOPs run in; default: the FCN's convolutions
-                # in cuDNN's TF32, but PB's FC1 (98 % of its FLOPs, an nn.Linear) in fp32
-                pk_prec = prec if prec != "default" else ("fp32" if model == "PB" else "tf32")
-                res["variants"][key] = {"samples_per_s": sps, "step_ms": 1e3 * t["median_s"] / steps, "tflops": tfl,
-                                        "peak_precision": pk_prec,
-                                        "share_of_peak": tfl * 1e12 / pk[pk_prec] if pk else None}
-                log(f"[train] {model} {key}: {sps:,.0f} samples/s, {tfl:.1f} TFLOP/s")
+                res["variants"][key] = {"samples_per_s": sps, "step_ms": 1e3 * t["median_s"] / steps,
+                                        "tflops": sps * res["gflop_per_sample"] / 1e3}
+                log(f"[train] {model} {key}: {sps:,.0f} samples/s, {res['variants'][key]['tflops']:.1f} TFLOP/s")
+        shares_of_peak(res, pk)
         ok = {k: v for k, v in res["variants"].items() if "samples_per_s" in v}
         res["fastest"] = max(ok, key=lambda k: ok[k]["samples_per_s"]) if ok else None
         out[model] = res
     return out
+
+
+def shares_of_peak(res: dict, pk: dict | None) -> None:
+    """Each variant's TFLOP/s as a share of the data-sheet peak of the precision its
+    convolutions run in (most FLOPs: PB's FC1 is under 1 % of a 65x65 patch's); default:
+    cuDNN's TF32."""
+    for key, v in res["variants"].items():
+        if "tflops" in v:
+            prec = key.split("_")[0]
+            v["peak_precision"] = "tf32" if prec == "default" else prec
+            v["share_of_peak"] = v["tflops"] * 1e12 / pk[v["peak_precision"]] if pk else None
 
 
 def cmd_bench(args) -> None:
@@ -291,7 +298,8 @@ def cmd_pilot(args) -> None:
             loss_sum += float(loss.detach()) * len(y)
             n_sum += len(y)
             now = time.perf_counter()
-            last = now - t_start >= args.seconds
+            # the time is up, or the configured epochs are done (the cosine rate at 0)
+            last = now - t_start >= args.seconds or step >= s.epochs * nb
             if now - t_row >= args.eval_every or last or not math.isfinite(loss_sum):
                 sync(device)
                 dt = time.perf_counter() - t_row
@@ -322,7 +330,17 @@ def cmd_pilot(args) -> None:
         "loss_fell": finite and mean(final, "train_loss") < mean(first, "train_loss")
         and mean(final, "val_loss") < mean(first, "val_loss"),
         "samples_per_s": seen / max(history[-1]["seconds"], 1e-9),
+        "steady_samples_per_s": steady_rate(history),
     })
+
+
+def steady_rate(history: list[dict]) -> float:
+    """Samples/s after the first history row (start-up, cuDNN's autotuning and the first
+    loader workers excluded); the whole run's rate when it has one row."""
+    if len(history) < 2:
+        return history[-1]["samples"] / max(history[-1]["seconds"], 1e-9)
+    a, b = history[0], history[-1]
+    return (b["samples"] - a["samples"]) / max(b["seconds"] - a["seconds"], 1e-9)
 
 
 # --------------------------------------------------------------------------- mc
@@ -353,13 +371,16 @@ def cmd_mc(args) -> None:
             for prec in PRECISIONS:
                 key = "_".join(x for x in (model, path, prec) if x)
 
-                def run(fft=fft, prec=prec):
+                # mc_predict computes in fp32 unless allowed TF32 (then the flags precision() set)
+                kw = dict(tile_size=tile, device=device, pb_fft_block=fft, allow_tf32=prec != "fp32")
+
+                def run(kw=kw, prec=prec):
                     with precision(prec, device):
-                        return mc_predict(net, img, T, tile_size=tile, device=device, pb_fft_block=fft)
+                        return mc_predict(net, img, T, **kw)
 
                 try:
                     with precision(prec, device):  # warm-up: cuDNN's algorithm choice, FFT plans
-                        mc_predict(net, img[:, :tile, :tile], T, tile_size=tile, device=device, pb_fft_block=fft)
+                        mc_predict(net, img[:, :tile, :tile], T, **kw)
                     sync(device)
                     t0 = time.perf_counter()
                     o = run()
@@ -469,9 +490,12 @@ def extrapolate(r: dict, cfg: dict) -> dict:
         "training_precision": f"{prec}, channels-last (train.amp {amp}; the pipeline's layout)",
         "step_rate": "the training step on a batch already on the GPU (bench): no data loading, GPU alone; "
                      "the least time training can take",
-        "pilot_rate": "the data-fed pilot (DataLoader workers, held-out evaluations) while the three pilots "
-                      "and the tiny DAG shared the GPU: a pessimistic rate",
-        "inference_precision": "PyTorch's default flags (cuDNN convolutions in TF32): the pipeline sets none",
+        "solo_rate": "the data-fed training loop alone on the GPU (gpu_pilot.py pilot, run one CNN at a time "
+                     "with the paper config's 8 loader workers; report --solo), after its first history row: "
+                     "what the pipeline's train rule runs at; FCN-MFB at the FCN's rate (the same network)",
+        "pilot_rate": "the data-fed pilot while the three pilots and the tiny DAG shared the GPU (4 loader "
+                      "workers each): a pessimistic rate",
+        "inference_precision": "fp32, TF32 off: what mc_predict computes in (vaiseg.mc_dropout.fp32_math)",
     }}
     train = {}
     for model in ("PB", "FCN", "FCN-MFB"):
@@ -479,15 +503,17 @@ def extrapolate(r: dict, cfg: dict) -> dict:
         n = (5 * PAPER_PB_PER_CLASS * (1 - cfg["patches"]["val_fraction"]) if model == "PB"
              else fcn_samples_per_epoch(cfg, VAIHINGEN_AREA_PX, PAPER_SPLIT["train"]))
         v = tv.get("PB" if model == "PB" else "FCN", {}).get("variants", {}).get(f"{prec}_channels_last", {})
-        step_rate, fed = v.get("samples_per_s"), r.get("pilot", {}).get(model, {}).get("samples_per_s")
-        train[model] = {"samples_per_epoch": n, "epochs": s.epochs, "samples": n * s.epochs,
-                        "step_samples_per_s": step_rate, "pilot_samples_per_s": fed,
-                        "minutes_at_step_rate": n * s.epochs / step_rate / 60 if step_rate else None,
-                        "minutes_at_pilot_rate": n * s.epochs / fed / 60 if fed else None}
+        solo = r.get("solo", {}).get("FCN" if model == "FCN-MFB" else model, {})
+        rates = {"step": v.get("samples_per_s"), "solo": solo.get("steady_samples_per_s"),
+                 "pilot": r.get("pilot", {}).get(model, {}).get("steady_samples_per_s")}
+        train[model] = {"samples_per_epoch": n, "epochs": s.epochs, "samples": n * s.epochs}
+        for k, rate in rates.items():
+            train[model][f"{k}_samples_per_s"] = rate
+            train[model][f"minutes_at_{k}_rate"] = n * s.epochs / rate / 60 if rate else None
     out["training"] = train
     px = VAIHINGEN_AREA_PX * (PAPER_SPLIT["train"] + PAPER_SPLIT["val"])
     infer = {}
-    for model, k in (("PB", "PB_fft_default"), ("FCN", "FCN_default"), ("FCN-MFB", "FCN_default")):
+    for model, k in (("PB", "PB_fft_fp32"), ("FCN", "FCN_fp32"), ("FCN-MFB", "FCN_fp32")):
         rate = mc.get(k, {}).get("mpx_per_s")
         infer[model] = {"run": k, "mpx_per_s": rate, "minutes": px / 1e6 / rate / 60 if rate else None}
     out["inference"] = infer
@@ -495,7 +521,7 @@ def extrapolate(r: dict, cfg: dict) -> dict:
     jobs = dag.get("rules", {})
     out["dag_tiny"] = {k: v["seconds"] / max(v["jobs"], 1) for k, v in jobs.items()}
     inf = [v["minutes"] for v in infer.values()]
-    for rate in ("step", "pilot"):
+    for rate in ("step", "solo", "pilot"):
         tr = [v[f"minutes_at_{rate}_rate"] for v in train.values()]
         if all(x is not None for x in tr + inf):
             out[f"training_minutes_at_{rate}_rate"] = sum(tr)
@@ -511,10 +537,21 @@ def cmd_report(args) -> None:
     for name in ("bench", "mc", "dag", "resume"):
         f = d / f"{name}.json"
         r[name] = json.loads(f.read_text()) if f.is_file() else {"missing": str(f.name)}
-    r["pilot"] = {}
-    for model in ("PB", "FCN", "FCN-MFB"):
-        f = d / f"pilot_{model}.json"
-        r["pilot"][model] = json.loads(f.read_text()) if f.is_file() else {"missing": f.name}
+    for key, folder in (("pilot", d), ("solo", args.solo)):
+        if folder is None:
+            continue
+        r[key] = {}
+        for model in ("PB", "FCN", "FCN-MFB"):
+            f = Path(folder) / f"pilot_{model}.json"
+            if f.is_file():
+                r[key][model] = p = json.loads(f.read_text())
+                p.setdefault("steady_samples_per_s", steady_rate(p["history"]))  # JSON of an older pilot
+            elif key == "pilot":
+                r[key][model] = {"missing": f.name}
+    tv = r["bench"].get("train_variants", {})
+    for model in ("PB", "FCN"):  # shares by the current rule (also for an older bench.json)
+        if model in tv:
+            shares_of_peak(tv[model], tv.get("peak"))
     r["steps"] = {}
     for f in sorted(d.glob("*.rc")):  # gpu_pilot.sh: exit status and seconds of each step
         rc, secs = (int(x) for x in f.read_text().split())
@@ -544,14 +581,14 @@ def summary(r: dict) -> str:
             lines.append(f"  {k:<20} " + (f"{x['samples_per_s']:>10,.0f} samples/s {x['tflops']:>7.1f} TFLOP/s"
                                          + (f" {100 * x['share_of_peak']:5.1f} % of peak" if x.get("share_of_peak") else "")
                                          if "samples_per_s" in x else x["error"][:80]))
-    for model, p in r.get("pilot", {}).items():
+    for model, p in [(f"{k} {m}", p) for k in ("pilot", "solo") for m, p in r.get(k, {}).items()]:
         if "history" in p:
-            lines.append(f"pilot {model}: {p['history'][-1]['seconds']:.0f} s, {p['samples_per_s']:,.0f} samples/s, "
+            lines.append(f"{model}: {p['history'][-1]['seconds']:.0f} s, {p['steady_samples_per_s']:,.0f} samples/s, "
                          f"train loss {p['train_loss_first_last'][0]:.3f} -> {p['train_loss_first_last'][1]:.3f}, "
                          f"held-out {p['val_loss_first_last'][0]:.3f} -> {p['val_loss_first_last'][1]:.3f}, "
                          f"OA {p['history'][-1]['val_oa']:.3f}, fell {p['loss_fell']}")
         else:
-            lines.append(f"pilot {model}: {p}")
+            lines.append(f"{model}: {p}")
     for k, x in r.get("mc", {}).get("runs", {}).items():
         lines.append(f"mc {k:<16} " + (f"{x['mpx_per_s']:7.2f} Mpx/s  max|dp| {x.get('max_abs_prob_diff', 0):.1e}  "
                                        f"max|du| {x.get('max_abs_uncertainty_diff', 0):.1e}  OA {x['oa_eroded']:.3f}"
@@ -562,10 +599,10 @@ def summary(r: dict) -> str:
                      + ", ".join(f"{k} {v['jobs']}x{v['seconds'] / max(v['jobs'], 1):.1f}s{' cuda' if v['cuda_jobs'] else ''}"
                                  for k, v in dag["rules"].items()))
     e = r.get("extrapolation", {})
-    if "total_gpu_minutes_at_step_rate" in e:
-        lines.append(f"config/vaihingen.yaml extrapolated: training {e['training_minutes_at_step_rate']:.0f} min at "
-                     f"the step rate ({e.get('training_minutes_at_pilot_rate', math.nan):.0f} at the shared pilot's), "
-                     f"MC inference {e['inference_minutes']:.0f} min")
+    if "inference_minutes" in e:
+        lines.append("config/vaihingen.yaml extrapolated: training " + ", ".join(
+            f"{e[f'training_minutes_at_{k}_rate']:.0f} min at the {k} rate" for k in ("step", "solo", "pilot")
+            if f"training_minutes_at_{k}_rate" in e) + f"; MC inference {e['inference_minutes']:.1f} min")
     return "\n".join(lines)
 
 
@@ -593,6 +630,7 @@ def main(argv=None) -> int:
             p.add_argument("--wall", type=float, default=None)
         if name == "report":
             p.add_argument("--out", required=True)
+            p.add_argument("--solo", default=None, help="folder of pilot JSONs run one CNN at a time (the solo rate)")
     args = ap.parse_args(argv)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     {"bench": cmd_bench, "pilot": cmd_pilot, "mc": cmd_mc, "dag": cmd_dag, "resume": cmd_resume,

@@ -21,6 +21,7 @@ PY=${PYTHON:-python3}
 CORES=${CORES:-$(nproc)}
 SECS=${PILOT_SECONDS:-120}
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT  # everything in it but the weights goes into the logs tarball
 tiny=()
 extra=(${EXTRA_CONFIG:-})
 if [ "${TINY:-0}" = 1 ]; then

@@ -108,8 +108,27 @@ def test_extrapolation(pilot):
     fcn = e["training"]["FCN"]
     assert fcn["epochs"] == 40 and fcn["samples_per_epoch"] > 0
     assert fcn["minutes_at_step_rate"] == pytest.approx(fcn["samples"] / fcn["step_samples_per_s"] / 60)
-    assert e["inference"]["PB"]["run"] == "PB_fft_default"
+    assert e["inference"]["PB"]["run"] == "PB_fft_fp32"  # what mc_predict computes in
     assert e["total_gpu_minutes_at_step_rate"] == pytest.approx(e["training_minutes_at_step_rate"] + e["inference_minutes"])
+    assert "solo_samples_per_s" in e["training"]["PB"] and "training_minutes_at_solo_rate" not in e  # no --solo
+
+
+def test_report_with_solo_rates(pilot, tmp_path):
+    """`report --solo`: the training extrapolated at the rates of pilots run one at a time
+    (here the same folder, so solo = pilot rates; FCN-MFB at the FCN's)."""
+    import tarfile
+
+    tmp = pilot[2]
+    with tarfile.open(tmp / "out" / "gpu_pilot_logs.tar.gz") as t:
+        t.extractall(tmp_path / "logs", filter="data")
+    d = tmp_path / "logs"
+    subprocess.run([*PILOT, "report", "--dir", str(d), "--solo", str(d), "--out", str(tmp_path / "r.json")],
+                   check=True, capture_output=True)
+    e = json.loads((tmp_path / "r.json").read_text())["extrapolation"]
+    pb, mfb = e["training"]["PB"], e["training"]["FCN-MFB"]
+    assert pb["solo_samples_per_s"] == pb["pilot_samples_per_s"] > 0
+    assert mfb["solo_samples_per_s"] == e["training"]["FCN"]["pilot_samples_per_s"]
+    assert e["training_minutes_at_solo_rate"] == pytest.approx(sum(v["minutes_at_solo_rate"] for v in e["training"].values()))
 
 
 def test_dag_and_resume_sections(tiny_local_run, tmp_path):
