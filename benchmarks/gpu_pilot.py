@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from run import PEAK_FLOPS, log, sync  # noqa: E402  (benchmarks/run.py: data-sheet peaks, timing helpers)
+from run import log, peak_for, sync, timeit  # noqa: E402  (benchmarks/run.py: data-sheet peaks, timing)
 
 from vaiseg.atomic import write_json  # noqa: E402
 from vaiseg.mc_dropout import mc_predict, resolve_device  # noqa: E402
@@ -109,13 +109,6 @@ def precision(name: str, device: torch.device):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def peak(device: torch.device) -> dict | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next(({"name": name, **v} for k, v in PEAK_FLOPS.items() if k in name), None)
-
-
 def machine(device: torch.device) -> dict:
     m = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
          "cpu_cores": os.cpu_count(), "device": str(device), "platform": platform.platform(),
@@ -125,19 +118,6 @@ def machine(device: torch.device) -> dict:
         m.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
                  capability=f"{p.major}.{p.minor}", cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return m
-
-
-def timed(fn, device: torch.device, reps: int, warmup: int = 2) -> dict:
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        ts.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(ts), "min_s": min(ts), "times_s": [round(t, 6) for t in ts]}
 
 
 # --------------------------------------------------------------------------- bench
@@ -152,14 +132,14 @@ def ceilings(device: torch.device, tiny: bool) -> dict:
         b = torch.randn(n, n, generator=g).to(device, dtype)
         torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
         try:
-            t = timed(lambda: torch.mm(a, b), device, reps=3 if tiny else 10, warmup=1 if tiny else 3)
+            t = timeit(lambda: torch.mm(a, b), 3 if tiny else 10, device, warmup=1 if tiny else 3)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old
         out[f"matmul_{name}_tflops"] = 2 * n**3 / t["median_s"] / 1e12
     nbytes = (1 if tiny else 2048) * 2**20
     src = torch.randn(nbytes // 4, generator=g).to(device)
     dst = torch.empty_like(src)
-    t = timed(lambda: dst.copy_(src), device, reps=3 if tiny else 10)
+    t = timeit(lambda: dst.copy_(src), 3 if tiny else 10, device, warmup=2)
     out["copy_gb_per_s"] = 2 * nbytes / t["median_s"] / 1e9  # bytes read + written
     out["copy_bytes"] = nbytes
     return out
@@ -171,7 +151,7 @@ def train_variants(cfg: dict, device: torch.device, tiny: bool) -> dict:
     precision x layout, on one random batch on the device (no data loading)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    pk = peak(device)
+    pk = peak_for(device)
     steps, reps = (2, 2) if tiny else (10, 5)
     out: dict = {"steps_per_timing": steps, "timings": reps, "peak": pk}
     for model, patch in (("PB", cfg["patches"]["pb"]["size"]), ("FCN", cfg["patches"]["fcn"]["size"])):
@@ -203,7 +183,7 @@ def train_variants(cfg: dict, device: torch.device, tiny: bool) -> dict:
                         opt.step()
 
                 try:
-                    t = timed(step, device, reps)
+                    t = timeit(step, reps, device, warmup=2)
                 except Exception as e:  # a variant the device cannot run is a result too
                     res["variants"][key] = {"error": f"{type(e).__name__}: {e}"}
                     continue
@@ -453,7 +433,7 @@ def cmd_resume(args) -> None:
         for name, stops in (("resumed", (1, None)), ("straight", (None,))):
             ck = d / f"resume_{model}_{name}"
             for stop in stops:
-                summary = train(model, index, res / "data", ck / "model.pt", ck / "history.csv", ck, s, stop_after=stop, **kw)
+                train(model, index, res / "data", ck / "model.pt", ck / "history.csv", ck, s, stop_after=stop, **kw)
             net, meta = load_model(ck / "model.pt")
             runs[name] = (net, meta, torch.load(ck / "last.pt", map_location="cpu", weights_only=False))
         (a, ma, cka), (b, _, _) = runs["resumed"], runs["straight"]

@@ -122,10 +122,14 @@ def repo_snapshot() -> Path:
     """
     parent = Path(tempfile.mkdtemp(prefix="vaiseg-snapshot-"))
     atexit.register(shutil.rmtree, parent, True)
-    dest = parent / "project"
-    dest.mkdir()
+    return copy_project(parent / "project")
+
+
+def copy_project(dest: Path, paths=SNAPSHOT_PATHS) -> Path:
+    """``paths`` of the checkout copied into the new folder ``dest`` (caches left out)."""
+    dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
-    for name in SNAPSHOT_PATHS:
+    for name in paths:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)

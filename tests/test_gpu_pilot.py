@@ -7,31 +7,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SNAPSHOT_PATHS
+from conftest import SNAPSHOT_PATHS, copy_project
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = [sys.executable, str(ROOT / "benchmarks" / "gpu_pilot.py")]
-
-
-def project_copy(dest: Path) -> Path:
-    """What the pilot needs of a clone (the pipeline, benchmarks/, the tiny configs), so its
-    results/ go to a temporary folder instead of the checkout's."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
-    dest.mkdir(parents=True)
-    for name in (*SNAPSHOT_PATHS, "benchmarks", "tests/config"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=ignore)
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +24,8 @@ def pilot(tmp_path_factory):
     """The whole script with TINY=1 (CPU sizes, tests/config/gpu_pilot_tiny.yaml), without
     the tiny DAG (tested below on the session's tiny run)."""
     tmp = tmp_path_factory.mktemp("gpu_pilot")
-    project = project_copy(tmp / "project")
+    # what the pilot needs of a clone, so that its results/ go to a temporary folder
+    project = copy_project(tmp / "project", (*SNAPSHOT_PATHS, "benchmarks", "tests/config"))
     env = dict(os.environ, TINY="1", DAG="0", PILOT_SECONDS="3", PYTHON=sys.executable, CORES="2",
                PYTHONPATH=str(project / "src"))
     proc = subprocess.run(["bash", str(project / "benchmarks" / "gpu_pilot.sh"), str(tmp / "out")], env=env,
