@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from torch.utils.data import DataLoader
 
 import vaiseg.patches as patches_module
 from vaiseg.classes import CAR, IGNORE
@@ -194,6 +195,16 @@ def test_extract_and_datasets(tmp_path, monkeypatch):
     monkeypatch.setattr(patches_module, "cut_pb_patch", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert all(np.array_equal(small[int(i)][0].numpy(), a) for i, a in zip(rot, first))
     assert len(small._rotated) == 2 and len(calls) == rot.size - 2
+    monkeypatch.undo()
+    # prepare(): every rotated copy made up front (DataLoader workers, forked anew each
+    # epoch, inherit them), the same pixels; within the memory bound, two
+    ready = PBPatches(idx, data, tmp_path / "cache", split="train")
+    assert ready.prepare() == rot.size and sorted(ready._rotated) == sorted(int(i) for i in rot)
+    assert all(np.array_equal(ready._rotated[int(i)], a) for i, a in zip(rot, first))
+    bounded = PBPatches(idx, data, tmp_path / "cache", split="train", keep_bytes=2 * first[0].nbytes)
+    assert bounded.prepare() == 2
+    loaders = [[b[0] for b in DataLoader(ready, batch_size=7, num_workers=w)] for w in (0, 2)]
+    assert all(torch.equal(a, b) for a, b in zip(*loaders, strict=True))
 
     s = extract_fcn(data, [1, 3], tmp_path / "fcn.npz", size=64, overlap=0.5, seed=0, val_fraction=0.25)
     fidx, fmeta = load_index(tmp_path / "fcn.npz", "fcn")

@@ -324,3 +324,21 @@ def test_pb_tile_sampling_trains_resumes_and_is_recorded(data, tmp_path):
         TrainSettings(sampling="pixels")
     with pytest.raises(ConfigError, match="centres_per_tile"):
         TrainSettings(centres_per_tile=0)
+
+
+def test_loader_workers_get_the_rotated_car_copies_made_once(tiny_training_data, tmp_path):
+    """With loader workers, datasets() rotates PB's car copies in this process (the forked
+    workers, made anew each epoch, inherit them; without it every epoch rotated them
+    again); without workers they are made on first access, as before."""
+    from vaiseg.training import datasets
+
+    root = tiny_training_data
+    s = TrainSettings(epochs=1, batch_size=8, width=1 / 16, pb_fc_width=8)
+    args = ("PB", s, root / "pb.npz", root / "data", tmp_path / "cache")
+    _, lazy, _ = datasets(*args)
+    _, ready, ready_val = datasets(*args, workers=2)
+    rotated = int((ready.angle != 0).sum())
+    assert rotated > 0 and len(lazy._rotated) == 0 and len(ready._rotated) == rotated
+    assert len(ready_val._rotated) == int((ready_val.angle != 0).sum())
+    _, fcn, _ = datasets("FCN", s, root / "fcn.npz", root / "data", tmp_path / "cache", workers=2)  # no PB copies
+    assert len(fcn) > 0

@@ -133,7 +133,7 @@ def lr_range_test(
     lrs = rates(lr_min, lr_max, steps)
     dev = resolve_device(device)
     weights = loss_weights(model, mfb_weights, dev)
-    _, train_ds, _ = datasets(model, s, index_path, data_dir, cache_dir)
+    _, train_ds, _ = datasets(model, s, index_path, data_dir, cache_dir, workers)
     _, nb = steps_per_epoch(s, len(train_ds))
     pin = dev.type == "cuda"
 

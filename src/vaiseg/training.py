@@ -452,9 +452,11 @@ def deterministic_on_cpu(dev):
         torch.use_deterministic_algorithms(before)
 
 
-def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str | Path, cache_dir: str | Path):
+def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str | Path, cache_dir: str | Path,
+             workers: int = 0):
     """(index, training dataset, held-out dataset) of ``model`` from its patch index: PB's
-    65x65 patches (or, with ``sampling: tiles``, its tiles), the FCNs' windows."""
+    65x65 patches (or, with ``sampling: tiles``, its tiles), the FCNs' windows. With loader
+    ``workers``, PB's rotated car copies are made here once (:meth:`PBPatches.prepare`)."""
     index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
     tiles = s.sampling == "tiles"
     if tiles and model != "PB":
@@ -471,6 +473,10 @@ def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str
         val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
     if len(train_ds) == 0:
         raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
+    if workers > 0:  # forked workers are made anew each epoch and lose what they rotate
+        for ds in (train_ds, val_ds):
+            if isinstance(ds, PBPatches):
+                ds.prepare(progress=True)
     return index, train_ds, val_ds
 
 
@@ -530,7 +536,7 @@ def train(
     weights = loss_weights(model, mfb_weights, dev)
     fingerprint = _fingerprint(model, s, Path(index_path), None if weights is None else weights.tolist())
 
-    index, train_ds, val_ds = datasets(model, s, index_path, data_dir, cache_dir)
+    index, train_ds, val_ds = datasets(model, s, index_path, data_dir, cache_dir, workers)
     tiles = s.sampling == "tiles"
     data_sha = data_digest(index, data_dir, cache_dir)
 
