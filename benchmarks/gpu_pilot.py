@@ -15,10 +15,14 @@ Sections, each its own subcommand writing one JSON file into ``--dir``:
              by direct convolution): Mpx/s and max |p - p_fp32|, |u - u_fp32|
     dag      the tiny config's DAG run through Snakemake on the GPU: each job's time and
              device, read from its benchmark TSV and log
+    resume   vaiseg.training.train killed after one epoch and resumed, against an
+             uninterrupted run
     report   all of it in one JSON (benchmarks/results/<device>.json) with the
              extrapolated run time of config/vaihingen.yaml, and a summary table
 
-``--tiny`` shrinks every size so that the same code runs on a CPU in seconds (the test).
+Sizes come from the configs (``--config`` files over the pilot's); ``--tiny`` only shrinks
+the ceilings' matrices and the step timings, so that with tests/config/gpu_pilot_tiny.yaml
+the same code runs on a CPU in seconds (the test).
 """
 
 from __future__ import annotations
@@ -68,8 +72,8 @@ from vaiseg.training import (  # noqa: E402
 PAPER_CONFIG = ROOT / "config" / "vaihingen.yaml"
 PILOT_CONFIG = HERE / "gpu_pilot.yaml"
 #: fp32: TF32 off everywhere; default: PyTorch's flags as found (cuDNN convolutions in TF32,
-#: matmuls in fp32: what the pipeline runs for inference, and for training without
-#: train.amp); bf16: autocast to bfloat16 (train.amp)
+#: matmuls in fp32: what the pipeline runs for training without train.amp, and ran for
+#: inference before mc_predict's fp32_math); bf16: autocast to bfloat16 (train.amp)
 PRECISIONS = ("fp32", "default", "bf16")
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 #: ISPRS Vaihingen: 33 areas of 2494 x 2064 px on average (the benchmark's description);
@@ -146,9 +150,9 @@ def ceilings(device: torch.device, tiny: bool) -> dict:
 
 
 def train_variants(cfg: dict, device: torch.device, tiny: bool) -> dict:
-    """Training step of PB and FCN at the config's width and batches (the paper's) (the pipeline's
-    _build, _loss and _optimizer: PB by SGD with FC1's scaled rate, FCN by Adam) in each
-    precision x layout, on one random batch on the device (no data loading)."""
+    """Training step of PB and FCN at the config's width and batches (the paper's), with the
+    pipeline's _build, _loss and _optimizer (PB: SGD with FC1's scaled rate; FCN: Adam), in
+    each precision x layout, on one random batch on the device (no data loading)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     pk = peak_for(device)
@@ -241,7 +245,7 @@ def cmd_pilot(args) -> None:
     if pin:
         torch.backends.cudnn.benchmark = True
     weights = loss_weights(model, root / "models" / "mfb_weights.json" if model == "FCN-MFB" else None, device)
-    index, train_ds, val_ds = datasets(model, s, index_path, root / "data", root / "cache")
+    index, train_ds, val_ds = datasets(model, s, index_path, root / "data", root / "cache", args.workers)
     torch.manual_seed(s.seed)
     net = _build(model, s).to(device, memory_format=MEMORY_FORMAT)
     opt = _optimizer(net, s)
