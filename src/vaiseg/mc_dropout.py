@@ -106,7 +106,7 @@ def fp32_math(enabled: bool = True):
     GPUs), the flags restored after; ``enabled=False`` leaves them as they are.
 
     MC inference runs in it: on an H200 TF32 moved the mean softmax by up to 3.4e-3 and the
-    uncertainty map by 1.1e-3 for 1.3x PB speed (about 7 s of a paper-config run), and made
+    uncertainty map by 1.1e-3 for 1.3x PB speed (4 s of a paper-config run), and made
     the FCN no faster (benchmarks/results/nvidia-h200.json); in fp32 a GPU's maps equal the
     CPU's up to float32 rounding.
     """
