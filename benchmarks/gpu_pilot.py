@@ -234,7 +234,12 @@ def run_root(cfg: dict) -> Path:
 def cmd_pilot(args) -> None:
     """Train one CNN for ``--seconds`` as vaiseg.training.train does (same datasets, loader,
     loss, optimiser, cosine schedule over the configured epochs, bf16 autocast when
-    train.amp), with held-out evaluations every ``--eval-every`` seconds."""
+    train.amp), with held-out evaluations every ``--eval-every`` seconds.
+
+    ``--loss-readback row`` keeps the running loss on the device until a history row
+    instead of reading it back every step as the pipeline does (one host-GPU sync per
+    step): the variant that tests why the FCN's loop ran at 35 % of its step rate on an
+    H200 with its loader idle. Its JSON is ``pilot_<model>_readback_row.json``."""
     device = resolve_device(args.device)
     cfg = merged_config(PAPER_CONFIG, PILOT_CONFIG, *args.config)
     model = args.model
@@ -279,13 +284,17 @@ def cmd_pilot(args) -> None:
             sched.step()
             step += 1
             seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
+            if args.loss_readback == "step":  # as vaiseg.training.train: a host-GPU sync per step
+                loss_sum += float(loss.detach()) * len(y)
+            else:  # summed on the device, read at the history rows
+                loss_sum = loss_sum + loss.detach().double() * len(y)
             n_sum += len(y)
             now = time.perf_counter()
             # the time is up, or the configured epochs are done (the cosine rate at 0)
             last = now - t_start >= args.seconds or step >= s.epochs * nb
-            if now - t_row >= args.eval_every or last or not math.isfinite(loss_sum):
+            if now - t_row >= args.eval_every or last or (args.loss_readback == "step" and not math.isfinite(loss_sum)):
                 sync(device)
+                loss_sum = float(loss_sum)
                 dt = time.perf_counter() - t_row
                 row = {"seconds": round(time.perf_counter() - t_start, 2), "step": step, "samples": seen,
                        "epoch": round(step / nb, 4), "lr": lr, "train_loss": loss_sum / max(n_sum, 1),
@@ -300,13 +309,15 @@ def cmd_pilot(args) -> None:
                 if last or not math.isfinite(row["train_loss"]):
                     done = True
                     break
-    torch.save(net.state_dict(), Path(args.dir) / f"pilot_{model}.pt")
+    name = model if args.loss_readback == "step" else f"{model}_readback_{args.loss_readback}"
+    torch.save(net.state_dict(), Path(args.dir) / f"pilot_{name}.pt")
     k = max(1, len(history) // 5)
     first, final = history[:k], history[-k:]
     mean = lambda rows, key: statistics.fmean(r[key] for r in rows)  # noqa: E731
     finite = all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in history)
-    write_json(Path(args.dir) / f"pilot_{model}.json", {
+    write_json(Path(args.dir) / f"pilot_{name}.json", {
         "model": model, "device": str(device), "seconds": args.seconds, "settings": s.__dict__,
+        "workers": args.workers, "loss_readback": args.loss_readback,
         "train_samples": len(train_ds), "val_samples": len(val_ds), "steps_per_epoch": nb,
         "patches": str(index_path.relative_to(ROOT)), "history": history, "finite": finite,
         "train_loss_first_last": [mean(first, "train_loss"), mean(final, "train_loss")],
@@ -525,12 +536,12 @@ def cmd_report(args) -> None:
         if folder is None:
             continue
         r[key] = {}
-        for model in ("PB", "FCN", "FCN-MFB"):
+        for model in ("PB", "FCN", "FCN-MFB", "PB_readback_row", "FCN_readback_row"):
             f = Path(folder) / f"pilot_{model}.json"
             if f.is_file():
                 r[key][model] = p = json.loads(f.read_text())
                 p.setdefault("steady_samples_per_s", steady_rate(p["history"]))  # JSON of an older pilot
-            elif key == "pilot":
+            elif key == "pilot" and "_" not in model:
                 r[key][model] = {"missing": f.name}
     tv = r["bench"].get("train_variants", {})
     for model in ("PB", "FCN"):  # shares by the current rule (also for an older bench.json)
@@ -604,6 +615,8 @@ def main(argv=None) -> int:
             p.add_argument("--seconds", type=float, default=120.0)
             p.add_argument("--eval-every", type=float, default=10.0)
             p.add_argument("--workers", type=int, default=4)
+            p.add_argument("--loss-readback", choices=("step", "row"), default="step",
+                           help="read the training loss back every step (the pipeline) or at history rows")
         if name == "mc":
             p.add_argument("--area", type=int, default=None)
         if name in ("dag", "resume"):

@@ -26,7 +26,7 @@ def pilot(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu_pilot")
     # what the pilot needs of a clone, so that its results/ go to a temporary folder
     project = copy_project(tmp / "project", (*SNAPSHOT_PATHS, "benchmarks", "tests/config"))
-    env = dict(os.environ, TINY="1", DAG="0", PILOT_SECONDS="3", PYTHON=sys.executable, CORES="2",
+    env = dict(os.environ, TINY="1", DAG="0", PILOT_SECONDS="3", SOLO_SECONDS="2", PYTHON=sys.executable, CORES="2",
                PYTHONPATH=str(project / "src"))
     proc = subprocess.run(["bash", str(project / "benchmarks" / "gpu_pilot.sh"), str(tmp / "out")], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -36,7 +36,8 @@ def pilot(tmp_path_factory):
 
 def test_every_step_ran(pilot):
     r, proc, tmp, project = pilot
-    assert set(r["steps"]) == {"data", "bench", "pilot_PB", "pilot_FCN", "pilot_FCN-MFB", "mc"}
+    assert set(r["steps"]) == {"data", "bench", "pilot_PB", "pilot_FCN", "pilot_FCN-MFB", "mc", "solo_PB_step",
+                               "solo_FCN_step", "solo_FCN_row"}
     assert all(s["rc"] == 0 for s in r["steps"].values()), r["steps"]
     assert (tmp / "out" / "gpu_pilot_logs.tar.gz").is_file()
     # the pilot's data came from the pipeline's rules, into the copy's results/
@@ -70,6 +71,11 @@ def test_pilot_histories(pilot):
         assert isinstance(p["loss_fell"], bool) and len(p["train_loss_first_last"]) == 2
     assert r["PB"]["settings"]["optimizer"] == "sgd"  # the paper config's recipe, not the demo's
     assert r["FCN"]["settings"]["width"] == 0.0625  # over it, the tiny widths
+    # alone, with the config's loader workers; the FCN also with its loss read back at rows only
+    solo = pilot[0]["solo"]
+    assert set(solo) == {"PB", "FCN", "FCN_readback_row"}
+    assert solo["FCN"]["loss_readback"] == "step" and solo["FCN_readback_row"]["loss_readback"] == "row"
+    assert all(p["workers"] == 0 and p["finite"] and p["steady_samples_per_s"] > 0 for p in solo.values())
 
 
 def test_mc_section(pilot):
@@ -96,7 +102,8 @@ def test_extrapolation(pilot):
     assert fcn["minutes_at_step_rate"] == pytest.approx(fcn["samples"] / fcn["step_samples_per_s"] / 60)
     assert e["inference"]["PB"]["run"] == "PB_fft_fp32"  # what mc_predict computes in
     assert e["total_gpu_minutes_at_step_rate"] == pytest.approx(e["training_minutes_at_step_rate"] + e["inference_minutes"])
-    assert "solo_samples_per_s" in e["training"]["PB"] and "training_minutes_at_solo_rate" not in e  # no --solo
+    assert e["training"]["FCN-MFB"]["solo_samples_per_s"] == e["training"]["FCN"]["solo_samples_per_s"] > 0
+    assert e["training_minutes_at_solo_rate"] == pytest.approx(sum(v["minutes_at_solo_rate"] for v in e["training"].values()))
 
 
 def test_report_with_solo_rates(pilot, tmp_path):
