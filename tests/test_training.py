@@ -342,3 +342,14 @@ def test_loader_workers_get_the_rotated_car_copies_made_once(tiny_training_data,
     assert len(ready_val._rotated) == int((ready_val.angle != 0).sum())
     _, fcn, _ = datasets("FCN", s, root / "fcn.npz", root / "data", tmp_path / "cache", workers=2)  # no PB copies
     assert len(fcn) > 0
+
+
+def test_spawned_loader_workers_rotate_on_access(tiny_training_data, tmp_path, monkeypatch):
+    """Workers started by spawn or forkserver get the dataset pickled: no copies made up front."""
+    from vaiseg.training import datasets
+
+    monkeypatch.setattr(torch.multiprocessing, "get_start_method", lambda *a, **k: "spawn")
+    root = tiny_training_data
+    s = TrainSettings(epochs=1, batch_size=8, width=1 / 16, pb_fc_width=8)
+    _, ds, _ = datasets("PB", s, root / "pb.npz", root / "data", tmp_path / "cache", workers=2)
+    assert len(ds._rotated) == 0

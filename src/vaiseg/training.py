@@ -456,7 +456,8 @@ def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str
              workers: int = 0):
     """(index, training dataset, held-out dataset) of ``model`` from its patch index: PB's
     65x65 patches (or, with ``sampling: tiles``, its tiles), the FCNs' windows. With loader
-    ``workers``, PB's rotated car copies are made here once (:meth:`PBPatches.prepare`)."""
+    ``workers`` forked from this process (Linux's default), PB's rotated car copies are made
+    here once (:meth:`PBPatches.prepare`)."""
     index, meta = load_index(index_path, "pb" if model == "PB" else "fcn")
     tiles = s.sampling == "tiles"
     if tiles and model != "PB":
@@ -473,7 +474,10 @@ def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str
         val_ds = FCNPatches(index, size, data_dir, cache_dir, "val", labels=s.fcn_labels, bands=s.bands)
     if len(train_ds) == 0:
         raise ConfigError(f"{index_path}: no training patches (val_fraction too high?)")
-    if workers > 0:  # forked workers are made anew each epoch and lose what they rotate
+    # forked workers are made anew each epoch and lose what they rotate; they inherit what
+    # is made here. Workers started otherwise (spawn, forkserver) receive the dataset
+    # pickled, up to PB_ROTATED_KEEP_BYTES per worker per epoch: there, rotate on access
+    if workers > 0 and torch.multiprocessing.get_start_method() == "fork":
         for ds in (train_ds, val_ds):
             if isinstance(ds, PBPatches):
                 ds.prepare(progress=True)
