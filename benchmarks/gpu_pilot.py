@@ -52,8 +52,9 @@ sys.path.insert(0, str(HERE))
 from run import log, peak_for, sync, timeit  # noqa: E402  (benchmarks/run.py: data-sheet peaks, timing)
 
 from vaiseg.atomic import write_json  # noqa: E402
-from vaiseg.mc_dropout import mc_predict, resolve_device  # noqa: E402
+from vaiseg.mc_dropout import fp32_math, mc_predict, resolve_device  # noqa: E402
 from vaiseg.training import (  # noqa: E402
+    CHECKPOINT,
     MEMORY_FORMAT,
     TrainSettings,
     _build,
@@ -65,6 +66,7 @@ from vaiseg.training import (  # noqa: E402
     epoch_loader,
     evaluate,
     loss_weights,
+    optimiser_step,
     steps_per_epoch,
 )
 
@@ -103,14 +105,8 @@ def merged_config(*paths: Path) -> dict:
 @contextmanager
 def precision(name: str, device: torch.device):
     """One of :data:`PRECISIONS` for the duration."""
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    if name == "fp32":
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16"):
-            yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+    with fp32_math(name == "fp32"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16"):
+        yield
 
 
 def machine(device: torch.device) -> dict:
@@ -195,7 +191,6 @@ def train_variants(cfg: dict, device: torch.device, tiny: bool) -> dict:
                 res["variants"][key] = {"samples_per_s": sps, "step_ms": 1e3 * t["median_s"] / steps,
                                         "tflops": sps * res["gflop_per_sample"] / 1e3}
                 log(f"[train] {model} {key}: {sps:,.0f} samples/s, {res['variants'][key]['tflops']:.1f} TFLOP/s")
-        shares_of_peak(res, pk)
         ok = {k: v for k, v in res["variants"].items() if "samples_per_s" in v}
         res["fastest"] = max(ok, key=lambda k: ok[k]["samples_per_s"]) if ok else None
         out[model] = res
@@ -275,13 +270,8 @@ def cmd_pilot(args) -> None:
             if batch is None:
                 break
             loss, y = batch_loss(net, batch, model, s, device, weights, pin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm)
             lr = opt.param_groups[0]["lr"]
-            opt.step()
-            sched.step()
+            optimiser_step(net, opt, loss, s.clip_grad_norm, sched)
             step += 1
             seen += len(y)
             if args.loss_readback == "step":  # as vaiseg.training.train: a host-GPU sync per step
@@ -355,30 +345,28 @@ def cmd_mc(args) -> None:
     block = cfg["infer"].get("pb_fft_block")
     paths = {"PB": {"fft": block, "direct": None}, "FCN": {"": None}}
     out = {"area": area, "shape": list(img.shape[1:]), "T": T, "tile": tile, "runs": {}}
-    fp32 = {}  # each path's fp32 outputs: the reference of its other precisions
     for model, variants in paths.items():
         s = TrainSettings.from_config(cfg, model)
         net = _build(model, s)
         net.load_state_dict(torch.load(Path(args.dir) / f"pilot_{model}.pt", map_location="cpu"))
         net = (net.to_dense() if model == "PB" else net).eval().to(device)
+        refs = {}  # each path's fp32 outputs: the reference of its other precisions
         for path, fft in variants.items():
-            ref = None
             for prec in PRECISIONS:
                 key = "_".join(x for x in (model, path, prec) if x)
 
                 # mc_predict computes in fp32 unless allowed TF32 (then the flags precision() set)
                 kw = dict(tile_size=tile, device=device, pb_fft_block=fft, allow_tf32=prec != "fp32")
 
-                def run(kw=kw, prec=prec):
+                def run(x, kw=kw, prec=prec):
                     with precision(prec, device):
-                        return mc_predict(net, img, T, **kw)
+                        return mc_predict(net, x, T, **kw)
 
                 try:
-                    with precision(prec, device):  # warm-up: cuDNN's algorithm choice, FFT plans
-                        mc_predict(net, img[:, :tile, :tile], T, **kw)
+                    run(img[:, :tile, :tile])  # warm-up: cuDNN's algorithm choice, FFT plans
                     sync(device)
                     t0 = time.perf_counter()
-                    o = run()
+                    o = run(img)
                     sync(device)
                     dt = time.perf_counter() - t0
                 except Exception as e:
@@ -390,19 +378,17 @@ def cmd_mc(args) -> None:
                 rec = {"seconds": dt, "mpx_per_s": img.shape[1] * img.shape[2] / dt / 1e6,
                        "finite": bool(np.isfinite(o["probs"]).all() and np.isfinite(o["uncertainty"]).all()),
                        "oa_eroded": float(np.trace(cm) / max(cm.sum(), 1))}
-                if ref is None:
-                    ref = fp32[key] = o
-                else:
+                ref = refs.setdefault(path, o)
+                if ref is not o:
                     rec.update(max_abs_prob_diff=float(np.abs(o["probs"] - ref["probs"]).max()),
                                max_abs_uncertainty_diff=float(np.abs(o["uncertainty"] - ref["uncertainty"]).max()),
                                label_changed_share=float((pred != ref["probs"].argmax(0)).mean()))
                 out["runs"][key] = rec
                 log(f"[mc] {key}: {rec['mpx_per_s']:.2f} Mpx/s, max |dp| {rec.get('max_abs_prob_diff', 0):.2e}")
-        if "PB_fft_fp32" in fp32 and "PB_direct_fp32" in fp32:  # FC1 by FFT vs direct, both in fp32
-            a, b = fp32.pop("PB_fft_fp32"), fp32.pop("PB_direct_fp32")
+        if {"fft", "direct"} <= set(refs):  # PB's FC1 by FFT vs direct, both in fp32
+            a, b = refs["fft"], refs["direct"]
             out["pb_fft_vs_direct_fp32"] = {"max_abs_prob_diff": float(np.abs(a["probs"] - b["probs"]).max()),
                                             "max_abs_uncertainty_diff": float(np.abs(a["uncertainty"] - b["uncertainty"]).max())}
-        fp32.clear()
     write_json(Path(args.dir) / "mc.json", out)
 
 
@@ -450,7 +436,7 @@ def cmd_resume(args) -> None:
             for stop in stops:
                 train(model, index, res / "data", ck / "model.pt", ck / "history.csv", ck, s, stop_after=stop, **kw)
             net, meta = load_model(ck / "model.pt")
-            runs[name] = (net, meta, torch.load(ck / "last.pt", map_location="cpu", weights_only=False))
+            runs[name] = (net, meta, torch.load(ck / CHECKPOINT, map_location="cpu", weights_only=False))
         (a, ma, cka), (b, _, _) = runs["resumed"], runs["straight"]
         diff = max(float((p - q).abs().max()) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
                    if p.is_floating_point())
@@ -544,7 +530,7 @@ def cmd_report(args) -> None:
             elif key == "pilot" and "_" not in model:
                 r[key][model] = {"missing": f.name}
     tv = r["bench"].get("train_variants", {})
-    for model in ("PB", "FCN"):  # shares by the current rule (also for an older bench.json)
+    for model in ("PB", "FCN"):
         if model in tv:
             shares_of_peak(tv[model], tv.get("peak"))
     r["steps"] = {}

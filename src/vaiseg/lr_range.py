@@ -51,6 +51,7 @@ from .training import (
     deterministic_on_cpu,
     epoch_loader,
     loss_weights,
+    optimiser_step,
     resolve_device,
     steps_per_epoch,
 )
@@ -158,11 +159,7 @@ def lr_range_test(
                 for g, f in zip(opt.param_groups, factors):
                     g["lr"] = float(lrs[k]) * f
                 loss, _ = batch_loss(net, batch, model, s, dev, weights, pin)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if s.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm)
-                opt.step()
+                optimiser_step(net, opt, loss, s.clip_grad_norm)
                 v = float(loss.detach())
                 # exponential moving average, bias-corrected (the first steps not pulled to 0)
                 ema = beta * ema + (1 - beta) * v

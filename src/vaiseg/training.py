@@ -507,6 +507,19 @@ def batch_loss(net, batch, model: str, s: TrainSettings, dev, weights=None, pin:
     return loss, y
 
 
+def optimiser_step(net, opt, loss, clip_grad_norm: float | None = None, sched=None):
+    """Backward pass of ``loss`` and one optimiser step (gradient clipped to
+    ``clip_grad_norm`` first, when set), then ``sched.step()``. Returns the gradient norm
+    before clipping (a device tensor), or None without clipping."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = None if clip_grad_norm is None else torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad_norm)
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return norm
+
+
 def train(
     model: str,
     index_path: str | Path,
@@ -590,15 +603,11 @@ def train(
             bar = tqdm(loader, desc=f"{model} epoch {epoch}/{s.epochs}", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
             for i, batch in enumerate(bar):
                 loss, y = batch_loss(net, batch, model, s, dev, weights, pin)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if s.clip_grad_norm is not None:
-                    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip_grad_norm)
+                lr = opt.param_groups[0]["lr"]
+                norm = optimiser_step(net, opt, loss, s.clip_grad_norm, sched)
+                if norm is not None:
                     clipped = clipped + (norm > s.clip_grad_norm)  # on the device; read at the log line
                     steps += 1
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
                 loss_sum += float(loss.detach()) * len(y)
                 n_sum += len(y)
                 seen += len(y)
