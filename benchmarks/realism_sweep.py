@@ -1,0 +1,248 @@
+"""Generator variants scored by the pipeline's ``realism`` target (issue 11; benchmarks/README.md,
+"Realism sweep").
+
+A *variant* overrides some of the synthetic generator's module constants (``VARIANTS``):
+each aims at one gap the yardstick measured between the default areas and the real
+Vaihingen crop (README, "How realistic the default data are"). ``realism_sweep.sh`` runs
+the pipeline's own rules once per variant, each under its own ``run_name``: the data stage
+(which draws the variant's areas), one sim-to-real FCN per seed (rule
+``realism_train_fcn``, side by side on one GPU) and the ``realism`` rule over the seeds
+that finished in the time given. The variant reaches every Python process Snakemake starts
+through a ``sitecustomize`` module (``hook``) that applies ``VAISEG_GENERATOR_VARIANT``
+at start-up; the generator itself has no switch for them.
+
+Subcommands:
+  hook DIR                        write DIR/sitecustomize.py
+  check VARIANT                   exit 1 unless this process runs with the variant applied
+  config VARIANT --out F ...      the variant's overlay config (run_name, realism seeds, crop)
+  seeds VARIANT                   the seeds whose sim-to-real model exists
+  report --out F.json [--md F.md] every variant's realism summary in one file, with the
+                                  mean, std and standard error of the headline numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vaiseg.data.synthetic.materials import TEXTURE
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = "VAISEG_GENERATOR_VARIANT"
+PKG = "vaiseg.data.synthetic."
+HEADLINE = ("sim_to_real_oa", "sim_to_real_avg_f1", "sim_to_real_car_f1")
+#: yardstick keys put beside the headline in the markdown table (synthetic, real)
+YARDSTICK = (
+    ("band_w1_mean", None),
+    ("boundary_fraction_synthetic", "boundary_fraction_real"),
+    ("shadow_fraction_synthetic", "shadow_fraction_real"),
+    ("gradient_median_synthetic", "gradient_median_real"),
+)
+
+_DENSER = np.array(  # town.KIND_P with every density's mix moved half a step toward the old-town core
+    [
+        [0.07, 0.10, 0.13, 0.44, 0.13, 0.06, 0.07],
+        [0.38, 0.16, 0.10, 0.18, 0.10, 0.05, 0.03],
+        [0.62, 0.18, 0.05, 0.05, 0.05, 0.03, 0.02],
+    ]
+)
+_SUN_LOW = {"scene:HOUR_ANGLE": (-72.0, -40.0)}  # 7:10-9:20 solar time: sun 25-41 deg up (default 36-59)
+_BLUR = {"render:BLUR_SIGMA": (0.9, 1.5)}  # optics blur sigma, px (default 0.5-1.0)
+_URBAN = {"town:KIND_P": _DENSER}
+_BLUR_MORE = {"render:BLUR_SIGMA": (1.3, 2.0)}
+_FINE_HALF = {"render:TEXTURE": TEXTURE * np.array([0.5, 1.0, 1.0], np.float32)}  # ~1-px texture halved
+#: name -> {"module:CONSTANT": value} under vaiseg.data.synthetic; why each:
+#: sun_low - the crop lies 47 % in shadow (synthetic 31 %), its street 61 % (42 %): the
+#:   sim-to-real FCN's largest error is the shaded street called roof;
+#: blur - the synthetic median brightness gradient is 2.13 DN/px against the crop's 1.37;
+#: urban - the crop is a street block (55 % impervious, 32 % building);
+#: all - the three together.
+VARIANTS: dict[str, dict] = {
+    "base": {},
+    "sun_low": _SUN_LOW,
+    "blur": _BLUR,
+    "urban": _URBAN,
+    "all": {**_SUN_LOW, **_BLUR, **_URBAN},
+    # second round, around the first round's best (blur)
+    "blur_more": _BLUR_MORE,
+    "blur_fine": {**_BLUR, **_FINE_HALF},
+    "blur_urban": {**_BLUR, **_URBAN},
+    "blur_more_urban": {**_BLUR_MORE, **_URBAN},
+}
+
+
+def apply(name: str) -> dict:
+    """Set the variant's constants in the generator's modules; returns {key: old value}.
+    KeyError naming the known variants for an unknown one, AttributeError for a
+    constant the module lacks (a variant that silently did nothing would be worse)."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown generator variant {name!r}; known: {sorted(VARIANTS)}")
+    old = {}
+    for key, value in VARIANTS[name].items():
+        mod_name, const = key.split(":")
+        mod = importlib.import_module(PKG + mod_name)
+        old[key] = getattr(mod, const)  # AttributeError: a renamed constant
+        setattr(mod, const, value)
+    return old
+
+
+HOOK = f"""# written by benchmarks/realism_sweep.py: applies ${ENV} in every Python process
+import os
+if os.environ.get({ENV!r}):
+    import realism_sweep
+    realism_sweep.apply(os.environ[{ENV!r}])
+"""
+
+
+def applied(name: str) -> list[str]:
+    """The constants of variant ``name`` that do NOT hold its values in this process
+    (empty: applied; the sweep checks a fresh process before each run, because Python
+    only prints a warning when a sitecustomize module fails)."""
+    wrong = []
+    for key, value in VARIANTS[name].items():
+        mod_name, const = key.split(":")
+        if not np.array_equal(np.asarray(getattr(importlib.import_module(PKG + mod_name), const)), np.asarray(value)):
+            wrong.append(key)
+    return wrong
+
+
+def write_hook(directory) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "sitecustomize.py").write_text(HOOK)
+    return d / "sitecustomize.py"
+
+
+def run_name(variant: str, prefix: str = "sweep") -> str:
+    return f"{prefix}_{variant}"
+
+
+def overlay(variant: str, seeds, irrg, labels, prefix: str = "sweep") -> dict:
+    return {
+        "run_name": run_name(variant, prefix),
+        "realism": {
+            "seeds": [int(s) for s in seeds],
+            "reference": {"crop": {"irrg": str(Path(irrg).resolve()), "labels": str(Path(labels).resolve())}},
+        },
+    }
+
+
+def finished_seeds(results: Path, seeds) -> list[int]:
+    return [int(s) for s in seeds if (results / "realism" / "fcn_irrg" / f"seed{int(s)}" / "model.pt").is_file()]
+
+
+def _stats(values) -> dict:
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    out = {"n": int(v.size), "mean": float(v.mean()) if v.size else None}
+    if v.size >= 2:
+        out["std"] = float(v.std(ddof=1))
+        out["se"] = out["std"] / math.sqrt(v.size)
+    return out
+
+
+def collect(results_root: Path, variants, prefix: str = "sweep") -> dict:
+    """{variant: {headline key: {n, mean, std, se}, seeds: [...], yardstick: {...}}} for
+    every variant whose realism summary exists (others: {"missing": path})."""
+    out = {}
+    for v in variants:
+        path = results_root / run_name(v, prefix) / "realism" / "summary.json"
+        if not path.is_file():
+            out[v] = {"missing": str(path)}
+            continue
+        s = json.loads(path.read_text())
+        per_seed = s.get("sim_to_real_seeds", [])
+        row = {k: _stats([r.get(k) for r in per_seed]) for k in HEADLINE}
+        row["seeds"] = per_seed
+        row["overrides"] = {k: np.asarray(val).tolist() for k, val in VARIANTS[v].items()}
+        row["yardstick"] = {k: val for k, val in s.items() if isinstance(val, (int, float)) and k not in HEADLINE
+                            and not k.endswith("_std")}
+        out[v] = row
+    return out
+
+
+def _fmt(st: dict) -> str:
+    if not st or st.get("mean") is None:
+        return "—"
+    if "se" not in st:
+        return f"{st['mean']:.1f} (n {st['n']})"
+    return f"{st['mean']:.1f} ± {st['std']:.1f} (se {st['se']:.1f}, n {st['n']})"
+
+
+def markdown(report: dict) -> str:
+    cols = ["variant", "sim-to-real OA", "avg F1", "car F1"] + [a.replace("_synthetic", "") for a, _ in YARDSTICK]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    real = None
+    for v, row in report["variants"].items():
+        if "missing" in row:
+            lines.append(f"| {v} | missing | | |" + " |" * len(YARDSTICK))
+            continue
+        y = row["yardstick"]
+        real = real or y
+        cells = [v] + [_fmt(row[k]) for k in HEADLINE]
+        cells += [f"{y[a]:.3g}" if a in y else "—" for a, _ in YARDSTICK]
+        lines.append("| " + " | ".join(cells) + " |")
+    if real:
+        lines.append("| real crop | | | | " + " | ".join(f"{real[b]:.3g}" if b in real else "—" for _, b in YARDSTICK) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    h = sub.add_parser("hook")
+    h.add_argument("dir")
+    k = sub.add_parser("check")
+    k.add_argument("variant", choices=sorted(VARIANTS))
+    c = sub.add_parser("config")
+    c.add_argument("variant", choices=sorted(VARIANTS))
+    c.add_argument("--out", required=True)
+    c.add_argument("--seeds", type=int, nargs="+", required=True)
+    c.add_argument("--irrg", required=True)
+    c.add_argument("--labels", required=True)
+    c.add_argument("--prefix", default="sweep")
+    s = sub.add_parser("seeds")
+    s.add_argument("variant", choices=sorted(VARIANTS))
+    s.add_argument("--seeds", type=int, nargs="+", required=True)
+    s.add_argument("--results", default="results")
+    s.add_argument("--prefix", default="sweep")
+    r = sub.add_parser("report")
+    r.add_argument("--out", required=True)
+    r.add_argument("--md")
+    r.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    r.add_argument("--results", default="results")
+    r.add_argument("--prefix", default="sweep")
+    r.add_argument("--meta", default="{}", help="JSON merged into the report (machine, times)")
+    a = ap.parse_args(argv)
+    if a.cmd == "hook":
+        print(write_hook(a.dir))
+    elif a.cmd == "check":
+        wrong = applied(a.variant)
+        if wrong:
+            print(f"generator variant {a.variant!r} not applied in this process ({ENV}={os.environ.get(ENV)!r}): "
+                  f"{wrong} keep their defaults; is the sitecustomize hook on PYTHONPATH?", file=sys.stderr)
+            return 1
+    elif a.cmd == "config":
+        import yaml
+
+        Path(a.out).write_text(yaml.safe_dump(overlay(a.variant, a.seeds, a.irrg, a.labels, a.prefix)))
+    elif a.cmd == "seeds":
+        print(" ".join(map(str, finished_seeds(Path(a.results) / run_name(a.variant, a.prefix), a.seeds))))
+    else:
+        report = {**json.loads(a.meta), "variants": collect(Path(a.results), a.variants, a.prefix)}
+        Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
+        md = markdown(report)
+        if a.md:
+            Path(a.md).write_text(md)
+        print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

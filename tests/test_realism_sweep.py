@@ -1,0 +1,157 @@
+"""benchmarks/realism_sweep.{py,sh} (issue 11's generator sweep): variants reach the
+generator in every process, the overlay config and the report, and the whole script on
+the tiny config with a stand-in "real" crop (a synthetic area in mmseg's label indices),
+so that it runs without ../shared. The sweep's GPU figures: benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import SNAPSHOT_PATHS, copy_project
+from vaiseg.data.synthetic import generate_scene
+from vaiseg.data.synthetic import render, scene, town
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import realism_sweep as rs  # noqa: E402
+
+
+@pytest.fixture
+def restore():
+    saved = (scene.HOUR_ANGLE, render.BLUR_SIGMA, render.TEXTURE, town.KIND_P)
+    yield
+    scene.HOUR_ANGLE, render.BLUR_SIGMA, render.TEXTURE, town.KIND_P = saved
+
+
+def test_apply_sets_the_constants_and_returns_the_old_ones(restore):
+    old_blur, old_kind = render.BLUR_SIGMA, town.KIND_P
+    old = rs.apply("blur_more_urban")
+    assert old == {"render:BLUR_SIGMA": old_blur, "town:KIND_P": old_kind}
+    assert render.BLUR_SIGMA == (1.3, 2.0) and town.KIND_P is rs._DENSER
+    assert rs.apply("base") == {} and render.BLUR_SIGMA == (1.3, 2.0)  # base changes nothing
+    with pytest.raises(KeyError, match="unknown generator variant 'sharp'.*'all'"):
+        rs.apply("sharp")
+
+
+def test_every_variant_names_real_constants_of_the_same_shape(restore):
+    for name, overrides in rs.VARIANTS.items():
+        for key, value in overrides.items():
+            mod, const = key.split(":")
+            current = getattr(sys.modules[rs.PKG + mod], const)
+            assert np.shape(value) == np.shape(current), (name, key)
+    probs = rs._DENSER / rs._DENSER.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, rs._DENSER, atol=1e-9)  # rows are distributions
+    assert (rs._DENSER[:, 0] >= town.KIND_P[:, 0]).all()  # more old-town centre at every density
+
+
+def test_the_hook_applies_the_variant_in_a_new_process(tmp_path):
+    rs.write_hook(tmp_path / "hook")
+    code = ("from vaiseg.data.synthetic import render, scene, generate_scene; import hashlib;"
+            "s = generate_scene(3, 96, 96, 14);"
+            "print(render.BLUR_SIGMA, scene.HOUR_ANGLE, hashlib.sha256(s.irrg.tobytes()).hexdigest()[:12],"
+            " hashlib.sha256(s.labels.tobytes()).hexdigest()[:12])")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "benchmarks"), str(ROOT / "src")]))
+    out = {}
+    for v in ("", "base", "blur", "sun_low"):
+        e = dict(env, **{rs.ENV: v})
+        out[v] = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout.split()
+    # tokens: BLUR_SIGMA (2), HOUR_ANGLE (2), image digest, label digest
+    assert out[""] == out["base"]
+    assert out["blur"][:2] == ["(0.9,", "1.5)"] and out["blur"][4] != out["base"][4]  # the image blurred...
+    assert out["blur"][5] == out["base"][5]  # ... the labels as they were
+    assert out["sun_low"][2:4] == ["(-72.0,", "-40.0)"] and out["sun_low"][4] != out["base"][4]
+
+
+def test_overlay_config_and_finished_seeds(tmp_path):
+    cfg = rs.overlay("blur", [0, 2], "a/irrg.png", "a/label.png")
+    assert cfg["run_name"] == "sweep_blur" and cfg["realism"]["seeds"] == [0, 2]
+    assert Path(cfg["realism"]["reference"]["crop"]["irrg"]).is_absolute()
+    res = tmp_path / "results" / "sweep_blur"
+    for s in (0, 2):
+        (res / "realism" / "fcn_irrg" / f"seed{s}").mkdir(parents=True)
+    (res / "realism" / "fcn_irrg" / "seed2" / "model.pt").write_bytes(b"x")
+    assert rs.finished_seeds(res, [0, 1, 2]) == [2]
+
+
+def test_collect_and_markdown(tmp_path):
+    d = tmp_path / "sweep_blur" / "realism"
+    d.mkdir(parents=True)
+    seeds = [{"seed": 0, "sim_to_real_oa": 70.0, "sim_to_real_avg_f1": 60.0, "sim_to_real_car_f1": None},
+             {"seed": 1, "sim_to_real_oa": 80.0, "sim_to_real_avg_f1": 62.0, "sim_to_real_car_f1": 40.0}]
+    (d / "summary.json").write_text(json.dumps({"sim_to_real_oa": 75.0, "sim_to_real_oa_std": 7.07, "sim_to_real_seeds": seeds,
+                                                "boundary_fraction_synthetic": 0.12, "boundary_fraction_real": 0.08,
+                                                "band_w1_max_at": "car/IR"}))
+    rep = rs.collect(tmp_path, ["blur", "base"])
+    assert rep["base"] == {"missing": str(tmp_path / "sweep_base" / "realism" / "summary.json")}
+    oa = rep["blur"]["sim_to_real_oa"]
+    assert oa["n"] == 2 and oa["mean"] == 75.0 and np.isclose(oa["std"], np.sqrt(50)) and np.isclose(oa["se"], 5.0)
+    assert rep["blur"]["sim_to_real_car_f1"] == {"n": 1, "mean": 40.0}  # a seed without a car F1 left out
+    assert rep["blur"]["yardstick"] == {"boundary_fraction_synthetic": 0.12, "boundary_fraction_real": 0.08}
+    assert rep["blur"]["overrides"] == {"render:BLUR_SIGMA": [0.9, 1.5]}
+    md = rs.markdown({"variants": rep})
+    assert "| blur | 75.0 ± 7.1 (se 5.0, n 2) | 61.0 ± 1.4 (se 1.0, n 2) | 40.0 (n 1) | — | 0.12 |" in md
+    assert "| base | missing |" in md and "| real crop | | | | — | 0.08 |" in md
+
+
+def _stand_in_crop(folder: Path) -> tuple[Path, Path]:
+    """A synthetic area written as an mmseg-style crop (IR-R-G PNG, labels 1..6, 0 on a
+    2-px band around every class edge), to play the real crop in the tests."""
+    s = generate_scene(11, 160, 160, 99)
+    lab = s.labels.astype(np.uint8) + 1
+    edge = np.zeros(lab.shape, bool)
+    edge[1:] |= lab[1:] != lab[:-1]
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    lab[edge] = 0
+    folder.mkdir(parents=True)
+    irrg, labels = folder / "crop_irrg.png", folder / "crop_label.png"
+    Image.fromarray(np.moveaxis(s.irrg, 0, -1)).save(irrg)
+    Image.fromarray(lab).save(labels)
+    return irrg, labels
+
+
+def test_the_script_on_the_tiny_config(tmp_path):
+    project = copy_project(tmp_path / "project", (*SNAPSHOT_PATHS, "benchmarks", "tests/config"))
+    irrg, labels = _stand_in_crop(tmp_path / "crop")
+    env = dict(os.environ, PYTHON=sys.executable, VARIANTS="base blur", SEEDS="0", JOBS="1", CORES="2", TRAIN_SECONDS="300",
+               EXTRA_CONFIG="tests/config/tiny.yaml", IRRG=str(irrg), LABELS=str(labels), PYTHONPATH=str(project / "src"))
+    proc = subprocess.run(["bash", str(project / "benchmarks" / "realism_sweep.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads((tmp_path / "out" / "realism_sweep.json").read_text())
+    assert rep["seeds_asked"] == [0] and rep["jobs_per_variant"] == 1 and rep["train_wall_s"] <= rep["wall_s"]
+    base, blur = rep["variants"]["base"], rep["variants"]["blur"]
+    for v in (base, blur):
+        assert v["sim_to_real_oa"]["n"] == 1 and 0 <= v["sim_to_real_oa"]["mean"] <= 100
+        assert [s["seed"] for s in v["seeds"]] == [0]
+    # the variant reached the data stage's processes: blurrier areas, the same labels
+    y0, y1 = base["yardstick"], blur["yardstick"]
+    assert y1["gradient_median_synthetic"] < y0["gradient_median_synthetic"]
+    assert y1["boundary_fraction_synthetic"] == y0["boundary_fraction_synthetic"]
+    assert y0["gradient_median_real"] == y1["gradient_median_real"]
+    for v in ("base", "blur"):  # each variant's run in its own run_name
+        assert (project / "results" / f"sweep_{v}" / "realism" / "real_crop_pred.tif").is_file()
+        assert yaml.safe_load((project / "results" / f"sweep_{v}" / "realism" / "summary.json").read_text())
+    assert "| blur |" in (tmp_path / "out" / "realism_sweep.md").read_text()
+    assert (tmp_path / "out" / "realism_sweep_logs.tar.gz").is_file()
+
+
+def test_check_fails_where_the_hook_is_missing(tmp_path):
+    """The script's guard: without the hook on PYTHONPATH the variant is not applied and
+    `check` says so (Python itself only warns when a sitecustomize fails)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **{rs.ENV: "blur"})
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "realism_sweep.py"), "check", "blur"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "'blur' not applied" in r.stderr and "render:BLUR_SIGMA" in r.stderr
+    rs.write_hook(tmp_path / "hook")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "benchmarks"), str(ROOT / "src")])
+    assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
+    assert rs.applied("base") == []
