@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 REAL_BANDS = (0, 1, 2)
 #: their names in stats.json (vaiseg.data.normalize.BAND_NAMES[:3])
 REAL_BAND_NAMES = ("IR", "R", "G")
-#: the default run's FCN settings (config.yaml: train.FCN 12 epochs, batch 8, Adam lr 3e-3,
-#: 8 held-out evaluations per epoch; models.width 0.25, dropout 0.5; seed 0) on the real
-#: crop's bands (tests/test_sim_to_real.py checks them against config.yaml)
+#: the default run's sim-to-real FCN settings (config.yaml: train.FCN's batch 8, Adam lr
+#: 3e-3, 8 held-out evaluations per epoch, at realism.epochs 12; models.width 0.25, dropout
+#: 0.5; seed 0) on the real crop's bands (tests/test_sim_to_real.py checks them against
+#: config.yaml)
 DEMO_SETTINGS = TrainSettings(epochs=12, batch_size=8, lr=3e-3, optimizer="adam", width=0.25, dropout=0.5, seed=0,
                               evals_per_epoch=8, bands=REAL_BANDS)
 
