@@ -64,6 +64,10 @@ _FINE_HALF = {"render:TEXTURE": TEXTURE * np.array([0.5, 1.0, 1.0], np.float32)}
 #: blur - the synthetic median brightness gradient is 2.13 DN/px against the crop's 1.37;
 #: urban - the crop is a street block (55 % impervious, 32 % building);
 #: all - the three together.
+#: The values are those the sweep tried. `blur` became the generator's default in commit
+#: e7ffdec, so since then `blur` is `base` and the others are relative to the blurred scenes
+#: where they leave the blur alone (benchmarks/results/realism_sweep_h200.json was measured
+#: before: its `base` is the sharper generator).
 VARIANTS: dict[str, dict] = {
     "base": {},
     "sun_low": _SUN_LOW,

@@ -2,7 +2,7 @@
 # Generator variants scored by the realism target, side by side on one GPU (issue 11;
 # benchmarks/README.md, "Realism sweep"). From the repository root of a machine with the
 # project's packages and the real IR-R-G crop:
-#   IRRG=... LABELS=... bash benchmarks/realism_sweep.sh OUTDIR    # ~6 min on one H200
+#   IRRG=... LABELS=... bash benchmarks/realism_sweep.sh OUTDIR    # ~5 min on one H200 (5 variants)
 # writes OUTDIR/realism_sweep.json + .md (per variant: the sim-to-real OA, avg F1 and car
 # F1 over the seeds that finished, mean, std and standard error, and the yardstick) and
 # OUTDIR/realism_sweep_logs.tar.gz. Per variant of benchmarks/realism_sweep.py, all at
@@ -10,7 +10,8 @@
 # the variant applied by a sitecustomize hook), stopped after TRAIN_SECONDS; then the
 # realism rule over the seeds that finished.
 # Environment: PYTHON (python3), VARIANTS (all of realism_sweep.VARIANTS), SEEDS ("0 1 2 3
-# 4 5"), JOBS (trainings at once per variant: 3), CORES (per variant: 3), TRAIN_SECONDS
+# 4 5"), JOBS (trainings at once per variant: 3), CORES (per variant: the CPUs / the
+# variants, at least 1), TRAIN_SECONDS
 # (330), EXTRA_CONFIG (config files over config.yaml; the test gives the tiny one), IRRG,
 # LABELS (the crop: ../shared/real_samples' Vaihingen crop by default).
 set -uo pipefail
@@ -19,11 +20,12 @@ out=$(mkdir -p "${1:?usage: realism_sweep.sh OUTDIR}" && cd "$1" && pwd)
 PY=${PYTHON:-python3}
 SEEDS=${SEEDS:-0 1 2 3 4 5}
 JOBS=${JOBS:-3}
-CORES=${CORES:-3}
 SECS=${TRAIN_SECONDS:-330}
 IRRG=${IRRG:-../shared/real_samples/vaihingen_area1_0_0_512_irrg.png}
 LABELS=${LABELS:-../shared/real_samples/vaihingen_area1_0_0_512_label.png}
 VARIANTS=${VARIANTS:-$($PY -c "import sys; sys.path.insert(0, 'benchmarks'); import realism_sweep as r; print(*r.VARIANTS)")}
+n_var=$(wc -w <<<"$VARIANTS")
+CORES=${CORES:-$(( $(nproc) / n_var > 0 ? $(nproc) / n_var : 1 ))}
 for f in "$IRRG" "$LABELS"; do
   [ -f "$f" ] || { echo "realism_sweep: $f: real crop not found (set IRRG and LABELS)" >&2; exit 2; }
 done

@@ -61,13 +61,13 @@ def test_the_hook_applies_the_variant_in_a_new_process(tmp_path):
             " hashlib.sha256(s.labels.tobytes()).hexdigest()[:12])")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "benchmarks"), str(ROOT / "src")]))
     out = {}
-    for v in ("", "base", "blur", "sun_low"):
+    for v in ("", "base", "blur_more", "sun_low"):
         e = dict(env, **{rs.ENV: v})
         out[v] = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout.split()
     # tokens: BLUR_SIGMA (2), HOUR_ANGLE (2), image digest, label digest
     assert out[""] == out["base"]
-    assert out["blur"][:2] == ["(0.9,", "1.5)"] and out["blur"][4] != out["base"][4]  # the image blurred...
-    assert out["blur"][5] == out["base"][5]  # ... the labels as they were
+    assert out["blur_more"][:2] == ["(1.3,", "2.0)"] and out["blur_more"][4] != out["base"][4]  # the image blurred...
+    assert out["blur_more"][5] == out["base"][5]  # ... the labels as they were
     assert out["sun_low"][2:4] == ["(-72.0,", "-40.0)"] and out["sun_low"][4] != out["base"][4]
 
 
@@ -121,14 +121,14 @@ def _stand_in_crop(folder: Path) -> tuple[Path, Path]:
 def test_the_script_on_the_tiny_config(tmp_path):
     project = copy_project(tmp_path / "project", (*SNAPSHOT_PATHS, "benchmarks", "tests/config"))
     irrg, labels = _stand_in_crop(tmp_path / "crop")
-    env = dict(os.environ, PYTHON=sys.executable, VARIANTS="base blur", SEEDS="0", JOBS="1", CORES="2", TRAIN_SECONDS="300",
+    env = dict(os.environ, PYTHON=sys.executable, VARIANTS="base blur_more", SEEDS="0", JOBS="1", CORES="2", TRAIN_SECONDS="300",
                EXTRA_CONFIG="tests/config/tiny.yaml", IRRG=str(irrg), LABELS=str(labels), PYTHONPATH=str(project / "src"))
     proc = subprocess.run(["bash", str(project / "benchmarks" / "realism_sweep.sh"), str(tmp_path / "out")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads((tmp_path / "out" / "realism_sweep.json").read_text())
     assert rep["seeds_asked"] == [0] and rep["jobs_per_variant"] == 1 and rep["train_wall_s"] <= rep["wall_s"]
-    base, blur = rep["variants"]["base"], rep["variants"]["blur"]
+    base, blur = rep["variants"]["base"], rep["variants"]["blur_more"]
     for v in (base, blur):
         assert v["sim_to_real_oa"]["n"] == 1 and 0 <= v["sim_to_real_oa"]["mean"] <= 100
         assert [s["seed"] for s in v["seeds"]] == [0]
@@ -137,20 +137,20 @@ def test_the_script_on_the_tiny_config(tmp_path):
     assert y1["gradient_median_synthetic"] < y0["gradient_median_synthetic"]
     assert y1["boundary_fraction_synthetic"] == y0["boundary_fraction_synthetic"]
     assert y0["gradient_median_real"] == y1["gradient_median_real"]
-    for v in ("base", "blur"):  # each variant's run in its own run_name
+    for v in ("base", "blur_more"):  # each variant's run in its own run_name
         assert (project / "results" / f"sweep_{v}" / "realism" / "real_crop_pred.tif").is_file()
         assert yaml.safe_load((project / "results" / f"sweep_{v}" / "realism" / "summary.json").read_text())
-    assert "| blur |" in (tmp_path / "out" / "realism_sweep.md").read_text()
+    assert "| blur_more |" in (tmp_path / "out" / "realism_sweep.md").read_text()
     assert (tmp_path / "out" / "realism_sweep_logs.tar.gz").is_file()
 
 
 def test_check_fails_where_the_hook_is_missing(tmp_path):
     """The script's guard: without the hook on PYTHONPATH the variant is not applied and
     `check` says so (Python itself only warns when a sitecustomize fails)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **{rs.ENV: "blur"})
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "realism_sweep.py"), "check", "blur"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **{rs.ENV: "blur_more"})
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "realism_sweep.py"), "check", "blur_more"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    assert r.returncode == 1 and "'blur' not applied" in r.stderr and "render:BLUR_SIGMA" in r.stderr
+    assert r.returncode == 1 and "'blur_more' not applied" in r.stderr and "render:BLUR_SIGMA" in r.stderr
     rs.write_hook(tmp_path / "hook")
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "benchmarks"), str(ROOT / "src")])
     assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
