@@ -34,7 +34,6 @@ import numpy as np
 
 from vaiseg.data.synthetic.materials import TEXTURE
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = "VAISEG_GENERATOR_VARIANT"
 PKG = "vaiseg.data.synthetic."
 HEADLINE = ("sim_to_real_oa", "sim_to_real_avg_f1", "sim_to_real_car_f1")
@@ -82,6 +81,13 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def _constants(name: str):
+    """(key, module, constant name, value) of each override of variant ``name``."""
+    for key, value in VARIANTS[name].items():
+        mod_name, const = key.split(":")
+        yield key, importlib.import_module(PKG + mod_name), const, value
+
+
 def apply(name: str) -> dict:
     """Set the variant's constants in the generator's modules; returns {key: old value}.
     KeyError naming the known variants for an unknown one, AttributeError for a
@@ -89,9 +95,7 @@ def apply(name: str) -> dict:
     if name not in VARIANTS:
         raise KeyError(f"unknown generator variant {name!r}; known: {sorted(VARIANTS)}")
     old = {}
-    for key, value in VARIANTS[name].items():
-        mod_name, const = key.split(":")
-        mod = importlib.import_module(PKG + mod_name)
+    for key, mod, const, value in _constants(name):
         old[key] = getattr(mod, const)  # AttributeError: a renamed constant
         setattr(mod, const, value)
     return old
@@ -109,12 +113,8 @@ def applied(name: str) -> list[str]:
     """The constants of variant ``name`` that do NOT hold its values in this process
     (empty: applied; the sweep checks a fresh process before each run, because Python
     only prints a warning when a sitecustomize module fails)."""
-    wrong = []
-    for key, value in VARIANTS[name].items():
-        mod_name, const = key.split(":")
-        if not np.array_equal(np.asarray(getattr(importlib.import_module(PKG + mod_name), const)), np.asarray(value)):
-            wrong.append(key)
-    return wrong
+    return [key for key, mod, const, value in _constants(name)
+            if not np.array_equal(np.asarray(getattr(mod, const)), np.asarray(value))]
 
 
 def write_hook(directory) -> Path:
@@ -124,13 +124,14 @@ def write_hook(directory) -> Path:
     return d / "sitecustomize.py"
 
 
-def run_name(variant: str, prefix: str = "sweep") -> str:
-    return f"{prefix}_{variant}"
+def run_name(variant: str) -> str:
+    """The variant's run_name (realism_sweep.sh spells the same results/sweep_VARIANT)."""
+    return f"sweep_{variant}"
 
 
-def overlay(variant: str, seeds, irrg, labels, prefix: str = "sweep") -> dict:
+def overlay(variant: str, seeds, irrg, labels) -> dict:
     return {
-        "run_name": run_name(variant, prefix),
+        "run_name": run_name(variant),
         "realism": {
             "seeds": [int(s) for s in seeds],
             "reference": {"crop": {"irrg": str(Path(irrg).resolve()), "labels": str(Path(labels).resolve())}},
@@ -151,12 +152,12 @@ def _stats(values) -> dict:
     return out
 
 
-def collect(results_root: Path, variants, prefix: str = "sweep") -> dict:
+def collect(results_root: Path, variants) -> dict:
     """{variant: {headline key: {n, mean, std, se}, seeds: [...], yardstick: {...}}} for
     every variant whose realism summary exists (others: {"missing": path})."""
     out = {}
     for v in variants:
-        path = results_root / run_name(v, prefix) / "realism" / "summary.json"
+        path = results_root / run_name(v) / "realism" / "summary.json"
         if not path.is_file():
             out[v] = {"missing": str(path)}
             continue
@@ -210,18 +211,15 @@ def main(argv=None) -> int:
     c.add_argument("--seeds", type=int, nargs="+", required=True)
     c.add_argument("--irrg", required=True)
     c.add_argument("--labels", required=True)
-    c.add_argument("--prefix", default="sweep")
     s = sub.add_parser("seeds")
     s.add_argument("variant", choices=sorted(VARIANTS))
     s.add_argument("--seeds", type=int, nargs="+", required=True)
     s.add_argument("--results", default="results")
-    s.add_argument("--prefix", default="sweep")
     r = sub.add_parser("report")
     r.add_argument("--out", required=True)
     r.add_argument("--md")
     r.add_argument("--variants", nargs="+", default=list(VARIANTS))
     r.add_argument("--results", default="results")
-    r.add_argument("--prefix", default="sweep")
     r.add_argument("--meta", default="{}", help="JSON merged into the report (machine, times)")
     a = ap.parse_args(argv)
     if a.cmd == "hook":
@@ -235,11 +233,11 @@ def main(argv=None) -> int:
     elif a.cmd == "config":
         import yaml
 
-        Path(a.out).write_text(yaml.safe_dump(overlay(a.variant, a.seeds, a.irrg, a.labels, a.prefix)))
+        Path(a.out).write_text(yaml.safe_dump(overlay(a.variant, a.seeds, a.irrg, a.labels)))
     elif a.cmd == "seeds":
-        print(" ".join(map(str, finished_seeds(Path(a.results) / run_name(a.variant, a.prefix), a.seeds))))
+        print(" ".join(map(str, finished_seeds(Path(a.results) / run_name(a.variant), a.seeds))))
     else:
-        report = {**json.loads(a.meta), "variants": collect(Path(a.results), a.variants, a.prefix)}
+        report = {**json.loads(a.meta), "variants": collect(Path(a.results), a.variants)}
         Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
         md = markdown(report)
         if a.md:

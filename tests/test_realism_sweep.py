@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from conftest import SNAPSHOT_PATHS, copy_project
+from fake_isprs import erode_boundary
 from vaiseg.data.synthetic import generate_scene
 from vaiseg.data.synthetic import render, scene, town
 
@@ -107,10 +108,7 @@ def _stand_in_crop(folder: Path) -> tuple[Path, Path]:
     2-px band around every class edge), to play the real crop in the tests."""
     s = generate_scene(11, 160, 160, 99)
     lab = s.labels.astype(np.uint8) + 1
-    edge = np.zeros(lab.shape, bool)
-    edge[1:] |= lab[1:] != lab[:-1]
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    lab[edge] = 0
+    lab[erode_boundary(lab, radius=1)] = 0
     folder.mkdir(parents=True)
     irrg, labels = folder / "crop_irrg.png", folder / "crop_label.png"
     Image.fromarray(np.moveaxis(s.irrg, 0, -1)).save(irrg)
