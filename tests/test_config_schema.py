@@ -163,3 +163,25 @@ def test_holdout_areas_leave_cnn_training_for_the_svms(tmp_path):
     assert "results/predictions/FCN/5/probs.tif" in out  # SVM input: the held-out area
     assert "results/predictions/FCN/3/probs.tif" not in out  # not the CNNs' own training area
     assert "Sampling class-balanced 65x65 PB patch centres (cars + rotations) in areas 3\n" in out
+
+
+def test_command_line_seeds_become_ints():
+    from vaiseg.config import command_line_lists
+
+    assert command_line_lists({"seeds": ["0", "1", "+2", "-3"]})["seeds"] == [0, 1, 2, -3]
+    assert command_line_lists({"seeds": [0, "x"]})["seeds"] == [0, "x"]  # left for the schema
+    assert command_line_lists({"seeds": None}) == {"seeds": None}
+
+
+def test_seeds_on_the_command_line(tmp_path):
+    """`--config seeds=[0,1]` (Snakemake hands the items over as strings) plans one
+    training per seed, as `seeds: [0, 1]` in a config file does."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "tests/config/tiny.yaml",
+                        "--config", "seeds=[0,1]", "--", "results/seeds/1/models/FCN/model.pt"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "results/seeds/1/models/FCN/model.pt" in out
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "tests/config/tiny.yaml",
+                        "--config", "seeds=[0,x]"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "'x' is not of type 'integer'" in r.stdout + r.stderr

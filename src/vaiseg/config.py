@@ -37,6 +37,20 @@ FUSIONS = {
 ALL_MODELS = MODELS + tuple(FUSIONS)
 
 
+def command_line_lists(config: dict) -> dict:
+    """``config`` with the integer strings of its top-level ``seeds`` list made ints.
+
+    Snakemake parses a list given on the command line with YAML's BaseLoader, which keeps
+    every item a string: ``--config seeds=[0,1,2]`` arrives as ``['0', '1', '2']`` and would
+    fail the schema ("'0' is not of type 'integer'"), though the same list in a config file
+    passes. Items that are not integer strings are left for the schema to reject.
+    """
+    seeds = config.get("seeds")
+    if isinstance(seeds, list):
+        config["seeds"] = [int(s) if isinstance(s, str) and s.strip().lstrip("+-").isdigit() else s for s in seeds]
+    return config
+
+
 def split_areas(config: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(train areas, validation areas) for a validated config.
 

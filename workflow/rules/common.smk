@@ -5,8 +5,9 @@ import os
 
 from snakemake.utils import validate
 
-from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, all_areas, fusion_split, split_areas
+from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, all_areas, command_line_lists, fusion_split, split_areas
 
+command_line_lists(config)  # --config seeds=[0,1,2] arrives as strings
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Output roots (§3b of issue 10): with `run_name` set, every output, log, benchmark and
