@@ -173,7 +173,7 @@ def test_command_line_seeds_become_ints():
     assert command_line_lists({"seeds": None}) == {"seeds": None}
 
 
-def test_seeds_on_the_command_line(tmp_path):
+def test_seeds_on_the_command_line():
     """`--config seeds=[0,1]` (Snakemake hands the items over as strings) plans one
     training per seed, as `seeds: [0, 1]` in a config file does."""
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "tests/config/tiny.yaml",

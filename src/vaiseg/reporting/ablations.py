@@ -1,11 +1,11 @@
 """The ablation table: which unstated choice moves which number (beyond the paper).
 
-The paper leaves several choices open (README, "Choices the paper leaves open"; docs/choices.md). For each
-switch this module gives the Table 1/2 cells under every option, on the run's own
-data, so a reader sees what each choice is worth instead of taking the pipeline's
-default on trust. One row per (choice, option, method); ``configured`` marks the option
-the run itself used (those rows reproduce Tables 1-2 exactly: same functions, same
-inputs, same seeds).
+The paper leaves several choices open (README, "Choices the paper leaves open";
+docs/choices.md). For each switch this module gives the Table 1/2 cells under every
+option, on the run's own data, so a reader sees what each choice is worth instead of
+taking the pipeline's default on trust. One row per (choice, option, method);
+``configured`` marks the option the run itself used (those rows reproduce Tables 1-2
+exactly: same functions, same inputs, same seeds).
 
 Switches that need no retraining are always computed, in memory, from the run's
 predictions:
