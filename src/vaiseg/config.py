@@ -45,9 +45,14 @@ def command_line_lists(config: dict) -> dict:
     fail the schema ("'0' is not of type 'integer'"), though the same list in a config file
     passes. Items that are not integer strings are left for the schema to reject.
     """
-    seeds = config.get("seeds")
-    if isinstance(seeds, list):
-        config["seeds"] = [int(s) if isinstance(s, str) and s.strip().lstrip("+-").isdigit() else s for s in seeds]
+    def as_int(item):
+        try:
+            return int(item) if isinstance(item, str) else item
+        except ValueError:  # not an integer string ("x", "+-2"): the schema's to reject
+            return item
+
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [as_int(s) for s in config["seeds"]]
     return config
 
 
