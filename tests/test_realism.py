@@ -57,6 +57,54 @@ def test_identical_distributions_give_zero():
     assert summary["band_w1_mean"] == 0 and summary["boundary_fraction_synthetic"] == summary["boundary_fraction_real"]
     assert summary["boundary_fraction_real_at_synthetic_mix"] == pytest.approx(summary["boundary_fraction_real"])
     assert (rows_of(df, "boundary_rate").distance.dropna() == 0).all()
+    # separability: every pair is scored or NaN the same way on both sides
+    assert (rows_of(df, "separability_auc").distance.dropna() == 0).all()
+
+
+# ------------------------------------------------------------------- separability
+
+
+def _salt_and_pepper(shift: float, size: int = 192, seed: int = 7) -> Sample:
+    """Every pixel low vegetation or tree at random (iid), every band N(100, 10) DN; tree
+    pixels ``shift`` std brighter in IR. A pixel's neighbours say nothing of its class, so
+    the best any classifier can do is the AUC of the IR value itself: Phi(shift / sqrt 2)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(np.array([2, 3], np.uint8), (size, size))
+    irrg = rng.normal(100, 10, (3, size, size))
+    irrg[0] += 10 * shift * (labels == 3)
+    return Sample("pepper", np.clip(np.rint(irrg), 0, 255).astype(np.uint8), labels)
+
+
+def test_separability_of_alike_classes_is_chance():
+    r = M.class_separability([_salt_and_pepper(0.0)], pairs=[(2, 3)])[(2, 3)]
+    assert r["auc"] == pytest.approx(0.5, abs=0.03)
+    assert len(r["folds"]) == 2 and r["n"][0] + r["n"][1] == 192 * 192
+
+
+def test_separability_of_a_known_shift():
+    # shift of 1 std: AUC = P(X_tree > X_lveg) = Phi(1 / sqrt 2) = 0.760
+    expected = 0.5 * (1 + math.erf(1 / math.sqrt(2) / math.sqrt(2)))
+    r = M.class_separability([_salt_and_pepper(1.0)], pairs=[(2, 3)])[(2, 3)]
+    assert r["auc"] == pytest.approx(expected, abs=0.03)
+    # disjoint colours: always told apart
+    assert M.class_separability([_salt_and_pepper(8.0)], pairs=[(2, 3)])[(2, 3)]["auc"] > 0.999
+
+
+def test_separability_folds_are_spatial_and_rare_classes_give_nan():
+    fold = M.checkerboard((5, 7), block=2)
+    assert fold.tolist()[0] == [0, 0, 1, 1, 0, 0, 1] and fold.tolist()[2] == [1, 1, 0, 0, 1, 1, 0]
+    s = _salt_and_pepper(1.0, size=64)
+    labels = s.labels.copy()
+    labels[:, 32:] = 0  # no low vegetation / tree in the right half: class 0 only there
+    labels[0:2, 40:42] = CAR  # 4 car pixels: too few for a score
+    s = Sample("x", s.irrg, labels)
+    r = M.class_separability([s], pairs=[(0, CAR), (2, 3)], block=32, min_pixels=50)
+    assert math.isnan(r[(0, CAR)]["auc"]) and r[(0, CAR)]["n"] == [int((labels == 0).sum()), 4]
+    # the blocks of each fold hold a quarter of the image each: fold 0 has (0, 0) and (1, 1)
+    assert np.isfinite(r[(2, 3)]["auc"])
+    f = M.appearance_features(s.irrg)
+    assert f.shape == (64 * 64, 3 + 6 * len(M.SEPARABILITY_WINDOWS) + 1) and f.dtype == np.float32
+    np.testing.assert_array_equal(f[:, 0], s.irrg[0].ravel())
 
 
 def test_known_shift_of_the_standardised_values():

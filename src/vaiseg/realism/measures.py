@@ -33,6 +33,20 @@ Definitions (see each function for details):
   band); this applies identically to both sides, and the sizes are reported as measured
   on the eroded labels (add about 6 px = 0.54 m to lengths and widths for the unshrunk
   size).
+- **Class separability from the image alone** (:func:`class_separability`): per pair of
+  scored classes, the ROC AUC with which a pixel classifier (scikit-learn's
+  ``HistGradientBoostingClassifier``) on local appearance only -- IR, R, G, their mean and
+  std over 5 x 5 and 11 x 11 windows and the gradient magnitude (:func:`appearance_features`),
+  no heights, no wider context -- tells the two classes apart on pixels it was not
+  trained on. The pixels are split into two folds by a checkerboard of
+  ``SEPARABILITY_BLOCK`` (64) px blocks (neighbouring pixels are alike, so a random split
+  would score memory, not appearance); each fold is trained on with at most
+  ``SEPARABILITY_CAP`` pixels per class and scored on the other, and the two AUCs are
+  averaged (both are reported: their gap shows how much the number depends on which
+  objects fall in which fold). The classes are balanced in training and AUC ignores the
+  class mix, so the number is comparable between sides with different mixes. 0.5: the
+  two classes look alike, 1.0: any pixel's neighbourhood tells them apart. A synthetic AUC
+  well above the real one marks a pair the synthetic scenes make too easy.
 - **Shadows** (:func:`shadow_analysis`): brightness (band mean) below ``SHADOW_FRACTION``
   (0.5) of the image's lit-impervious median brightness (lit = above the Otsu threshold
   of the impervious brightness).
@@ -53,6 +67,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.stats import wasserstein_distance
 from skimage.filters import threshold_otsu
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 from skimage.measure import label as cc_label
 from skimage.measure import regionprops
 
@@ -388,6 +404,98 @@ def shadow_stats(samples: Sequence[Sample], *, fraction: float = SHADOW_FRACTION
     return out
 
 
+# ------------------------------------------------------------------- separability
+
+#: class separability: checkerboard block (px), pixels per class and fold, fewest pixels
+#: of a class in a fold for a score (fewer: NaN), local windows of the features (px)
+SEPARABILITY_BLOCK, SEPARABILITY_CAP, SEPARABILITY_MIN_PIXELS = 64, 4000, 200
+SEPARABILITY_WINDOWS = (5, 11)
+#: the pairs scored: every pair of scored classes
+SEPARABILITY_PAIRS = tuple((a, b) for i, a in enumerate(SCORED) for b in SCORED[i + 1:])
+
+
+def appearance_features(irrg: np.ndarray, windows: Sequence[int] = SEPARABILITY_WINDOWS) -> np.ndarray:
+    """(3, H, W) image -> (H * W, 3 + 6 len(windows) + 1) float32 per-pixel features of
+    local appearance: the bands (DN), per window size and band the local mean and std
+    (``scipy.ndimage.uniform_filter``, mode 'reflect') and :func:`gradient_magnitude`."""
+    x = irrg.astype(np.float32)
+    feats = [x]
+    for w in windows:
+        m = np.stack([ndi.uniform_filter(b, w) for b in x])
+        m2 = np.stack([ndi.uniform_filter(b * b, w) for b in x])
+        feats += [m, np.sqrt(np.maximum(m2 - m * m, 0))]
+    feats.append(gradient_magnitude(irrg)[None])
+    f = np.concatenate(feats)
+    return f.reshape(f.shape[0], -1).T.copy()
+
+
+def checkerboard(shape: tuple[int, int], block: int = SEPARABILITY_BLOCK) -> np.ndarray:
+    """(H, W) uint8 fold (0 or 1) of each pixel: a checkerboard of ``block`` px squares."""
+    r = np.arange(shape[0])[:, None] // block
+    c = np.arange(shape[1])[None, :] // block
+    return ((r + c) % 2).astype(np.uint8)
+
+
+def class_separability(
+    samples: Sequence[Sample],
+    pairs: Sequence[tuple[int, int]] = SEPARABILITY_PAIRS,
+    *,
+    block: int = SEPARABILITY_BLOCK,
+    cap: int = SEPARABILITY_CAP,
+    min_pixels: int = SEPARABILITY_MIN_PIXELS,
+    seed: int = 0,
+) -> dict[tuple[int, int], dict]:
+    """Per class pair ``(a, b)``: how well local appearance alone separates the classes.
+
+    Features :func:`appearance_features` of every sample; fold of every pixel by
+    :func:`checkerboard` (``block``). For fold k = 0, 1: up to ``cap`` pixels of each
+    class from fold k (seeded uniform draw over the pooled samples) train a
+    ``HistGradientBoostingClassifier`` (100 iterations, ``random_state=seed``), up to
+    ``cap`` of each from fold 1 - k are scored: ROC AUC (``sklearn.metrics.roc_auc_score``,
+    class ``b`` positive). Returns {(a, b): {``auc``: mean of the two folds' AUCs (NaN
+    when a class has fewer than ``min_pixels`` pixels in either fold), ``folds``: [AUC of
+    fold 0, fold 1], ``n``: [pixels of a, of b] (eroded labels, all folds)}}."""
+    rng = np.random.default_rng(seed)
+    feats = [appearance_features(s.irrg) for s in samples]
+    labs = [s.labels.ravel() for s in samples]
+    folds = [checkerboard(s.shape, block).ravel() for s in samples]
+
+    def draw(cls: int, fold: int) -> np.ndarray:
+        idx = [np.flatnonzero((lab == cls) & (f == fold)) for lab, f in zip(labs, folds)]
+        n = sum(i.size for i in idx)
+        if n < min_pixels:
+            return np.zeros((0, feats[0].shape[1] if feats else 0), np.float32)
+        pick = np.sort(rng.choice(n, min(n, cap), replace=False))
+        offsets = np.cumsum([0] + [i.size for i in idx])
+        out = []
+        for j, i in enumerate(idx):
+            sel = pick[(pick >= offsets[j]) & (pick < offsets[j + 1])] - offsets[j]
+            out.append(feats[j][i[sel]])
+        return np.concatenate(out)
+
+    result = {}
+    for a, b in pairs:
+        n = [int(sum((lab == c).sum() for lab in labs)) for c in (a, b)]
+        xs = {(c, k): draw(c, k) for c in (a, b) for k in (0, 1)}
+        aucs = []
+        for k in (0, 1):
+            tr_a, tr_b, te_a, te_b = xs[a, k], xs[b, k], xs[a, 1 - k], xs[b, 1 - k]
+            if min(len(tr_a), len(tr_b), len(te_a), len(te_b)) == 0:
+                aucs.append(float("nan"))
+                continue
+            clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+            clf.fit(np.concatenate([tr_a, tr_b]), np.r_[np.zeros(len(tr_a)), np.ones(len(tr_b))])
+            score = clf.predict_proba(np.concatenate([te_a, te_b]))[:, 1]
+            aucs.append(float(roc_auc_score(np.r_[np.zeros(len(te_a)), np.ones(len(te_b))], score)))
+        result[(a, b)] = dict(auc=float(np.mean(aucs)), folds=aucs, n=n)
+    return result
+
+
+def pair_key(a: int, b: int) -> str:
+    """``"imp_surf/car"``: the name of a class pair in rows and summaries."""
+    return f"{KEYS[a]}/{KEYS[b]}"
+
+
 # ----------------------------------------------------------------------------- compare
 
 
@@ -509,6 +617,17 @@ def compare(
         rows.append(_row("shadow_fraction", k, "", a["fraction"], b["fraction"], a["fraction"] - b["fraction"], "fraction"))
         rows.append(_row("shadow_darkness", k, "", a["darkness"], b["darkness"], a["darkness"] - b["darkness"], "ratio"))
 
+    sep_s, sep_r = class_separability(synthetic, seed=seed), class_separability(real, seed=seed)
+    sep_summary = {}
+    for pair in SEPARABILITY_PAIRS:
+        a, b, key = sep_s[pair], sep_r[pair], pair_key(*pair)
+        rows.append(_row("separability_auc", key, "", a["auc"], b["auc"], a["auc"] - b["auc"], "AUC"))
+        for k in (0, 1):
+            rows.append(_row(f"separability_auc_fold{k}", key, "", a["folds"][k], b["folds"][k],
+                             a["folds"][k] - b["folds"][k], "AUC"))
+        rows.append(_row("separability_pixels", key, "", min(a["n"]), min(b["n"]), min(a["n"]) - min(b["n"]), "px"))
+        sep_summary[f"separability_{key.replace('/', '_vs_')}"] = (a["auc"], b["auc"])
+
     df = pd.DataFrame(rows, columns=["measure", "class", "band", "synthetic", "real", "distance", "unit"])
 
     scored = [KEYS[c] for c in SCORED]
@@ -537,9 +656,16 @@ def compare(
         boundary_fraction_real_at_synthetic_mix=boundary_fraction_at_mix(rate_r, mix_s),
         boundary_fraction_synthetic_at_real_mix=boundary_fraction_at_mix(rate_s, mix_r),
     )
-    for key, (a, b) in obj_summary.items():
+    for key, (a, b) in {**obj_summary, **sep_summary}.items():
         summary[f"{key}_synthetic"] = a
         summary[f"{key}_real"] = b
+    sep = df[df.measure == "separability_auc"].dropna(subset=["distance"])
+    summary.update(
+        separability_auc_mean_synthetic=_nanmean(sep.synthetic),
+        separability_auc_mean_real=_nanmean(sep.real),
+        separability_auc_gap_max=float(sep.distance.max()) if len(sep) else float("nan"),
+        separability_auc_gap_max_at=str(sep.loc[sep.distance.idxmax(), "class"]) if len(sep) else None,
+    )
     summary.update(
         shadow_fraction_synthetic=sh_s["all"]["fraction"],
         shadow_fraction_real=sh_r["all"]["fraction"],
@@ -549,6 +675,7 @@ def compare(
         real_samples=[s.name for s in real],
         settings=dict(cap=cap, seed=seed, shadow_fraction=shadow_fraction, erosion_radius=EROSION_RADIUS,
                       min_area_px={KEYS[c]: v for c, v in MIN_AREA_PX.items()}, pixel_size_m=PIXEL_SIZE_M,
-                      exclude_border=EXCLUDE_BORDER),
+                      exclude_border=EXCLUDE_BORDER, separability_block=SEPARABILITY_BLOCK,
+                      separability_cap=SEPARABILITY_CAP, separability_windows=list(SEPARABILITY_WINDOWS)),
     )
     return df, summary
