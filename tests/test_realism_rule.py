@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, snakemake_log_tail, snakemake_tiny
-from vaiseg.classes import N_CLASSES
+from vaiseg.classes import KEYS, N_CLASSES
 from vaiseg.raster import read_raster
 
 pytestmark = pytest.mark.slow
@@ -50,4 +50,9 @@ def test_realism_target_on_the_real_crop(tiny_local_run):
     for name in ("realism.csv", "realism.md", "realism.png"):
         assert (out / name).stat().st_size > 0
     assert "band rate syn / real" in (out / "realism.md").read_text()  # the boundary split by class
+    # class separability of the real crop (image only): its low vegetation and trees look alike
+    assert 0.75 < summary["separability_low_veg_vs_tree_real"] < 0.95
+    a, b = summary["separability_auc_gap_max_at"].split("/")
+    assert {a, b} <= set(KEYS[:5]) and a != b
+    assert "## Class separability from the image alone" in (out / "realism.md").read_text()
     assert not (tiny_local_run / "results" / "tables" / "realism.csv").exists()
