@@ -243,6 +243,31 @@ def test_vegetation_tone_variety(towns):
     assert bushes > 3000 and beds > 300
 
 
+def test_shrub_beds_make_low_vegetation_look_like_crowns(monkeypatch):
+    """``town.SHRUB_BEDS`` (shrub beds per garden lot / per 32 x 32 m of park, courtyard and
+    lawn between flats): more of the low vegetation is crown-like (leaf material), still
+    labelled low vegetation and at most 2.5 m high (bushes and hedges of the default scenes
+    too); the default 0 leaves the scenes as pinned (test_synthetic.py)."""
+    import vaiseg.data.synthetic.town as town_mod
+
+    def crown_like_share(beds):
+        monkeypatch.setattr(town_mod, "SHRUB_BEDS", beds)
+        leafy = veg = 0
+        for a in AREAS[:6]:
+            cv, _ = town(a)
+            lv = cv.label == LOW_VEG
+            leafy += (lv & (cv.material == M_TREE)).sum()
+            veg += lv.sum()
+            assert cv.height[lv & (cv.material == M_TREE)].max(initial=0) <= 2.5 + 1e-6
+        return leafy / veg
+
+    none, some = crown_like_share(0.0), crown_like_share(8.0)
+    assert none < 0.08 and some > 2 * none, (none, some)
+    monkeypatch.setattr(town_mod, "SHRUB_BEDS", 0.0)
+    a, b = town(AREAS[0])[0], town(AREAS[0])[0]
+    assert np.array_equal(a.label, b.label) and np.array_equal(a.albedo, b.albedo)
+
+
 def test_crown_shapes_vary():
     ecc, sol = [], []
     for k in range(80):
