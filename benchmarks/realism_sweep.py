@@ -57,7 +57,7 @@ _SUN_LOW = {"scene:HOUR_ANGLE": (-72.0, -40.0)}  # 7:10-9:20 solar time: sun 25-
 _BLUR = {"render:BLUR_SIGMA": (0.9, 1.5)}  # optics blur sigma, px (default 0.5-1.0)
 _URBAN = {"town:KIND_P": _DENSER}
 _BLUR_MORE = {"render:BLUR_SIGMA": (1.3, 2.0)}
-_SHRUBS = {"town:SHRUB_BEDS": 8.0}  # shrub beds: crown-like low vegetation 4 % -> 28 % of its pixels
+_SHRUBS = {"town:SHRUB_BEDS": 8.0}  # shrub beds on lawns: crown-like low vegetation 4 % -> 33 % of its pixels
 _FINE_HALF = {"render:TEXTURE": TEXTURE * np.array([0.5, 1.0, 1.0], np.float32)}  # ~1-px texture halved
 #: name -> {"module:CONSTANT": value} under vaiseg.data.synthetic; why each:
 #: sun_low - the crop lies 47 % in shadow (synthetic 31 %), its street 61 % (42 %): the

@@ -515,16 +515,18 @@ def _tree(cv: _Canvas, cx, cy, radius, top, *, shape=None, tone=None):
     cv.paint(sl, mask, TREE, height, colour, M_TREE, shade, top=True)
 
 
-def _bush(cv: _Canvas, cx, cy, radius, *, height=None, tone=None):
+def _bush(cv: _Canvas, cx, cy, radius, *, height=None, tone=None, ground=None):
     """A bush or shrub: lobed dome of ``radius`` px, 0.6-2.2 m high (``height``), low
     vegetation (ISPRS) with leaf texture and a tone of ``BUSH_FACTORS``; painted only
-    where it is the highest surface."""
+    where it is the highest surface and, with ``ground`` (a class), only over that class."""
     rng = cv.rng
     f = cv.frame(cx, cy, 0.0, radius * 1.4, radius * 1.4)
     if f is None:
         return
     sl, a, b = f
     mask, q, d = _crown_mask(rng, a, b, radius, "irregular" if rng.random() < 0.5 else "round")
+    if ground is not None:
+        mask = mask & (cv.label[sl] == ground)
     if not mask.any():
         return
     top = rng.uniform(0.6, 2.2) if height is None else height

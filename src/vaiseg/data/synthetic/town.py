@@ -87,9 +87,9 @@ KIND_P = np.array(
     ]
 )
 PAINT = np.array([190, 195, 200], np.float32)  # road markings
-#: shrub beds (groups of 4-14 overlapping bushes, low vegetation that looks like crowns):
-#: the mean number per garden lot, and per 40,000 px^2 (32 x 32 m) of park, lawn between
-#: flats and green courtyard; 0 leaves them out
+#: shrub beds (groups of 4-14 overlapping bushes, low vegetation that looks like crowns)
+#: per 40,000 px^2 (32 x 32 m) of lawn, drawn last from their own stream (``_shrub_beds``);
+#: 0 leaves them out
 SHRUB_BEDS = 0.0
 
 
@@ -249,6 +249,7 @@ def _draw_town(cv: _Canvas) -> _Grid:
 
     _street_cars(cv, g, ru, rv, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), density)
     _street_trees(cv, g, ru, rv, keep_u, keep_v, (lo_u, hi_u), (lo_v, hi_v), density)
+    _shrub_beds(cv, SHRUB_BEDS)
     cv.despeckle(MIN_REGION_PX)
     g.U = g.V = None  # free the maps (the grid's lines stay for inspection)
     return g
@@ -574,17 +575,32 @@ def _bushes_in(b: _Blk, n, s0, s1, t0, t1, rmin=8, rmax=20):
         b.bush(_uni(rng, s0, s1), _uni(rng, t0, t1), _uni(rng, rmin, rmax))
 
 
-def _shrub_beds(b: _Blk, n, s0, s1, t0, t1):
-    """``n`` shrub beds with centres in the block rectangle: each 4-14 bushes (radius
-    8-20 px, 0.6-2.5 m) scattered 10-28 px around its centre, so they merge into one
-    lobed mass of low vegetation."""
-    rng = b.rng
-    for _ in range(n):
-        cs, ct, spread = _uni(rng, s0, s1), _uni(rng, t0, t1), rng.uniform(10, 28)
-        top = rng.uniform(0.6, 2.5)
-        for _ in range(4 + min(int(rng.poisson(4)), 10)):
-            b.bush(cs + rng.normal(0, spread), ct + rng.normal(0, spread), rng.uniform(8, 20),
-                   height=float(np.clip(top + rng.normal(0, 0.3), 0.6, 2.5)))
+def _shrub_beds(cv: _Canvas, per_lawn: float = 0.0) -> None:
+    """Shrub beds on the lawns: Poisson(``per_lawn`` x lawn px / 40,000) beds (per 32 x 32 m
+    of lawn), each centred on a lawn pixel and made of 4-14 bushes (radius 8-20 px,
+    0.6-2.5 m, lobed domes with leaf texture: ``objects._bush``) scattered 10-28 px around
+    it, so they merge into one mass of low vegetation that looks like crowns. Painted
+    only over low vegetation and where highest (never over a road, car, roof or crown).
+    Drawn after everything else, from their own random stream (spawned from the seed
+    sequence of the town's generator): the rest of the town is the same with or without
+    them."""
+    if per_lawn <= 0:
+        return
+    rng = np.random.default_rng(cv.rng.bit_generator.seed_seq.spawn(1)[0])
+    lawn = (cv.label == LOW_VEG) & (cv.material == M_GRASS)
+    ys, xs = np.nonzero(lawn)
+    if not ys.size:
+        return
+    town_rng, cv.rng = cv.rng, rng  # _bush draws its outline, height and tone from cv.rng
+    try:
+        for _ in range(int(rng.poisson(per_lawn * ys.size / 40_000))):
+            k = int(rng.integers(ys.size))
+            spread, top = rng.uniform(10, 28), rng.uniform(0.6, 2.5)
+            for _ in range(4 + min(int(rng.poisson(4)), 10)):
+                _bush(cv, xs[k] + rng.normal(0, spread), ys[k] + rng.normal(0, spread), rng.uniform(8, 20),
+                      height=float(np.clip(top + rng.normal(0, 0.3), 0.6, 2.5)), ground=LOW_VEG)
+    finally:
+        cv.rng = town_rng
 
 
 def _block_park(b: _Blk):
@@ -611,7 +627,6 @@ def _block_park(b: _Blk):
         for _ in range(int(rng.integers(2, 8))):
             b.tree(gs + rng.normal(0, spread), gt + rng.normal(0, spread), rng.uniform(28, 70), rng.uniform(8, 20))
     _bushes_in(b, rng.poisson(S * T / 25_000), 0, S, 0, T, 10, 25)
-    _shrub_beds(b, rng.poisson(SHRUB_BEDS * S * T / 40_000), 0, S, 0, T)
 
 
 def _block_parking(b: _Blk):
@@ -772,8 +787,6 @@ def _block_dense(b: _Blk):
             b.parking_rows(cs0, cs1, ct0, ct1, rng.uniform(0.35, 0.75), max_rows=int(rng.integers(1, 4)))
         _trees_in(b, rng.poisson((cs1 - cs0) * (ct1 - ct0) / 15_000), cs0, cs1, ct0, ct1, 30, 60, 8, 16, cluster=0.2)
         _bushes_in(b, rng.poisson(2), cs0, cs1, ct0, ct1)
-        if green:
-            _shrub_beds(b, rng.poisson(SHRUB_BEDS * (cs1 - cs0) * (ct1 - ct0) / 40_000), cs0, cs1, ct0, ct1)
         if rng.random() < 0.3:
             b.clutter(cs0, cs1, ct0, ct1)
     _trees_in(b, rng.poisson(S / 300), 0, S, 0, setback, 25, 45, 6, 12)
@@ -822,7 +835,6 @@ def _block_flats(b: _Blk):
         t += depth + gap
     _trees_in(b, rng.poisson(S * T / 20_000), 0, S, 0, T, 30, 65, 8, 18, cluster=0.2)
     _bushes_in(b, rng.poisson(S * T / 30_000), 0, S, 0, T, 10, 22)
-    _shrub_beds(b, rng.poisson(SHRUB_BEDS * S * T / 40_000), 0, S, 0, T)
     if rng.random() < 0.25:
         b.clutter(0, S, 0, T)
 
@@ -915,9 +927,6 @@ def _detached(b: _Blk, s0, s1, f0, f1, front: int):
         edge = rng.random() < 0.5
         s = (s0 + rng.uniform(8, 20)) if edge and rng.random() < 0.5 else ((s1 - rng.uniform(8, 20)) if edge else _uni(rng, s0, s1))
         b.bush(s, tt(_uni(rng, f0 + 10, f1 - 10)), rng.uniform(8, 22))
-    for _ in range(rng.poisson(SHRUB_BEDS)):  # along the lot's sides and back
-        s = s0 + rng.uniform(10, 25) if rng.random() < 0.5 else s1 - rng.uniform(10, 25)
-        _shrub_beds(b, 1, s, s, tt(f0 + setback + 2 * hd), tt(f1 - 10))
     for _ in range(rng.poisson(2.0)):  # garden trees: along the rear and side boundaries (canopy bands), free behind the house, in front
         r, rad = rng.random(), rng.uniform(22, 68)
         if r < 0.45:
@@ -1006,7 +1015,6 @@ def _block_terrace(b: _Blk):
                     b.tree(s + fw * (q + rng.uniform(0.2, 0.8)), tt(_uni(rng, g0 + 20, g1)), rng.uniform(20, 55), rng.uniform(4, 11))
                 if rng.random() < 0.5:
                     b.bush(s + fw * (q + rng.uniform(0.1, 0.9)), tt(_uni(rng, g0 + 10, g1 - 5)), rng.uniform(8, 16))
-                _shrub_beds(b, rng.poisson(SHRUB_BEDS), s + fw * q + 8, s + fw * (q + 1) - 8, tt(g0 + 15), tt(g1 - 10))
             s += nh * fw + rng.uniform(20, 45)
 
 
