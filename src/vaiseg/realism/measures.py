@@ -67,10 +67,10 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.stats import wasserstein_distance
 from skimage.filters import threshold_otsu
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
 from skimage.measure import label as cc_label
 from skimage.measure import regionprops
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 from ..classes import CAR, IGNORE, KEYS, N_CLASSES, SCORED
 from .reference import Sample
@@ -456,33 +456,39 @@ def class_separability(
     when a class has fewer than ``min_pixels`` pixels in either fold), ``folds``: [AUC of
     fold 0, fold 1], ``n``: [pixels of a, of b] (eroded labels, all folds)}}."""
     rng = np.random.default_rng(seed)
-    feats = [appearance_features(s.irrg) for s in samples]
     labs = [s.labels.ravel() for s in samples]
     folds = [checkerboard(s.shape, block).ravel() for s in samples]
 
-    def draw(cls: int, fold: int) -> np.ndarray:
+    def draw(cls: int, fold: int) -> list[np.ndarray] | None:
+        """Per sample, the pixels drawn (None: too few in the pooled samples)."""
         idx = [np.flatnonzero((lab == cls) & (f == fold)) for lab, f in zip(labs, folds)]
         n = sum(i.size for i in idx)
         if n < min_pixels:
-            return np.zeros((0, feats[0].shape[1] if feats else 0), np.float32)
+            return None
         pick = np.sort(rng.choice(n, min(n, cap), replace=False))
         offsets = np.cumsum([0] + [i.size for i in idx])
-        out = []
-        for j, i in enumerate(idx):
-            sel = pick[(pick >= offsets[j]) & (pick < offsets[j + 1])] - offsets[j]
-            out.append(feats[j][i[sel]])
-        return np.concatenate(out)
+        return [i[pick[(pick >= offsets[j]) & (pick < offsets[j + 1])] - offsets[j]] for j, i in enumerate(idx)]
+
+    # every draw first (labels only), then the features one sample at a time, keeping only
+    # the drawn pixels: memory stays at one image's features however large the areas
+    draws = {(pair, c, k): draw(c, k) for pair in pairs for c in pair for k in (0, 1)}
+    parts: dict = {key: [] for key, d in draws.items() if d is not None}
+    for j, smp in enumerate(samples):
+        f = appearance_features(smp.irrg)
+        for key in parts:
+            parts[key].append(f[draws[key][j]])
+    xs = {key: np.concatenate(p) for key, p in parts.items()}
 
     result = {}
     for a, b in pairs:
         n = [int(sum((lab == c).sum() for lab in labs)) for c in (a, b)]
-        xs = {(c, k): draw(c, k) for c in (a, b) for k in (0, 1)}
         aucs = []
         for k in (0, 1):
-            tr_a, tr_b, te_a, te_b = xs[a, k], xs[b, k], xs[a, 1 - k], xs[b, 1 - k]
-            if min(len(tr_a), len(tr_b), len(te_a), len(te_b)) == 0:
+            keys = [((a, b), a, k), ((a, b), b, k), ((a, b), a, 1 - k), ((a, b), b, 1 - k)]
+            if any(key not in xs for key in keys):
                 aucs.append(float("nan"))
                 continue
+            tr_a, tr_b, te_a, te_b = (xs[key] for key in keys)
             clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
             clf.fit(np.concatenate([tr_a, tr_b]), np.r_[np.zeros(len(tr_a)), np.ones(len(tr_b))])
             score = clf.predict_proba(np.concatenate([te_a, te_b]))[:, 1]
