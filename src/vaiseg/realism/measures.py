@@ -479,9 +479,10 @@ def class_separability(
             parts[key].append(f[draws[key][j]])
     xs = {key: np.concatenate(p) for key, p in parts.items()}
 
+    counts = sum(np.bincount(lab, minlength=256) for lab in labs)  # pixels per class, all folds
     result = {}
     for a, b in pairs:
-        n = [int(sum((lab == c).sum() for lab in labs)) for c in (a, b)]
+        n = [int(counts[a]), int(counts[b])]
         aucs = []
         for k in (0, 1):
             keys = [((a, b), a, k), ((a, b), b, k), ((a, b), a, 1 - k), ((a, b), b, 1 - k)]
