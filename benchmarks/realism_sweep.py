@@ -11,13 +11,20 @@ that finished in the time given. The variant reaches every Python process Snakem
 through a ``sitecustomize`` module (``hook``) that applies ``VAISEG_GENERATOR_VARIANT``
 at start-up; the generator itself has no switch for them.
 
+*Towns*: the same generator draws a different town for another ``data.synthetic.seed``,
+and the town drawn for the 11 training areas moves the sim-to-real figures more than the
+FCN's seed does (README, "How realistic the default data are"). With ``--town T`` a run
+also sets that seed (run_name ``sweep_VARIANT_tT``), and the report pools a variant's
+FCNs over its towns: the headline statistics over every (town, seed) FCN, each town's
+mean, and the spread of the town means.
+
 Subcommands:
   hook DIR                        write DIR/sitecustomize.py
   check VARIANT                   exit 1 unless this process runs with the variant applied
-  config VARIANT --out F ...      the variant's overlay config (run_name, realism seeds, crop)
-  seeds VARIANT                   the seeds whose sim-to-real model exists
+  config VARIANT --out F ...      the run's overlay config (run_name, town, realism seeds, crop)
+  seeds VARIANT [--town T]        the seeds whose sim-to-real model exists
   report --out F.json [--md F.md] every variant's realism summary in one file, with the
-                                  mean, std and standard error of the headline numbers
+         [--towns T ...]          mean, std and standard error of the headline numbers
 """
 
 from __future__ import annotations
@@ -131,19 +138,25 @@ def write_hook(directory) -> Path:
     return d / "sitecustomize.py"
 
 
-def run_name(variant: str) -> str:
-    """The variant's run_name (realism_sweep.sh spells the same results/sweep_VARIANT)."""
-    return f"sweep_{variant}"
+def run_name(variant: str, town: int | None = None) -> str:
+    """The run_name of a variant (and town): sweep_VARIANT, sweep_VARIANT_tTOWN
+    (realism_sweep.sh reads it from here)."""
+    return f"sweep_{variant}" if town is None else f"sweep_{variant}_t{int(town)}"
 
 
-def overlay(variant: str, seeds, irrg, labels) -> dict:
-    return {
-        "run_name": run_name(variant),
+def overlay(variant: str, seeds, irrg, labels, town: int | None = None) -> dict:
+    """The overlay config of one run: its run_name, realism seeds and crop, and with
+    ``town`` the generator's seed (``data.synthetic.seed``; None: the config's)."""
+    cfg = {
+        "run_name": run_name(variant, town),
         "realism": {
             "seeds": [int(s) for s in seeds],
             "reference": {"crop": {"irrg": str(Path(irrg).resolve()), "labels": str(Path(labels).resolve())}},
         },
     }
+    if town is not None:
+        cfg["data"] = {"synthetic": {"seed": int(town)}}
+    return cfg
 
 
 def finished_seeds(results: Path, seeds) -> list[int]:
@@ -159,22 +172,45 @@ def _stats(values) -> dict:
     return out
 
 
-def collect(results_root: Path, variants) -> dict:
+def _yardstick(summary: dict) -> dict:
+    return {k: val for k, val in summary.items() if isinstance(val, (int, float)) and k not in HEADLINE
+            and not k.endswith("_std")}
+
+
+def collect(results_root: Path, variants, towns=None) -> dict:
     """{variant: {headline key: {n, mean, std, se}, seeds: [...], yardstick: {...}}} for
-    every variant whose realism summary exists (others: {"missing": path})."""
+    every variant whose realism summary exists (others: {"missing": path}).
+
+    With ``towns`` (generator seeds), a variant's row pools the FCNs of all its towns
+    whose summary exists: the headline statistics over every (town, seed) FCN, ``seeds``
+    each FCN's figures with its ``town``, ``towns`` {town: the town's headline stats, or
+    {"missing": path}}, ``town_means`` the statistics of the town means (their std is the
+    spread between towns), and ``yardstick`` the mean of the towns' yardstick scalars."""
     out = {}
     for v in variants:
-        path = results_root / run_name(v) / "realism" / "summary.json"
-        if not path.is_file():
-            out[v] = {"missing": str(path)}
+        runs = [(None, results_root / run_name(v) / "realism" / "summary.json")] if not towns else [
+            (int(t), results_root / run_name(v, t) / "realism" / "summary.json") for t in towns]
+        found = [(t, json.loads(p.read_text())) for t, p in runs if p.is_file()]
+        if not found:
+            out[v] = {"missing": str(runs[0][1]) if len(runs) == 1 else [str(p) for _, p in runs]}
             continue
-        s = json.loads(path.read_text())
-        per_seed = s.get("sim_to_real_seeds", [])
+        per_seed = [dict(r, **({"town": t} if t is not None else {})) for t, s in found for r in s.get("sim_to_real_seeds", [])]
         row = {k: _stats([r.get(k) for r in per_seed]) for k in HEADLINE}
         row["seeds"] = per_seed
         row["overrides"] = {k: np.asarray(val).tolist() for k, val in VARIANTS[v].items()}
-        row["yardstick"] = {k: val for k, val in s.items() if isinstance(val, (int, float)) and k not in HEADLINE
-                            and not k.endswith("_std")}
+        ys = [_yardstick(s) for _, s in found]
+        row["yardstick"] = ys[0] if not towns else {k: float(np.mean([y[k] for y in ys])) for k in ys[0] if all(k in y for y in ys)}
+        if towns:
+            done = {t: s for t, s in found}
+            row["towns"] = {}
+            for t, p in runs:
+                if t not in done:
+                    row["towns"][str(t)] = {"missing": str(p)}
+                    continue
+                fcns = done[t].get("sim_to_real_seeds", [])
+                row["towns"][str(t)] = {k: _stats([r.get(k) for r in fcns]) for k in HEADLINE}
+            row["town_means"] = {k: _stats([row["towns"][str(t)][k]["mean"] for t in done
+                                            if row["towns"][str(t)][k]["mean"] is not None]) for k in HEADLINE}
         out[v] = row
     return out
 
@@ -188,20 +224,30 @@ def _fmt(st: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    cols = ["variant", "sim-to-real OA", "avg F1", "car F1"] + [a.replace("_synthetic", "") for a, _ in YARDSTICK]
+    """The report as a markdown table: a row per variant, and with towns a column of each
+    town's mean sim-to-real OA and the std of those means."""
+    with_towns = any("towns" in row for row in report["variants"].values())
+    cols = ["variant", "sim-to-real OA", "avg F1", "car F1"] + (["OA per town (std of the town means)"] if with_towns else [])
+    cols += [a.replace("_synthetic", "") for a, _ in YARDSTICK]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     real = None
     for v, row in report["variants"].items():
         if "missing" in row:
-            lines.append(f"| {v} | missing | | |" + " |" * len(YARDSTICK))
+            lines.append(f"| {v} | missing | | |" + " |" * (len(cols) - 4))
             continue
         y = row["yardstick"]
         real = real or y
         cells = [v] + [_fmt(row[k]) for k in HEADLINE]
+        if with_towns:
+            per = [f"{t}: " + ("missing" if "missing" in st else "—" if st["sim_to_real_oa"]["mean"] is None
+                                 else f"{st['sim_to_real_oa']['mean']:.1f}") for t, st in row.get("towns", {}).items()]
+            spread = row.get("town_means", {}).get("sim_to_real_oa", {})
+            cells.append(", ".join(per) + (f" ({spread['std']:.1f})" if "std" in spread else ""))
         cells += [f"{y[a]:.3g}" if a in y else "—" for a, _ in YARDSTICK]
         lines.append("| " + " | ".join(cells) + " |")
     if real:
-        lines.append("| real crop | | | | " + " | ".join(f"{real[b]:.3g}" if b in real else "—" for _, b in YARDSTICK) + " |")
+        lines.append("| real crop | | | | " + ("| " if with_towns else "")
+                     + " | ".join(f"{real[b]:.3g}" if b in real else "—" for _, b in YARDSTICK) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,16 +264,22 @@ def main(argv=None) -> int:
     c.add_argument("--seeds", type=int, nargs="+", required=True)
     c.add_argument("--irrg", required=True)
     c.add_argument("--labels", required=True)
+    c.add_argument("--town", type=int, help="the generator's seed (data.synthetic.seed; default: the config's)")
     s = sub.add_parser("seeds")
     s.add_argument("variant", choices=sorted(VARIANTS))
     s.add_argument("--seeds", type=int, nargs="+", required=True)
     s.add_argument("--results", default="results")
+    s.add_argument("--town", type=int)
+    n = sub.add_parser("run-name")
+    n.add_argument("variant", choices=sorted(VARIANTS))
+    n.add_argument("--town", type=int)
     r = sub.add_parser("report")
     r.add_argument("--out", required=True)
     r.add_argument("--md")
     r.add_argument("--variants", nargs="+", default=list(VARIANTS))
     r.add_argument("--results", default="results")
     r.add_argument("--meta", default="{}", help="JSON merged into the report (machine, times)")
+    r.add_argument("--towns", type=int, nargs="*", help="pool each variant over these towns (generator seeds)")
     a = ap.parse_args(argv)
     if a.cmd == "hook":
         print(write_hook(a.dir))
@@ -240,11 +292,15 @@ def main(argv=None) -> int:
     elif a.cmd == "config":
         import yaml
 
-        Path(a.out).write_text(yaml.safe_dump(overlay(a.variant, a.seeds, a.irrg, a.labels)))
+        Path(a.out).write_text(yaml.safe_dump(overlay(a.variant, a.seeds, a.irrg, a.labels, a.town)))
     elif a.cmd == "seeds":
-        print(" ".join(map(str, finished_seeds(Path(a.results) / run_name(a.variant), a.seeds))))
+        print(" ".join(map(str, finished_seeds(Path(a.results) / run_name(a.variant, a.town), a.seeds))))
+    elif a.cmd == "run-name":
+        print(run_name(a.variant, a.town))
     else:
-        report = {**json.loads(a.meta), "variants": collect(Path(a.results), a.variants)}
+        report = {**json.loads(a.meta), "variants": collect(Path(a.results), a.variants, a.towns)}
+        if a.towns:
+            report["towns"] = [int(t) for t in a.towns]
         Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
         md = markdown(report)
         if a.md:

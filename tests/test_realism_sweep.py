@@ -9,10 +9,12 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import yaml
 from PIL import Image
 
@@ -83,6 +85,40 @@ def test_overlay_config_and_finished_seeds(tmp_path):
     assert rs.finished_seeds(res, [0, 1, 2]) == [2]
 
 
+def test_overlay_and_run_name_of_a_town():
+    cfg = rs.overlay("base", [1], "a/irrg.png", "a/label.png", town=2017)
+    assert cfg["run_name"] == "sweep_base_t2017" == rs.run_name("base", 2017)
+    assert cfg["data"] == {"synthetic": {"seed": 2017}} and cfg["realism"]["seeds"] == [1]
+    assert "data" not in rs.overlay("base", [1], "a/irrg.png", "a/label.png")  # no town: the config's
+    assert rs.run_name("base") == "sweep_base"
+
+
+def _summary(folder: Path, oas, boundary=0.12):
+    folder.mkdir(parents=True)
+    seeds = [{"seed": i, "sim_to_real_oa": oa, "sim_to_real_avg_f1": 50.0, "sim_to_real_car_f1": 30.0 + i} for i, oa in enumerate(oas)]
+    (folder / "summary.json").write_text(json.dumps({"sim_to_real_oa": float(np.mean(oas)), "sim_to_real_seeds": seeds,
+                                                     "boundary_fraction_synthetic": boundary, "boundary_fraction_real": 0.08}))
+
+
+def test_collect_pools_a_variant_over_its_towns(tmp_path):
+    _summary(tmp_path / "sweep_base_t1" / "realism", [70.0, 74.0], boundary=0.10)
+    _summary(tmp_path / "sweep_base_t2" / "realism", [80.0, 84.0], boundary=0.14)
+    rep = rs.collect(tmp_path, ["base", "blur"], towns=[1, 2, 3])
+    base = rep["base"]
+    oa = base["sim_to_real_oa"]  # over all four FCNs of the towns that finished
+    assert oa["n"] == 4 and oa["mean"] == 77.0 and np.isclose(oa["std"], np.std([70, 74, 80, 84], ddof=1))
+    assert [(r["town"], r["seed"]) for r in base["seeds"]] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert base["towns"]["1"]["sim_to_real_oa"]["mean"] == 72.0 and base["towns"]["2"]["sim_to_real_oa"]["mean"] == 82.0
+    assert base["towns"]["3"] == {"missing": str(tmp_path / "sweep_base_t3" / "realism" / "summary.json")}
+    tm = base["town_means"]["sim_to_real_oa"]  # the spread between the towns' means
+    assert tm["n"] == 2 and tm["mean"] == 77.0 and np.isclose(tm["std"], np.sqrt(50))
+    assert np.isclose(base["yardstick"]["boundary_fraction_synthetic"], 0.12)  # the towns' mean
+    assert len(rep["blur"]["missing"]) == 3  # no town of it finished: every path named
+    md = rs.markdown({"variants": rep})
+    assert "OA per town (std of the town means)" in md
+    assert "| 1: 72.0, 2: 82.0, 3: missing (7.1) |" in md and "| blur | missing |" in md
+
+
 def test_collect_and_markdown(tmp_path):
     d = tmp_path / "sweep_blur" / "realism"
     d.mkdir(parents=True)
@@ -140,6 +176,35 @@ def test_the_script_on_the_tiny_config(tmp_path):
         assert yaml.safe_load((project / "results" / f"sweep_{v}" / "realism" / "summary.json").read_text())
     assert "| blur_more |" in (tmp_path / "out" / "realism_sweep.md").read_text()
     assert (tmp_path / "out" / "realism_sweep_logs.tar.gz").is_file()
+
+
+def test_the_script_over_towns_on_the_tiny_config(tmp_path):
+    """TOWNS: one run per town (run_name sweep_VARIANT_tTOWN) whose data stage draws that
+    town's areas, and the report pooled over the towns (one town here, to keep the suite
+    short; the pooling of several is test_collect_pools_a_variant_over_its_towns)."""
+    project = copy_project(tmp_path / "project", (*SNAPSHOT_PATHS, "benchmarks", "tests/config"))
+    irrg, labels = _stand_in_crop(tmp_path / "crop")
+    env = dict(os.environ, PYTHON=sys.executable, VARIANTS="base", TOWNS="15", SEEDS="0", JOBS="1", CORES="2",
+               TRAIN_SECONDS="300", EXTRA_CONFIG="tests/config/tiny.yaml", IRRG=str(irrg), LABELS=str(labels),
+               PYTHONPATH=str(project / "src"))
+    proc = subprocess.run(["bash", str(project / "benchmarks" / "realism_sweep.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads((tmp_path / "out" / "realism_sweep.json").read_text())
+    base = rep["variants"]["base"]
+    assert rep["towns"] == [15] and [r["town"] for r in base["seeds"]] == [15]
+    res = project / "results" / "sweep_base_t15"
+    summary = json.loads((res / "realism" / "summary.json").read_text())
+    assert base["towns"]["15"]["sim_to_real_oa"]["mean"] == summary["sim_to_real_oa"] == base["sim_to_real_oa"]["mean"]
+    assert (res / "realism" / "real_crop_pred.tif").is_file()
+    # the town reached the data stage: the training area is the generator's area 3 of town 15
+    # (the tiny config's own town is 14)
+    with rasterio.open(res / "data" / "3" / "labels.tif") as src:
+        assert np.array_equal(src.read(1), generate_scene(3, 192, 192, 15).labels)
+    assert not np.array_equal(generate_scene(3, 192, 192, 14).labels, generate_scene(3, 192, 192, 15).labels)
+    assert "OA per town" in (tmp_path / "out" / "realism_sweep.md").read_text()
+    with tarfile.open(tmp_path / "out" / "realism_sweep_logs.tar.gz") as tar:
+        assert any(n.startswith("logs_sweep_base_t15/") for n in tar.getnames())
 
 
 def test_check_fails_where_the_hook_is_missing(tmp_path):
