@@ -53,9 +53,14 @@ town_arg() { [ "$1" = - ] || echo "--town $1"; }
 for v in $VARIANTS; do
   VAISEG_GENERATOR_VARIANT=$v $PY "${sweep[@]}" check "$v" || exit 2
 done
+declare -A run_names  # "VARIANT TOWN" -> its run_name
 for r in "${runs[@]}"; do
   read -r v t <<<"$r"
-  rn=$($PY "${sweep[@]}" run-name "$v" $(town_arg "$t")) || exit 2
+  run_names[$r]=$($PY "${sweep[@]}" run-name "$v" $(town_arg "$t")) || exit 2
+done
+for r in "${runs[@]}"; do
+  read -r v t <<<"$r"
+  rn=${run_names[$r]}
   $PY "${sweep[@]}" config "$v" $(town_arg "$t") --seeds $SEEDS --irrg "$IRRG" --labels "$LABELS" --out "$work/$rn.yaml" || exit 2
   models=()
   for s in $SEEDS; do models+=("results/$rn/realism/fcn_irrg/seed$s/model.pt"); done
@@ -66,7 +71,7 @@ wait
 train_s=$((SECONDS - t0))
 for r in "${runs[@]}"; do
   read -r v t <<<"$r"
-  rn=$($PY "${sweep[@]}" run-name "$v" $(town_arg "$t"))
+  rn=${run_names[$r]}
   done_seeds=$($PY "${sweep[@]}" seeds "$v" $(town_arg "$t") --seeds $SEEDS)
   echo "[realism_sweep] $rn: seeds finished: ${done_seeds:-none}" >&2
   [ -n "$done_seeds" ] || continue
@@ -85,8 +90,7 @@ $PY "${sweep[@]}" report --variants $VARIANTS ${TOWNS:+--towns $TOWNS} --meta "$
 rc=$?
 cp -r "$work"/*.log "$work"/*.yaml "$out/" 2>/dev/null
 for r in "${runs[@]}"; do  # logs, timings, histories and the realism files of each run
-  read -r v t <<<"$r"
-  rn=$($PY "${sweep[@]}" run-name "$v" $(town_arg "$t"))
+  rn=${run_names[$r]}
   mkdir -p "$out/logs_$rn"
   cp -r "logs/$rn" "$out/logs_$rn/logs" 2>/dev/null
   cp -r "results/$rn/benchmarks" "results/$rn/realism" "$out/logs_$rn/" 2>/dev/null

@@ -515,11 +515,12 @@ def _tree(cv: _Canvas, cx, cy, radius, top, *, shape=None, tone=None):
     cv.paint(sl, mask, TREE, height, colour, M_TREE, shade, top=True)
 
 
-def _bush(cv: _Canvas, cx, cy, radius, *, height=None, tone=None, ground=None):
+def _bush(cv: _Canvas, cx, cy, radius, *, height=None, tone=None, ground=None, rng=None):
     """A bush or shrub: lobed dome of ``radius`` px, 0.6-2.2 m high (``height``), low
     vegetation (ISPRS) with leaf texture and a tone of ``BUSH_FACTORS``; painted only
-    where it is the highest surface and, with ``ground`` (a class), only over that class."""
-    rng = cv.rng
+    where it is the highest surface and, with ``ground`` (a class), only over that class.
+    Its outline, height and tone are drawn from ``rng`` (default: the town's ``cv.rng``)."""
+    rng = cv.rng if rng is None else rng
     f = cv.frame(cx, cy, 0.0, radius * 1.4, radius * 1.4)
     if f is None:
         return

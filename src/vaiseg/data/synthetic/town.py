@@ -591,16 +591,12 @@ def _shrub_beds(cv: _Canvas, per_lawn: float = 0.0) -> None:
     ys, xs = np.nonzero(lawn)
     if not ys.size:
         return
-    town_rng, cv.rng = cv.rng, rng  # _bush draws its outline, height and tone from cv.rng
-    try:
-        for _ in range(int(rng.poisson(per_lawn * ys.size / 40_000))):
-            k = int(rng.integers(ys.size))
-            spread, top = rng.uniform(10, 28), rng.uniform(0.6, 2.5)
-            for _ in range(4 + min(int(rng.poisson(4)), 10)):
-                _bush(cv, xs[k] + rng.normal(0, spread), ys[k] + rng.normal(0, spread), rng.uniform(8, 20),
-                      height=float(np.clip(top + rng.normal(0, 0.3), 0.6, 2.5)), ground=LOW_VEG)
-    finally:
-        cv.rng = town_rng
+    for _ in range(int(rng.poisson(per_lawn * ys.size / 40_000))):
+        k = int(rng.integers(ys.size))
+        spread, top = rng.uniform(10, 28), rng.uniform(0.6, 2.5)
+        for _ in range(4 + min(int(rng.poisson(4)), 10)):
+            _bush(cv, xs[k] + rng.normal(0, spread), ys[k] + rng.normal(0, spread), rng.uniform(8, 20),
+                  height=float(np.clip(top + rng.normal(0, 0.3), 0.6, 2.5)), ground=LOW_VEG, rng=rng)
 
 
 def _block_park(b: _Blk):
