@@ -119,6 +119,28 @@ def test_collect_pools_a_variant_over_its_towns(tmp_path):
     assert "| 1: 72.0, 2: 82.0, 3: missing (7.1) |" in md and "| blur | missing |" in md
 
 
+def test_paired_compares_each_variant_with_base_town_by_town(tmp_path):
+    # base towns 1-3 (town 4 missing); shrubs towns 1, 2, 4: common towns 1 and 2
+    for t, oas in ((1, [70.0, 74.0]), (2, [80.0, 84.0]), (3, [60.0, 60.0])):
+        _summary(tmp_path / f"sweep_base_t{t}" / "realism", oas)
+    for t, oas in ((1, [75.0, 77.0]), (2, [81.0, 85.0]), (4, [90.0, 90.0])):
+        _summary(tmp_path / f"sweep_shrubs_t{t}" / "realism", oas)
+    rep = rs.collect(tmp_path, ["base", "shrubs", "blur"], towns=[1, 2, 3, 4])
+    pr = rs.paired(rep)
+    assert set(pr) == {"shrubs"}  # blur has no town: nothing to pair
+    oa = pr["shrubs"]["sim_to_real_oa"]
+    assert oa["towns"] == [1, 2] and np.allclose(oa["diffs"], [4.0, 1.0]) and oa["up"] == 2
+    assert oa["mean"] == 2.5 and np.isclose(oa["std"], np.std([4.0, 1.0], ddof=1))
+    # the paired t-test by hand: t = mean / (std / sqrt n) = 2.5 / (2.1213 / 1.4142) = 1.667, 1 df
+    assert np.isclose(oa["t_p"], 2 * (0.5 - np.arctan(2.5 / (np.std([4.0, 1.0], ddof=1) / np.sqrt(2))) / np.pi))
+    assert np.isclose(oa["wilcoxon_p"], 0.5)  # exact: both signs +, n 2: p = 2 / 2**2
+    car = pr["shrubs"]["sim_to_real_car_f1"]  # the same per-seed car F1 in every town: no difference, no test
+    assert car["diffs"] == [0.0, 0.0] and car["up"] == 0 and "t_p" not in car
+    md = rs.markdown({"variants": rep, "paired": pr})
+    assert "| shrubs | 1, 2 | +2.5 ± 2.1 (2 of 2 up; p 0.344, 0.500) |" in md
+    assert rs.paired({"shrubs": rep["shrubs"]}) == {}  # no base: nothing to compare with
+
+
 def test_collect_and_markdown(tmp_path):
     d = tmp_path / "sweep_blur" / "realism"
     d.mkdir(parents=True)
