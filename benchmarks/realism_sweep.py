@@ -354,6 +354,8 @@ def main(argv=None) -> int:
             meta = json.loads(meta)
         except json.JSONDecodeError as e:
             ap.error(f"--meta {a.meta!r}: neither a JSON object nor a file holding one ({e})")
+        if not isinstance(meta, dict):
+            ap.error(f"--meta {a.meta!r}: a JSON object ({{...}}) is needed, not {type(meta).__name__}")
         report = {**meta, "variants": collect(Path(a.results), a.variants, a.towns)}
         if a.towns:
             report["towns"] = [int(t) for t in a.towns]

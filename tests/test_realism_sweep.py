@@ -141,6 +141,21 @@ def test_paired_compares_each_variant_with_base_town_by_town(tmp_path):
     assert rs.paired({"shrubs": rep["shrubs"]}) == {}  # no base: nothing to compare with
 
 
+def test_report_meta_from_a_file_and_bad_meta(tmp_path, capsys):
+    _summary(tmp_path / "sweep_base_t1" / "realism", [70.0, 74.0])
+    meta = tmp_path / "meta.json"
+    meta.write_text('{"machine": "test VM"}')
+    out = tmp_path / "rep.json"
+    assert rs.main(["report", "--variants", "base", "--towns", "1", "--results", str(tmp_path),
+                    "--meta", str(meta), "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["machine"] == "test VM" and rep["towns"] == [1] and rep["paired"] == {}
+    for bad, says in (("not json", "neither a JSON object"), ("[1, 2]", "a JSON object")):
+        with pytest.raises(SystemExit):
+            rs.main(["report", "--variants", "base", "--results", str(tmp_path), "--meta", bad, "--out", str(out)])
+        assert says in capsys.readouterr().err
+
+
 def test_collect_and_markdown(tmp_path):
     d = tmp_path / "sweep_blur" / "realism"
     d.mkdir(parents=True)
