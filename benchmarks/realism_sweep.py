@@ -216,7 +216,26 @@ def collect(results_root: Path, variants, towns=None) -> dict:
     return out
 
 
-def paired(variants: dict, baseline: str = "base") -> dict:
+def baseline_towns(path) -> dict:
+    """The base generator's town means from an earlier run, for ``paired``: ``path`` is a
+    report of this script (its ``variants.base.towns``) or a JSON object with
+    ``base_town_means`` {town: [OA, avg F1, car F1]} (the headline's order). Returns
+    {town: {headline key: {"mean": value}}}; a file with neither is an error naming it."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: not a readable JSON file ({e})") from None
+    if isinstance(d, dict) and isinstance(d.get("variants", {}).get("base", {}).get("towns"), dict):
+        return {str(t): st for t, st in d["variants"]["base"]["towns"].items() if "missing" not in st}
+    means = d.get("base_town_means") if isinstance(d, dict) else None
+    if not isinstance(means, dict) or not all(isinstance(v, list) and len(v) == len(HEADLINE) for v in means.values()):
+        raise ValueError(f"{p}: neither a sweep report with variants.base.towns nor "
+                         f"base_town_means {{town: [{', '.join(HEADLINE)}]}}")
+    return {str(t): {k: {"mean": float(x)} for k, x in zip(HEADLINE, v)} for t, v in means.items()}
+
+
+def paired(variants: dict, baseline: str = "base", base_towns: dict | None = None) -> dict:
     """Each variant against ``baseline``, paired by town: {variant: {headline key: {towns,
     diffs, n, mean, std, se, up, t_p, wilcoxon_p}}} over the towns where both have a mean
     (``collect``'s ``towns``). The town moves the sim-to-real figures more than the
@@ -226,10 +245,13 @@ def paired(variants: dict, baseline: str = "base") -> dict:
     where the variant scored higher. A variant that keeps the rest of the town pixel for
     pixel (``shrubs``: its beds have a random stream of their own) gains most from the
     pairing; one that redraws the layout (``urban``) is still paired fairly, by the town
-    seed, with less to gain. Fewer than two common towns: no p-values."""
+    seed, with less to gain. Fewer than two common towns: no p-values. ``base_towns``
+    (``baseline_towns``: an earlier run's base) fills the towns that ``baseline`` lacks
+    here, so a variant can be run alone and still be paired."""
     from scipy import stats
 
-    base = variants.get(baseline, {}).get("towns")
+    base = {**(base_towns or {}), **{t: st for t, st in variants.get(baseline, {}).get("towns", {}).items()
+                                     if "missing" not in st}}
     out = {}
     if not base:
         return out
@@ -285,8 +307,9 @@ def markdown(report: dict) -> str:
         lines.append("| real crop | | | | " + ("| " if with_towns else "")
                      + " | ".join(f"{real[b]:.3g}" if b in real else "—" for _, b in YARDSTICK) + " |")
     if report.get("paired"):
+        src = f"; base towns not run here from {report['baseline']}" if report.get("baseline") else ""
         lines += ["", "Paired by town, variant − base (mean ± std of the town differences; towns up; "
-                  "paired t-test p, Wilcoxon p):", "",
+                  f"paired t-test p, Wilcoxon p{src}):", "",
                   "| variant | towns | " + " | ".join(("OA", "avg F1", "car F1")) + " |", "|---|---|---|---|---|"]
         for v, by in report["paired"].items():
             cells = []
@@ -331,6 +354,8 @@ def main(argv=None) -> int:
     r.add_argument("--results", default="results")
     r.add_argument("--meta", default="{}", help="JSON, or a JSON file, merged into the report (machine, times)")
     r.add_argument("--towns", type=int, nargs="*", help="pool each variant over these towns (generator seeds)")
+    r.add_argument("--baseline", help="an earlier report, or a JSON file with base_town_means, whose base towns "
+                   "fill those not run here (the pairing of --towns)")
     a = ap.parse_args(argv)
     if a.cmd == "hook":
         print(write_hook(a.dir))
@@ -349,17 +374,25 @@ def main(argv=None) -> int:
     elif a.cmd == "run-name":
         print(run_name(a.variant, a.town))
     else:
-        meta = Path(a.meta).read_text() if Path(a.meta).is_file() else a.meta
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError as e:
-            ap.error(f"--meta {a.meta!r}: neither a JSON object nor a file holding one ({e})")
+        try:  # JSON first: a long JSON string is no file name (the OS refuses to stat it)
+            meta = json.loads(a.meta)
+        except json.JSONDecodeError:
+            try:
+                meta = json.loads(Path(a.meta).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                ap.error(f"--meta {a.meta!r}: neither a JSON object nor a file holding one ({e})")
         if not isinstance(meta, dict):
             ap.error(f"--meta {a.meta!r}: a JSON object ({{...}}) is needed, not {type(meta).__name__}")
+        try:
+            base_towns = baseline_towns(a.baseline) if a.baseline else None
+        except ValueError as e:
+            ap.error(f"--baseline: {e}")
         report = {**meta, "variants": collect(Path(a.results), a.variants, a.towns)}
         if a.towns:
             report["towns"] = [int(t) for t in a.towns]
-            report["paired"] = paired(report["variants"])
+            report["paired"] = paired(report["variants"], base_towns=base_towns)
+            if a.baseline:
+                report["baseline"] = str(a.baseline)
         Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
         md = markdown(report)
         if a.md:

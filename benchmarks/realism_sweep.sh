@@ -15,7 +15,9 @@
 # the default: the config's town, run_name sweep_VARIANT), JOBS (trainings at once per
 # run: 3), CORES (per run: the CPUs / the runs, at least 1), TRAIN_SECONDS
 # (330), EXTRA_CONFIG (config files over config.yaml; the test gives the tiny one), IRRG,
-# LABELS (the crop: ../shared/real_samples' Vaihingen crop by default).
+# LABELS (the crop: ../shared/real_samples' Vaihingen crop by default), BASELINE (with
+# TOWNS: a stored base, e.g. benchmarks/results/realism_base_towns_zen4.json, to pair a
+# variant run without `base` with; the report's --baseline).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "${1:?usage: realism_sweep.sh OUTDIR}" && cd "$1" && pwd)
@@ -85,7 +87,7 @@ print(json.dumps({'machine': platform.node(), 'torch': torch.__version__,
   'train_seconds_limit': int(sys.argv[1]), 'train_wall_s': int(sys.argv[2]), 'wall_s': int(sys.argv[3]),
   'seeds_asked': [int(s) for s in sys.argv[4].split()], 'jobs_per_variant': int(sys.argv[5])}))" \
   "$SECS" "$train_s" "$((SECONDS - t0))" "$SEEDS" "$JOBS")
-$PY "${sweep[@]}" report --variants $VARIANTS ${TOWNS:+--towns $TOWNS} --meta "$meta" \
+$PY "${sweep[@]}" report --variants $VARIANTS ${TOWNS:+--towns $TOWNS} ${BASELINE:+--baseline "$BASELINE"} --meta "$meta" \
   --out "$out/realism_sweep.json" --md "$out/realism_sweep.md"
 rc=$?
 cp -r "$work"/*.log "$work"/*.yaml "$out/" 2>/dev/null

@@ -141,6 +141,36 @@ def test_paired_compares_each_variant_with_base_town_by_town(tmp_path):
     assert rs.paired({"shrubs": rep["shrubs"]}) == {}  # no base: nothing to compare with
 
 
+def test_report_pairs_a_variant_run_alone_with_a_stored_baseline(tmp_path, capsys):
+    # shrubs run alone in towns 1, 2; base town 1 run here too, towns 1-3 from a stored file
+    _summary(tmp_path / "sweep_shrubs_t1" / "realism", [75.0, 77.0])
+    _summary(tmp_path / "sweep_shrubs_t2" / "realism", [81.0, 85.0])
+    _summary(tmp_path / "sweep_base_t1" / "realism", [72.0, 74.0])
+    stored = tmp_path / "base.json"
+    stored.write_text(json.dumps({"base_town_means": {"1": [60.0, 50.0, 30.0], "2": [82.0, 50.0, 30.0],
+                                                      "3": [70.0, 50.0, 30.0]}}))
+    out = tmp_path / "rep.json"
+    argv = ["report", "--variants", "base", "shrubs", "--towns", "1", "2", "--results", str(tmp_path), "--out", str(out)]
+    assert rs.main(argv + ["--baseline", str(stored)]) == 0
+    rep = json.loads(out.read_text())
+    oa = rep["paired"]["shrubs"]["sim_to_real_oa"]
+    # town 1: base run here (73) wins over the file's 60; town 2 from the file (82)
+    assert oa["towns"] == [1, 2] and np.allclose(oa["diffs"], [3.0, 1.0]) and rep["baseline"] == str(stored)
+    assert "base towns not run here from" in capsys.readouterr().out
+    # an earlier report is a baseline too: its variants.base.towns, missing towns left out
+    assert rs.main(["report", "--variants", "shrubs", "--towns", "1", "2", "--results", str(tmp_path),
+                    "--out", str(tmp_path / "alone.json"), "--baseline", str(out)]) == 0
+    alone = json.loads((tmp_path / "alone.json").read_text())
+    assert alone["paired"]["shrubs"]["sim_to_real_oa"]["towns"] == [1]  # the report's base had town 1 only
+    assert np.allclose(alone["paired"]["shrubs"]["sim_to_real_oa"]["diffs"], [3.0])
+    for bad, says in (("{\"base_town_means\": {\"1\": [60.0]}}", "neither a sweep report"), ("[", "not a readable JSON")):
+        stored.write_text(bad)
+        with pytest.raises(SystemExit):
+            rs.main(argv + ["--baseline", str(stored)])
+        err = capsys.readouterr().err
+        assert says in err and str(stored) in err
+
+
 def test_report_meta_from_a_file_and_bad_meta(tmp_path, capsys):
     _summary(tmp_path / "sweep_base_t1" / "realism", [70.0, 74.0])
     meta = tmp_path / "meta.json"
@@ -150,6 +180,9 @@ def test_report_meta_from_a_file_and_bad_meta(tmp_path, capsys):
                     "--meta", str(meta), "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["machine"] == "test VM" and rep["towns"] == [1] and rep["paired"] == {}
+    long = json.dumps({"note": "x" * 400})  # longer than a file name may be: still JSON
+    assert rs.main(["report", "--variants", "base", "--results", str(tmp_path), "--meta", long, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["note"] == "x" * 400
     for bad, says in (("not json", "neither a JSON object"), ("[1, 2]", "a JSON object")):
         with pytest.raises(SystemExit):
             rs.main(["report", "--variants", "base", "--results", str(tmp_path), "--meta", bad, "--out", str(out)])
