@@ -229,9 +229,10 @@ def baseline_towns(path) -> dict:
     if isinstance(d, dict) and isinstance(d.get("variants", {}).get("base", {}).get("towns"), dict):
         return {str(t): st for t, st in d["variants"]["base"]["towns"].items() if "missing" not in st}
     means = d.get("base_town_means") if isinstance(d, dict) else None
-    if not isinstance(means, dict) or not all(isinstance(v, list) and len(v) == len(HEADLINE) for v in means.values()):
+    if not isinstance(means, dict) or not all(isinstance(v, list) and len(v) == len(HEADLINE) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in means.values()):
         raise ValueError(f"{p}: neither a sweep report with variants.base.towns nor "
-                         f"base_town_means {{town: [{', '.join(HEADLINE)}]}}")
+                         f"base_town_means {{town: [{', '.join(HEADLINE)}]}} (numbers)")
     return {str(t): {k: {"mean": float(x)} for k, x in zip(HEADLINE, v)} for t, v in means.items()}
 
 

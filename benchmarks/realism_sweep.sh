@@ -18,6 +18,8 @@
 # LABELS (the crop: ../shared/real_samples' Vaihingen crop by default), BASELINE (with
 # TOWNS: a stored base, e.g. benchmarks/results/realism_base_towns_zen4.json, to pair a
 # variant run without `base` with; the report's --baseline).
+{  # one group, read whole before it runs: an edit or a `git pull` during an hour-long sweep
+   # would otherwise shift the rest of the script under bash's read offset
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "${1:?usage: realism_sweep.sh OUTDIR}" && cd "$1" && pwd)
@@ -100,3 +102,4 @@ for r in "${runs[@]}"; do  # logs, timings, histories and the realism files of e
 done
 tar -czf "$out/realism_sweep_logs.tar.gz" -C "$out" --remove-files $(cd "$out" && ls -d *.log *.yaml logs_* 2>/dev/null)
 exit $rc
+}

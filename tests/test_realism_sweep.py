@@ -163,7 +163,8 @@ def test_report_pairs_a_variant_run_alone_with_a_stored_baseline(tmp_path, capsy
     alone = json.loads((tmp_path / "alone.json").read_text())
     assert alone["paired"]["shrubs"]["sim_to_real_oa"]["towns"] == [1]  # the report's base had town 1 only
     assert np.allclose(alone["paired"]["shrubs"]["sim_to_real_oa"]["diffs"], [3.0])
-    for bad, says in (("{\"base_town_means\": {\"1\": [60.0]}}", "neither a sweep report"), ("[", "not a readable JSON")):
+    for bad, says in (("{\"base_town_means\": {\"1\": [60.0]}}", "neither a sweep report"),
+                      ("{\"base_town_means\": {\"1\": [60.0, \"x\", null]}}", "(numbers)"), ("[", "not a readable JSON")):
         stored.write_text(bad)
         with pytest.raises(SystemExit):
             rs.main(argv + ["--baseline", str(stored)])
