@@ -26,6 +26,9 @@ Subcommands:
   seeds VARIANT [--town T]        the seeds whose sim-to-real model exists
   report --out F.json [--md F.md] every variant's realism summary in one file, with the
          [--towns T ...]          mean, std and standard error of the headline numbers
+  prior-shift VARIANT --towns T ... --out F.json
+                                  each of the variant's sim-to-real FCNs re-scored on the
+                                  crop with its prediction moved to the base town's class mix
 """
 
 from __future__ import annotations
@@ -274,6 +277,67 @@ def paired(variants: dict, baseline: str = "base", base_towns: dict | None = Non
     return out
 
 
+def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int = 10, tile_size: int = 512) -> dict:
+    """How much of a variant's sim-to-real score is its training class mix? Each FCN of
+    ``variant`` in each town (``results/sweep_VARIANT_tTOWN``: its data stage, stats.json
+    and realism FCNs) predicts the crop again as the realism rule does (T MC samples, mask
+    seed = FCN seed, so ``raw`` is the summary's OA) and is re-scored after
+    :func:`vaiseg.realism.sim_to_real.label_shift` of its mean softmax from the variant
+    town's class shares (its training areas' full labels) to (``to_base``) the base
+    generator's shares for the same town seed, drawn here with ``generate_scene`` — so
+    this process must run the base generator, without the sweep's hook — and (``to_crop``,
+    an oracle for scale) the crop's own eroded-label shares. A ``to_base`` that keeps the
+    variant's gain over base says the gain is what the FCN learned from the images, not
+    its prior. Returns {crop_prior, towns: {town: {prior_variant, prior_base, seeds: [{seed,
+    raw, to_base, to_crop, ..._avg_f1, ..._building_share}], mean_raw, mean_to_base,
+    mean_to_crop}}, mean_raw, mean_to_base, mean_to_crop} (OA and F1 in percent; scored
+    classes only)."""
+    import rasterio
+
+    from vaiseg.classes import IGNORE
+    from vaiseg.data.synthetic.scene import generate_scene
+    from vaiseg.realism.sim_to_real import crop_scores, label_shift, predict_crop, read_real_crop, standardise_real
+
+    if os.environ.get(ENV) not in (None, "", "base"):
+        raise RuntimeError(f"prior-shift draws the base generator's towns: unset {ENV} (it is {os.environ[ENV]!r})")
+    crop, truth = read_real_crop(irrg, labels)
+    k = 5  # the scored classes (clutter is not scored: it keeps its probability)
+    crop_prior = np.bincount(truth[truth != IGNORE].ravel(), minlength=6)[:k].astype(np.float64)
+    crop_prior /= crop_prior.sum()
+    out = {"crop_prior": crop_prior.tolist(), "towns": {}}
+    for t in towns:
+        res = Path(results_root) / run_name(variant, t)
+        stats = json.loads((res / "data" / "stats.json").read_text())
+        n_var, n_base = np.zeros(6), np.zeros(6)
+        for area in stats["areas"]:
+            with rasterio.open(res / "data" / str(area) / "labels.tif") as src:
+                lab = src.read(1)
+            n_var += np.bincount(lab.ravel(), minlength=6)[:6]
+            n_base += np.bincount(generate_scene(int(area), *lab.shape, int(t)).labels.ravel(), minlength=6)[:6]
+        p_var, p_base = n_var[:k] / n_var[:k].sum(), n_base[:k] / n_base[:k].sum()
+        image = standardise_real(crop, res / "data" / "stats.json")
+        rows = []
+        for model in sorted((res / "realism" / "fcn_irrg").glob("seed*/model.pt")):
+            sd = int(model.parent.name[4:])
+            mc = predict_crop(model, image, T=T, seed=sd, tile_size=tile_size, device="cpu", return_all=True)
+            probs = np.asarray(mc["probs"], dtype=np.float64)
+            row = {"seed": sd, "raw": crop_scores(truth, mc["labels"])["sim_to_real_oa"]}
+            for name, prior in (("to_base", p_base), ("to_crop", crop_prior)):
+                # clutter (unscored, no prior here) keeps its probability: ratio 1
+                pf, pt = np.append(p_var, 1.0)[: probs.shape[0]], np.append(prior, 1.0)[: probs.shape[0]]
+                sc = crop_scores(truth, label_shift(probs, pf, pt).argmax(0).astype(np.uint8))
+                row.update({name: sc["sim_to_real_oa"], f"{name}_avg_f1": sc["sim_to_real_avg_f1"],
+                            f"{name}_building_share": sc["predicted_share"]["building"]})
+            rows.append(row)
+        town = {"prior_variant": p_var.tolist(), "prior_base": p_base.tolist(), "seeds": rows}
+        town.update({f"mean_{c}": float(np.mean([r[c] for r in rows])) if rows else None for c in ("raw", "to_base", "to_crop")})
+        out["towns"][str(t)] = town
+    done = [v for v in out["towns"].values() if v["seeds"]]
+    out.update({f"mean_{c}": float(np.mean([v[f"mean_{c}"] for v in done])) if done else None
+                for c in ("raw", "to_base", "to_crop")})
+    return out
+
+
 def _fmt(st: dict) -> str:
     if not st or st.get("mean") is None:
         return "—"
@@ -357,7 +421,23 @@ def main(argv=None) -> int:
     r.add_argument("--towns", type=int, nargs="*", help="pool each variant over these towns (generator seeds)")
     r.add_argument("--baseline", help="an earlier report, or a JSON file with base_town_means, whose base towns "
                    "fill those not run here (the pairing of --towns)")
+    ps = sub.add_parser("prior-shift")
+    ps.add_argument("variant", choices=sorted(VARIANTS))
+    ps.add_argument("--towns", type=int, nargs="+", required=True)
+    ps.add_argument("--results", default="results")
+    ps.add_argument("--irrg", required=True)
+    ps.add_argument("--labels", required=True)
+    ps.add_argument("--T", type=int, default=10, help="MC samples (the realism rule's infer.mc_samples)")
+    ps.add_argument("--tile-size", type=int, default=512)
+    ps.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    if a.cmd == "prior-shift":
+        rep = prior_shift(Path(a.results), a.variant, a.towns, a.irrg, a.labels, T=a.T, tile_size=a.tile_size)
+        Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
+        for t, v in rep["towns"].items():
+            print(f"{a.variant} town {t}: OA raw {v['mean_raw']:.2f}, moved to the base mix {v['mean_to_base']:.2f}, "
+                  f"to the crop's {v['mean_to_crop']:.2f}")
+        return 0
     if a.cmd == "hook":
         print(write_hook(a.dir))
     elif a.cmd == "check":

@@ -276,6 +276,15 @@ def test_the_script_over_towns_on_the_tiny_config(tmp_path):
     assert "OA per town" in (tmp_path / "out" / "realism_sweep.md").read_text()
     with tarfile.open(tmp_path / "out" / "realism_sweep_logs.tar.gz") as tar:
         assert any(n.startswith("logs_sweep_base_t15/") for n in tar.getnames())
+    # prior-shift re-predicts the crop as the realism rule did (the tiny config's T 3, 128-px
+    # tiles): the summary's OA again; base against base has one class mix, so moving the
+    # prediction to it changes nothing; the crop's own mix is an oracle
+    ps = rs.prior_shift(project / "results", "base", [15], irrg, labels, T=3, tile_size=128)
+    town = ps["towns"]["15"]
+    assert [r["seed"] for r in town["seeds"]] == [0]
+    assert np.isclose(town["seeds"][0]["raw"], summary["sim_to_real_seeds"][0]["sim_to_real_oa"])
+    assert np.allclose(town["prior_variant"], town["prior_base"]) and np.isclose(town["mean_to_base"], town["mean_raw"])
+    assert 0 <= town["mean_to_crop"] <= 100 and np.isclose(sum(ps["crop_prior"]), 1.0)
 
 
 def test_check_fails_where_the_hook_is_missing(tmp_path):

@@ -326,3 +326,25 @@ def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="one model per seed"):
         run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt"], stats=tmp_path / "stats.json",
                            out_dir=out, crop=crop, seeds=[3, 5])
+
+
+def test_label_shift_worked_by_hand():
+    from vaiseg.realism.sim_to_real import label_shift
+
+    # one pixel, two classes: p = (0.6, 0.4) under priors (0.5, 0.5); moved to (0.2, 0.8):
+    # 0.6 * 0.4 = 0.24 and 0.4 * 1.6 = 0.64 -> (0.24, 0.64) / 0.88 = (0.2727, 0.7273): the argmax flips
+    p = np.array([0.6, 0.4]).reshape(2, 1, 1)
+    q = label_shift(p, [0.5, 0.5], [0.2, 0.8])
+    assert np.allclose(q[:, 0, 0], [0.24 / 0.88, 0.64 / 0.88]) and q.argmax(0)[0, 0] == 1
+    # the same prior on both sides: unchanged; every pixel sums to 1
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=(4, 3)).transpose(2, 0, 1)
+    pri = [0.3, 0.3, 0.2, 0.19, 0.01]
+    assert np.allclose(label_shift(probs, pri, pri), probs)
+    moved = label_shift(probs, pri, [0.1, 0.1, 0.1, 0.1, 0.6])
+    assert np.allclose(moved.sum(0), 1.0) and (moved.argmax(0) == 4).mean() > (probs.argmax(0) == 4).mean()
+    absent = label_shift(probs, pri, [0.5, 0.0, 0.2, 0.2, 0.1])  # a class absent in the target: never predicted
+    assert np.allclose(absent.sum(0), 1.0) and not (absent.argmax(0) == 1).any()
+    for bad in (([0.5, 0.5, 0.0, 0.0, 0.0], pri), (pri, [0.5, 0.5]), (pri, [0.0] * 5), (pri, [0.6, 0.6, -0.2, 0.0, 0.0])):
+        with pytest.raises(ValueError):
+            label_shift(probs, *bad)

@@ -17,7 +17,8 @@ open-mmlab/mmsegmentation's test fixtures, see ``../shared/real_samples/README.m
 ISPRS data: it is read from where the user keeps it and never copied into the project.
 
 Functions: :func:`read_real_crop`, :func:`standardise_real`, :func:`predict_crop`,
-:func:`sim_to_real` (prediction GeoTIFF + scores) and :func:`train_sim_to_real`.
+:func:`sim_to_real` (prediction GeoTIFF + scores), :func:`train_sim_to_real`, and
+:func:`label_shift` (how much of a score is the training class mix).
 """
 
 from __future__ import annotations
@@ -137,6 +138,27 @@ def _predict(net, image, T, seed, tile_size, dev) -> dict:
     from ..mc_dropout import mc_predict
 
     return mc_predict(net, image, T, seed=seed, tile_size=tile_size, device=dev)
+
+
+def label_shift(probs: np.ndarray, prior_from, prior_to) -> np.ndarray:
+    """A prediction moved from one class prior to another (label-shift correction, Saerens,
+    Latinne & Decaestecker 2002): ``p'(c | x) ∝ p(c | x) · prior_to(c) / prior_from(c)``,
+    renormalised over the classes. ``probs``: (C, H, W) mean softmax of a model trained
+    where the classes had the shares ``prior_from`` (length C); returns float64 (C, H, W).
+    It changes only the prior term of the posterior, not what the model learned from the
+    images, so scoring the corrected prediction says how much of a score difference
+    between two training sets is their class mix (README, "How realistic the default
+    data are"). ``prior_to`` may hold zeros (a class absent there is never predicted);
+    ValueError for mismatched lengths, a ``prior_from`` share that is not positive, a
+    negative ``prior_to`` share or one summing to 0."""
+    p = np.asarray(probs, dtype=np.float64)
+    a, b = np.asarray(prior_from, dtype=np.float64), np.asarray(prior_to, dtype=np.float64)
+    if p.ndim != 3 or a.shape != (p.shape[0],) or b.shape != (p.shape[0],):
+        raise ValueError(f"probs (C, H, W) and two priors of length C needed, got {p.shape}, {a.shape}, {b.shape}")
+    if not (np.all(a > 0) and np.all(b >= 0) and b.sum() > 0):
+        raise ValueError(f"prior_from must be positive and prior_to non-negative, not all 0; got {a.tolist()} and {b.tolist()}")
+    q = p * (b / a)[:, None, None]
+    return q / np.maximum(q.sum(axis=0, keepdims=True), np.finfo(np.float64).tiny)
 
 
 def _pct(v):
