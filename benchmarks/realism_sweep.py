@@ -280,7 +280,7 @@ def paired(variants: dict, baseline: str = "base", base_towns: dict | None = Non
 def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int = 10, tile_size: int = 512) -> dict:
     """How much of a variant's sim-to-real score is its training class mix? Each FCN of
     ``variant`` in each town (``results/sweep_VARIANT_tTOWN``: its data stage, stats.json
-    and realism FCNs) predicts the crop again as the realism rule does (T MC samples, mask
+    and realism FCNs; a town without them: {"missing": path, "seeds": []}) predicts the crop again as the realism rule does (T MC samples, mask
     seed = FCN seed, so ``raw`` is the summary's OA) and is re-scored after
     :func:`vaiseg.realism.sim_to_real.label_shift` of its mean softmax from the variant
     town's class shares (its training areas' full labels) to (``to_base``) the base
@@ -307,6 +307,9 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
     out = {"crop_prior": crop_prior.tolist(), "towns": {}}
     for t in towns:
         res = Path(results_root) / run_name(variant, t)
+        if not (res / "data" / "stats.json").is_file():  # the town was not run (or its data stage failed)
+            out["towns"][str(t)] = {"missing": str(res / "data" / "stats.json"), "seeds": []}
+            continue
         stats = json.loads((res / "data" / "stats.json").read_text())
         n_var, n_base = np.zeros(6), np.zeros(6)
         for area in stats["areas"]:
@@ -435,6 +438,9 @@ def main(argv=None) -> int:
         rep = prior_shift(Path(a.results), a.variant, a.towns, a.irrg, a.labels, T=a.T, tile_size=a.tile_size)
         Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
         for t, v in rep["towns"].items():
+            if not v["seeds"]:
+                print(f"{a.variant} town {t}: nothing to score ({v.get('missing') or 'no sim-to-real model'})")
+                continue
             print(f"{a.variant} town {t}: OA raw {v['mean_raw']:.2f}, moved to the base mix {v['mean_to_base']:.2f}, "
                   f"to the crop's {v['mean_to_crop']:.2f}")
         return 0

@@ -279,7 +279,8 @@ def test_the_script_over_towns_on_the_tiny_config(tmp_path):
     # prior-shift re-predicts the crop as the realism rule did (the tiny config's T 3, 128-px
     # tiles): the summary's OA again; base against base has one class mix, so moving the
     # prediction to it changes nothing; the crop's own mix is an oracle
-    ps = rs.prior_shift(project / "results", "base", [15], irrg, labels, T=3, tile_size=128)
+    ps = rs.prior_shift(project / "results", "base", [15, 16], irrg, labels, T=3, tile_size=128)
+    assert ps["towns"]["16"] == {"missing": str(project / "results" / "sweep_base_t16" / "data" / "stats.json"), "seeds": []}
     town = ps["towns"]["15"]
     assert [r["seed"] for r in town["seeds"]] == [0]
     assert np.isclose(town["seeds"][0]["raw"], summary["sim_to_real_seeds"][0]["sim_to_real_oa"])
