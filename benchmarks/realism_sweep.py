@@ -292,18 +292,21 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
     raw, to_base, to_crop, ..._avg_f1, ..._building_share}], mean_raw, mean_to_base,
     mean_to_crop}}, mean_raw, mean_to_base, mean_to_crop} (OA and F1 in percent; scored
     classes only)."""
-    import rasterio
-
-    from vaiseg.classes import IGNORE
     from vaiseg.data.synthetic.scene import generate_scene
+    from vaiseg.mfb import class_frequencies
+    from vaiseg.raster import read_raster
     from vaiseg.realism.sim_to_real import crop_scores, label_shift, predict_crop, read_real_crop, standardise_real
 
     if os.environ.get(ENV) not in (None, "", "base"):
         raise RuntimeError(f"prior-shift draws the base generator's towns: unset {ENV} (it is {os.environ[ENV]!r})")
-    crop, truth = read_real_crop(irrg, labels)
     k = 5  # the scored classes (clutter is not scored: it keeps its probability)
-    crop_prior = np.bincount(truth[truth != IGNORE].ravel(), minlength=6)[:k].astype(np.float64)
-    crop_prior /= crop_prior.sum()
+
+    def shares(label_arrays):  # the scored classes' shares (class_frequencies: pixel counts, IGNORE left out)
+        n = class_frequencies(label_arrays)[1][:k].astype(np.float64)
+        return n / n.sum()
+
+    crop, truth = read_real_crop(irrg, labels)
+    crop_prior = shares([truth])
     out = {"crop_prior": crop_prior.tolist(), "towns": {}}
     for t in towns:
         res = Path(results_root) / run_name(variant, t)
@@ -311,14 +314,10 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
             out["towns"][str(t)] = {"missing": str(res / "data" / "stats.json"), "seeds": []}
             continue
         stats = json.loads((res / "data" / "stats.json").read_text())
-        n_var, n_base = np.zeros(6), np.zeros(6)
-        for area in stats["areas"]:
-            with rasterio.open(res / "data" / str(area) / "labels.tif") as src:
-                lab = src.read(1)
-            n_var += np.bincount(lab.ravel(), minlength=6)[:6]
-            n_base += np.bincount(generate_scene(int(area), *lab.shape, int(t)).labels.ravel(), minlength=6)[:6]
-        p_var, p_base = n_var[:k] / n_var[:k].sum(), n_base[:k] / n_base[:k].sum()
-        image = standardise_real(crop, res / "data" / "stats.json")
+        labs = {int(a): read_raster(res / "data" / str(a) / "labels.tif")[0][0] for a in stats["areas"]}
+        p_var = shares(labs.values())
+        p_base = shares(generate_scene(a, *lab.shape, int(t)).labels for a, lab in labs.items())
+        image = standardise_real(crop, stats)
         rows = []
         for model in sorted((res / "realism" / "fcn_irrg").glob("seed*/model.pt")):
             sd = int(model.parent.name[4:])
