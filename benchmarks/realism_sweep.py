@@ -292,6 +292,7 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
     raw, to_base, to_crop, ..._avg_f1, ..._building_share}], mean_raw, mean_to_base,
     mean_to_crop}}, mean_raw, mean_to_base, mean_to_crop} (OA and F1 in percent; scored
     classes only)."""
+    from vaiseg.classes import SCORED
     from vaiseg.data.synthetic.scene import generate_scene
     from vaiseg.mfb import class_frequencies
     from vaiseg.raster import read_raster
@@ -299,10 +300,9 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
 
     if os.environ.get(ENV) not in (None, "", "base"):
         raise RuntimeError(f"prior-shift draws the base generator's towns: unset {ENV} (it is {os.environ[ENV]!r})")
-    k = 5  # the scored classes (clutter is not scored: it keeps its probability)
 
     def shares(label_arrays):  # the scored classes' shares (class_frequencies: pixel counts, IGNORE left out)
-        n = class_frequencies(label_arrays)[1][:k].astype(np.float64)
+        n = class_frequencies(label_arrays)[1][list(SCORED)].astype(np.float64)
         return n / n.sum()
 
     crop, truth = read_real_crop(irrg, labels)
@@ -318,16 +318,18 @@ def prior_shift(results_root: Path, variant: str, towns, irrg, labels, *, T: int
         p_var = shares(labs.values())
         p_base = shares(generate_scene(a, *lab.shape, int(t)).labels for a, lab in labs.items())
         image = standardise_real(crop, stats)
+        # clutter (unscored, no prior here) keeps its probability: ratio 1
+        pf = np.append(p_var, 1.0)
+        targets = {"to_base": np.append(p_base, 1.0), "to_crop": np.append(crop_prior, 1.0)}
         rows = []
         for model in sorted((res / "realism" / "fcn_irrg").glob("seed*/model.pt")):
             sd = int(model.parent.name[4:])
             mc = predict_crop(model, image, T=T, seed=sd, tile_size=tile_size, device="cpu", return_all=True)
             probs = np.asarray(mc["probs"], dtype=np.float64)
+            n = probs.shape[0]
             row = {"seed": sd, "raw": crop_scores(truth, mc["labels"])["sim_to_real_oa"]}
-            for name, prior in (("to_base", p_base), ("to_crop", crop_prior)):
-                # clutter (unscored, no prior here) keeps its probability: ratio 1
-                pf, pt = np.append(p_var, 1.0)[: probs.shape[0]], np.append(prior, 1.0)[: probs.shape[0]]
-                sc = crop_scores(truth, label_shift(probs, pf, pt).argmax(0).astype(np.uint8))
+            for name, pt in targets.items():
+                sc = crop_scores(truth, label_shift(probs, pf[:n], pt[:n]).argmax(0).astype(np.uint8))
                 row.update({name: sc["sim_to_real_oa"], f"{name}_avg_f1": sc["sim_to_real_avg_f1"],
                             f"{name}_building_share": sc["predicted_share"]["building"]})
             rows.append(row)
