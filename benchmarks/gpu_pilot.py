@@ -61,6 +61,7 @@ from vaiseg.training import (  # noqa: E402
     _loss,
     _optimizer,
     _scheduler,
+    autocast_enabled,
     batch_loss,
     datasets,
     epoch_loader,
@@ -289,7 +290,7 @@ def cmd_pilot(args) -> None:
                 row = {"seconds": round(time.perf_counter() - t_start, 2), "step": step, "samples": seen,
                        "epoch": round(step / nb, 4), "lr": lr, "train_loss": loss_sum / max(n_sum, 1),
                        "samples_per_s": n_sum / dt, "data_wait_share": wait / dt}
-                row.update(evaluate(net, val_loader, model, device, weights, s.amp))
+                row.update(evaluate(net, val_loader, model, device, weights, autocast_enabled(s, device)))
                 history.append(row)
                 log(f"[pilot] {model} {row['seconds']:.0f} s: step {step}, loss {row['train_loss']:.4f}, "
                     f"held-out loss {row['val_loss']:.4f}, OA {row['val_oa']:.3f}, {row['samples_per_s']:,.0f} samples/s")

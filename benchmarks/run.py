@@ -608,6 +608,21 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
                     opt.step()
 
             fns[key] = step
+        # the same channels-last step under bf16 autocast (train.amp on CUDA, train.amp_cpu
+        # on the CPU): the ratio that says whether the switch pays on this machine
+        torch.manual_seed(0)
+        net_bf = _build(model, st).to(device, memory_format=torch.channels_last).train()
+        opt_bf = _optimizer(net_bf, st)
+
+        def step_bf16(net=net_bf, opt=opt_bf, x=xf, y=y, model=model):
+            for _ in range(s["steps"]):
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    logits = net(x)
+                _loss(model, logits, y, None).backward()
+                opt.step()
+
+        fns[f"{model}_bf16"] = step_bf16
         x = xf
         with FlopCounterMode(display=False) as fc:
             _loss(model, net(x), y, None).backward()
@@ -686,6 +701,8 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
             "times_s": tm["times_s"],
             # step time in NCHW / in channels-last (the layout vaiseg.training uses)
             "channels_last_speedup": t[f"{model}_nchw"]["median_s"] / tm["median_s"] if f"{model}_nchw" in t else None,
+            # step time in fp32 / under bf16 autocast (both channels-last)
+            "bf16_speedup": tm["median_s"] / t[f"{model}_bf16"]["median_s"] if f"{model}_bf16" in t else None,
             **info[model],
         }
     out["matmul_times_s"] = t["matmul"]["times_s"]
@@ -698,17 +715,20 @@ def train_throughput_summary(tt: dict) -> str:
              f"matmul fp32 {tt['matmul_n']}^2 = {tt['matmul_gflops']:.1f} GFLOP/s "
              f"(best {tt['matmul_gflops_best']:.1f}); CPU s per wall s {tt['cpu_s_per_wall_s']:.2f}",
              f"  {'model':<8} {'batch':>5} {'patch':>5} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} "
-             f"{'% of matmul':>11} {'NHWC/NCHW':>9}"]
+             f"{'% of matmul':>11} {'NHWC/NCHW':>9} {'fp32/bf16':>9}"]
     for m in [m for m in ("PB", "FCN", "PB_tiles") if m in tt]:
         v = tt[m]
         cl = "-" if v["channels_last_speedup"] is None else f"{v['channels_last_speedup']:.2f}x"
+        bf = "-" if v.get("bf16_speedup") is None else f"{v['bf16_speedup']:.2f}x"
         patch = v.get("patch", f"{v.get('tile', '')}+64")
         lines.append(f"  {m:<8} {v['batch']:>5} {patch:>5} {v['samples_per_s']:>10.1f} "
                      f"{v['gflop_per_sample']:>13.4f} {v['achieved_gflops']:>9.2f} {v['share_of_matmul']:>10.1f}% "
-                     f"{cl:>9}")
+                     f"{cl:>9} {bf:>9}")
     if "PB_tiles" in tt:
         lines.append("  PB_tiles: PB by loss sampling (batch = centres per step, patch = tile side + context); "
                      f"{tt['PB_tiles']['samples_per_s'] / tt['PB']['samples_per_s']:.1f}x PB's patchwise samples/s")
+    lines.append("  fp32/bf16: step time in fp32 over step time under bf16 autocast (above 1: train.amp_cpu "
+                 "would train faster here; it changes the numbers, the reference is fp32)")
     return "\n".join(lines)
 
 

@@ -129,7 +129,7 @@ def _check_train_throughput(tt: dict, setup: dict) -> None:
     for name in ("PB", "FCN", "PB_tiles"):
         v = tt[name]
         for key in ("samples_per_s", "gflop_per_sample", "achieved_gflops", "share_of_matmul", "step_s",
-                    "forward_gflop_per_sample") + (("channels_last_speedup",) if name != "PB_tiles" else ()):
+                    "forward_gflop_per_sample") + (("channels_last_speedup", "bf16_speedup") if name != "PB_tiles" else ()):
             assert isinstance(v[key], (int, float)) and math.isfinite(v[key]) and v[key] > 0, (name, key, v[key])
         assert 0 < v["share_of_matmul"] <= 300, (name, v["share_of_matmul"])
         assert v["achieved_gflops"] == pytest.approx(v["samples_per_s"] * v["gflop_per_sample"])
@@ -155,7 +155,7 @@ def test_train_throughput_section(tiny_result):
     assert tt["PB"]["forward_gflop_per_sample"] * 1e9 == pytest.approx(2 * pb_macs_per_pixel(setup["width"], dense=False))
     # loss sampling: per centre the FC layers plus a share of the tiles' convolutions, less than a patch
     assert tt["PB_tiles"]["forward_gflop_per_sample"] < tt["PB"]["forward_gflop_per_sample"]
-    assert "% of matmul" in stdout and "training throughput" in stdout
+    assert "% of matmul" in stdout and "training throughput" in stdout and "fp32/bf16" in stdout
 
 
 def test_train_throughput_only_cli(tmp_path, repo_root):

@@ -13,7 +13,19 @@ import torch
 from vaiseg.errors import ConfigError, DataError
 from vaiseg.models import FCN, DensePatchCNN, load_model
 from vaiseg.raster import read_raster, write_raster
-from vaiseg.training import HISTORY_COLUMNS, TRAINING_VERSION, TrainSettings, _build, _fingerprint, convergence, epoch_order, resolve_device, train
+from vaiseg.training import (
+    HISTORY_COLUMNS,
+    TRAINING_VERSION,
+    TrainSettings,
+    _build,
+    _fingerprint,
+    autocast_enabled,
+    convergence,
+    epoch_order,
+    evaluate,
+    resolve_device,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +188,34 @@ def test_settings_and_device():
     assert sorted(epoch_order(10, 0, 1)) == list(range(10))
 
 
+def test_bf16_on_the_cpu_is_opt_in_recorded_and_trains(data, tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    assert not autocast_enabled(TrainSettings(), cpu) and not autocast_enabled(TrainSettings(), cuda)
+    assert not autocast_enabled(TrainSettings(amp=True), cpu) and autocast_enabled(TrainSettings(amp=True), cuda)
+    assert autocast_enabled(TrainSettings(amp_cpu=True), "cpu") and not autocast_enabled(TrainSettings(amp_cpu=True), cuda)
+    # held-out evaluation: without autograd, under autocast when asked (a forward hook sees it)
+    net, seen = _build("PB", TrainSettings(width=0.125)), []
+    net.register_forward_hook(lambda m, i, o: seen.append((torch.is_grad_enabled(), o.dtype)))
+    batch = [(torch.randn(4, net.in_channels, 65, 65), torch.tensor([0, 1, 2, 4]))]
+    evaluate(net, batch, "PB", cpu, amp=True)
+    evaluate(net, batch, "PB", cpu)
+    assert seen == [(False, torch.bfloat16), (False, torch.float32)]
+    cfg = {"models": {"width": 0.25}, "train": {"amp_cpu": True}}
+    assert TrainSettings.from_config(cfg, "PB").amp_cpu and not TrainSettings.from_config({"train": {}}, "PB").amp_cpu
+    index = data / "fcn.npz"
+    fp32, bf16 = TrainSettings(epochs=1, batch_size=8, width=0.125), TrainSettings(epochs=1, batch_size=8, width=0.125, amp_cpu=True)
+    assert _fingerprint("FCN", bf16, index, None) != _fingerprint("FCN", fp32, index, None)  # another run: no resume across
+    for name, s in (("fp32", fp32), ("bf16", bf16)):
+        _run(data, tmp_path / name, "FCN", s)
+        rows = _history(tmp_path / name / "history.csv")
+        assert rows and all(np.isfinite(float(r["train_loss"])) and np.isfinite(float(r["val_loss"])) for r in rows)
+    sa, sb = _state(tmp_path / "fp32" / "model.pt"), _state(tmp_path / "bf16" / "model.pt")
+    assert sa.keys() == sb.keys()
+    # the same data, order and initial weights: bf16 arithmetic is what moves the weights
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa if sa[k].is_floating_point())
+    assert all(sb[k].dtype == sa[k].dtype == torch.float32 for k in sa if sa[k].is_floating_point())  # fp32 master weights
+
+
 def test_pb_fc1_gets_the_fan_in_scaled_learning_rate():
     from vaiseg.models import PatchCNN
     from vaiseg.training import param_groups
@@ -221,7 +261,7 @@ def test_fcn_dropout_setting_validation_config_and_fingerprint(data):
 
     index = data / "fcn.npz"
     base = TrainSettings(width=0.125)
-    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile", "pb_fc_width")}  # fields of then
+    legacy = {k: v for k, v in asdict(base).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile", "pb_fc_width", "amp_cpu")}  # fields of then
     h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update(index.read_bytes())
     assert _fingerprint("FCN", base, index, None) == h.hexdigest()

@@ -140,6 +140,7 @@ def train_params(model, seed=None):
     return {
         **settings,
         "amp": config["train"].get("amp", False),
+        **({"amp_cpu": True} if config["train"].get("amp_cpu") else {}),  # off: the params runs had before it existed
         "width": config["models"]["width"],
         "dropout": config["models"]["dropout"],
         "seed": PRIMARY_SEED if seed is None else int(seed),
