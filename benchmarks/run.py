@@ -562,7 +562,9 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
       on random targets, backward, ``optimizer.step()`` with ``_optimizer`` (PB: SGD with
       FC1's scaled learning rate, FCN: Adam), ``steps`` steps per timed call on one random
       batch already on the device;
-    - the three timed calls run round-robin (one warm-up round, then ``rounds`` rounds;
+    - each step also in NCHW and under bf16 autocast (``channels_last_speedup``,
+      ``bf16_speedup``: ratios of step times);
+    - the timed calls run round-robin (one warm-up round, then ``rounds`` rounds;
       medians), so a change of load on a shared machine hits them alike;
     - FLOP per sample: ``torch.utils.flop_counter.FlopCounterMode`` over one forward +
       loss + backward of a batch / batch (convolutions, transposed convolutions and matrix
@@ -594,35 +596,26 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
         ys = (batch,) if model == "PB" else (batch, patch, patch)
         y = torch.randint(0, probe.n_classes, ys, device=device)
         # as vaiseg.training: weights and batches channels-last; "<model>_nchw" times the
-        # same step in the default layout, for the layout's speed-up
-        for key, fmt in ((f"{model}_nchw", torch.contiguous_format), (model, torch.channels_last)):
+        # same step in the default layout, for the layout's speed-up, and "<model>_bf16"
+        # the channels-last step under bf16 autocast (train.amp on CUDA, train.amp_cpu on
+        # the CPU), for whether that switch pays on this machine. The fp32 channels-last
+        # step comes last: its net and batch are counted below.
+        for key, fmt, amp in ((f"{model}_nchw", torch.contiguous_format, False), (f"{model}_bf16", torch.channels_last, True),
+                              (model, torch.channels_last, False)):
             torch.manual_seed(0)
             net = _build(model, st).to(device, memory_format=fmt).train()
             opt = _optimizer(net, st)
             xf = x.contiguous(memory_format=fmt)
 
-            def step(net=net, opt=opt, x=xf, y=y, model=model):
+            def step(net=net, opt=opt, x=xf, y=y, model=model, amp=amp):
                 for _ in range(s["steps"]):
                     opt.zero_grad(set_to_none=True)
-                    _loss(model, net(x), y, None).backward()
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = net(x)
+                    _loss(model, logits, y, None).backward()
                     opt.step()
 
             fns[key] = step
-        # the same channels-last step under bf16 autocast (train.amp on CUDA, train.amp_cpu
-        # on the CPU): the ratio that says whether the switch pays on this machine
-        torch.manual_seed(0)
-        net_bf = _build(model, st).to(device, memory_format=torch.channels_last).train()
-        opt_bf = _optimizer(net_bf, st)
-
-        def step_bf16(net=net_bf, opt=opt_bf, x=xf, y=y, model=model):
-            for _ in range(s["steps"]):
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16):
-                    logits = net(x)
-                _loss(model, logits, y, None).backward()
-                opt.step()
-
-        fns[f"{model}_bf16"] = step_bf16
         x = xf
         with FlopCounterMode(display=False) as fc:
             _loss(model, net(x), y, None).backward()

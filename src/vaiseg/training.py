@@ -115,7 +115,7 @@ class TrainSettings:
     amp: bool = False  # bf16 autocast on CUDA
     #: bf16 autocast on the CPU as well (config ``train.amp_cpu``). Faster only on CPUs
     #: with native bf16 arithmetic: on an AMD Zen 4 (AVX-512 BF16) the demo's training
-    #: steps ran 1.26x (PB) and 1.32x (FCN) faster, on an Intel Xeon with AVX-512 BF16
+    #: steps ran 1.43x (PB) and 1.32x (FCN) faster, on an Intel Xeon with AVX-512 BF16
     #: 0.8x and 0.9-1.0x (docs/measurements.md). Off by default: the tables are made in fp32.
     amp_cpu: bool = False
     width: float = 1.0
