@@ -88,7 +88,7 @@ def test_default_bands_reproduce_todays_training(one_step, tmp_path, monkeypatch
     assert s.bands is None and s.in_channels == 5
     # fingerprint: the settings record without the optional fields (a five-band, unclipped
     # run's fingerprint does not depend on whether the fields exist)
-    legacy = {k: v for k, v in asdict(s).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile", "pb_fc_width")}
+    legacy = {k: v for k, v in asdict(s).items() if k not in ("fcn_dropout", "bands", "clip_grad_norm", "sampling", "tile_size", "centres_per_tile", "pb_fc_width", "amp_cpu")}
     h = hashlib.sha256(json.dumps(["FCN", legacy, None, TRAINING_VERSION], sort_keys=True).encode())
     h.update((one_step / "fcn.npz").read_bytes())
     assert _fingerprint("FCN", s, one_step / "fcn.npz", None) == h.hexdigest()
