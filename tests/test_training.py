@@ -216,6 +216,39 @@ def test_bf16_on_the_cpu_is_opt_in_recorded_and_trains(data, tmp_path):
     assert all(sb[k].dtype == sa[k].dtype == torch.float32 for k in sa if sa[k].is_floating_point())  # fp32 master weights
 
 
+@pytest.mark.parametrize("model", ["PB", "FCN-MFB"])
+def test_deterministic_mode_without_the_nan_fill_trains_bit_identical_weights(data, tmp_path, monkeypatch, model):
+    import contextlib
+
+    import vaiseg.training as training
+
+    cpu = torch.device("cpu")
+    was = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    with training.deterministic_on_cpu(cpu):
+        assert torch.are_deterministic_algorithms_enabled() and not torch.utils.deterministic.fill_uninitialized_memory
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) == was
+    s = TrainSettings(epochs=2, batch_size=8, lr=1e-3, width=0.125, seed=5, evals_per_epoch=2)
+    _run(data, tmp_path / "skip", model, s)
+
+    @contextlib.contextmanager
+    def with_fill(dev):  # deterministic mode as torch sets it: every new tensor NaN-filled first
+        before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        assert torch.utils.deterministic.fill_uninitialized_memory
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before)
+
+    monkeypatch.setattr(training, "deterministic_on_cpu", with_fill)
+    _run(data, tmp_path / "fill", model, s)
+    # an op reading memory it never wrote would have read NaN in the filled run
+    sa, sb = _state(tmp_path / "skip" / "model.pt"), _state(tmp_path / "fill" / "model.pt")
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    ha, hb = _history(tmp_path / "skip" / "history.csv"), _history(tmp_path / "fill" / "history.csv")
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in ha] == [{k: v for k, v in r.items() if k != "seconds"} for r in hb]
+
+
 def test_pb_fc1_gets_the_fan_in_scaled_learning_rate():
     from vaiseg.models import PatchCNN
     from vaiseg.training import param_groups

@@ -36,7 +36,8 @@ Choices where the paper is silent (documented here and in the README):
   early stopping / model selection: the cosine schedule, stepped per optimiser step,
   brings the rate to 0, so the last stretch of training sits on its plateau). val_loss
   uses the model's own training loss.
-- Determinism: seeded; on CPU ``torch.use_deterministic_algorithms`` is on, data are
+- Determinism: seeded; on CPU ``torch.use_deterministic_algorithms`` is on (without its
+  NaN fill of new tensors, :func:`deterministic_on_cpu`), data are
   loaded in a fixed order, so a run killed after epoch k and resumed from its checkpoint
   ends with bit-identical weights. On CUDA cuDNN autotuning is on (fast, not bitwise).
 - Checkpoint ``{checkpoint_dir}/last.pt`` after every epoch (weights, optimiser,
@@ -458,14 +459,25 @@ def loss_weights(model: str, mfb_weights, dev) -> torch.Tensor | None:
 
 @contextlib.contextmanager
 def deterministic_on_cpu(dev):
-    """``torch.use_deterministic_algorithms(True)`` on the CPU for the duration, restored after."""
+    """``torch.use_deterministic_algorithms(True)`` on the CPU for the duration, restored after.
+
+    Without filling uninitialised memory (``torch.utils.deterministic.fill_uninitialized_memory``,
+    which deterministic mode turns on by default: every new tensor is written with NaN
+    first, so that an op reading memory it never wrote shows up). No op of the pipeline's
+    training reads it: the weights after a training stretch are bit-identical with and
+    without the fill (tests/test_training.py), and the fill cost 3.5 % of PB's training
+    step and 4-5 % of the FCNs' on the 2-core CPU (docs/measurements.md).
+    """
     before = torch.are_deterministic_algorithms_enabled()
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
+        torch.utils.deterministic.fill_uninitialized_memory = fill_before
 
 
 def datasets(model: str, s: TrainSettings, index_path: str | Path, data_dir: str | Path, cache_dir: str | Path,
