@@ -230,8 +230,11 @@ def test_deterministic_mode_without_the_nan_fill_trains_bit_identical_weights(da
     s = TrainSettings(epochs=2, batch_size=8, lr=1e-3, width=0.125, seed=5, evals_per_epoch=2)
     _run(data, tmp_path / "skip", model, s)
 
+    filled = []
+
     @contextlib.contextmanager
     def with_fill(dev):  # deterministic mode as torch sets it: every new tensor NaN-filled first
+        filled.append(dev)
         before = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True)
         assert torch.utils.deterministic.fill_uninitialized_memory
@@ -242,6 +245,7 @@ def test_deterministic_mode_without_the_nan_fill_trains_bit_identical_weights(da
 
     monkeypatch.setattr(training, "deterministic_on_cpu", with_fill)
     _run(data, tmp_path / "fill", model, s)
+    assert filled  # the training ran under the filling mode
     # an op reading memory it never wrote would have read NaN in the filled run
     sa, sb = _state(tmp_path / "skip" / "model.pt"), _state(tmp_path / "fill" / "model.pt")
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
