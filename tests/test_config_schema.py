@@ -185,3 +185,26 @@ def test_seeds_on_the_command_line():
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "tests/config/tiny.yaml",
                         "--config", "seeds=[0,x]"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "'x' is not of type 'integer'" in r.stdout + r.stderr
+
+
+def test_the_budget_overlay_is_four_times_the_demo(tmp_path):
+    """config/budget_x4.yaml over config.yaml: every CNN's epochs x4 and nothing else of
+    the demo changed but the run's name and reference (whose tables, from a run of this
+    budget, are committed beside the demo's); Snakemake plans it under results/x4/."""
+    from snakemake.utils import update_config
+
+    demo, overlay = load("config.yaml"), load("config/budget_x4.yaml")
+    merged = copy.deepcopy(demo)
+    update_config(merged, overlay)
+    validate(merged, schema=SCHEMA)
+    for m in ("PB", "FCN", "FCN-MFB"):
+        assert merged["train"][m]["epochs"] == 4 * demo["train"][m]["epochs"], m
+    changed = {".".join(p) for p in _leaves(overlay)}
+    assert changed == {"run_name", "report.reference_dir", "train.PB.epochs", "train.FCN.epochs", "train.FCN-MFB.epochs"}
+    ref = ROOT / merged["report"]["reference_dir"]
+    assert {p.name for p in ref.iterdir()} >= {"table1.csv", "table2.csv", "block_confusions.csv"}
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml", "config/budget_x4.yaml",
+                        "--", "results/x4/models/PB/model.pt"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "results/x4/models/PB/model.pt" in out, out[-2000:]

@@ -210,13 +210,15 @@ def test_reference_blocks_of_other_data_or_tables(paper, tmp_path):
     assert REFERENCE_BLOCKS in str(e.value)
 
 
-def test_the_committed_reference_is_one_run(repo_root):
-    """docs/reference: the block matrices give every F1/OA cell of the committed tables
-    (what the paper diff checks before it computes intervals), over the demo's 20
-    validation blocks of 256 px in areas 11, 15, 28, 30, 34."""
+@pytest.mark.parametrize("folder", ["docs/reference", "docs/reference/x4"])
+def test_the_committed_reference_is_one_run(repo_root, folder):
+    """docs/reference (the demo) and docs/reference/x4 (config/budget_x4.yaml): the block
+    matrices give every F1/OA cell of the committed tables (what the paper diff checks
+    before it computes intervals), over the demo's 20 validation blocks of 256 px in areas
+    11, 15, 28, 30, 34."""
     from vaiseg.reporting.comparisons import CELL_METRICS, point_estimate
 
-    ref = repo_root / "docs" / "reference"
+    ref = repo_root / folder
     conf, index, block = read_block_confusions(ref / REFERENCE_BLOCKS)
     assert block == 256 and len(index) == 20 and sorted({a for a, _, _ in index}) == [11, 15, 28, 30, 34]
     assert list(conf) == list(ALL_MODELS)
