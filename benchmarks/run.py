@@ -559,10 +559,10 @@ def bench_train_throughput(s: dict, device: torch.device) -> dict:
     - matmul rate: ``torch.mm`` of two fp32 n x n matrices (2 n^3 FLOP per product),
       ``matmul_k`` products per timed call, at torch's current thread count;
     - training step (as in vaiseg.training): ``net.train()``, forward, ``_loss`` of the model
-      on random targets, backward, ``optimizer.step()`` with ``_optimizer`` and the demo config's optimiser
-      and rate (PB: FC1 at its scaled learning rate), ``steps`` steps per timed call on one
-      random batch already on the device (no loading, no held-out evaluations: the
-      training job's samples/s is lower, benchmarks/README.md);
+      on random targets, backward, ``optimizer.step()`` with ``_optimizer`` at the demo
+      config's optimiser and rate (PB: FC1 at its scaled learning rate), ``steps`` steps per
+      timed call on one random batch already on the device (no loading, no held-out
+      evaluations: the training job's samples/s is lower, benchmarks/README.md);
     - each step also in NCHW and under bf16 autocast (``channels_last_speedup``,
       ``bf16_speedup``: ratios of step times);
     - the timed calls run round-robin (one warm-up round, then ``rounds`` rounds;

@@ -187,7 +187,7 @@ def test_seeds_on_the_command_line():
     assert r.returncode != 0 and "'x' is not of type 'integer'" in r.stdout + r.stderr
 
 
-def test_the_budget_overlay_is_four_times_the_demo(tmp_path):
+def test_the_budget_overlay_is_four_times_the_demo():
     """config/budget_x4.yaml over config.yaml: every CNN's epochs x4 and nothing else of
     the demo changed but the run's name and reference (whose tables, from a run of this
     budget, are committed beside the demo's); Snakemake plans it under results/x4/."""
