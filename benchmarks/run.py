@@ -523,7 +523,7 @@ def _train_demo() -> dict:
 #: PB's patchwise batch in the section when the demo trains PB by loss sampling
 PB_PATCHWISE_BATCH = 32
 #: PB's loss-sampling step when the demo trains patch by patch: the setting measured in the
-#: README ("Convergence": 5 tiles of 64 x 64 centres, 64 centres each)
+#: docs/results.md ("Convergence": 5 tiles of 64 x 64 centres, 64 centres each)
 PB_TILES = dict(batch=5, tile=64, centres=64)
 
 

@@ -20,7 +20,7 @@ the minimum); ``lr_suggested`` = ``lr_min_loss / 10``, fastai's rule of thumb ("
 of magnitude below the minimum"; Smith's own advice for cyclical rates is a third to a
 quarter of the minimum's rate). These are heuristics about the first few hundred steps at
 a rising rate, not about where a cosine schedule over many epochs ends: the demo's rates
-were chosen on held-out patches over whole trainings (README "Convergence"), and the range
+were chosen on held-out patches over whole trainings (docs/results.md "Convergence"), and the range
 test is reported beside them.
 """
 
@@ -263,7 +263,7 @@ def to_markdown(df: pd.DataFrame) -> str:
         "`minimum` is the rate at the minimum of the loss's centred running mean, `min / 10` an order of magnitude below",
         "it (fastai's rule of thumb; Smith's own advice is a third to a quarter of the minimum's rate), `steepest` where",
         "that mean falls fastest. Heuristics about a few hundred steps at a rising rate: the configured rates were",
-        "chosen on held-out patches over whole trainings (README \"Convergence\").",
+        "chosen on held-out patches over whole trainings (docs/results.md \"Convergence\").",
         "",
         "| model | seed | optimizer | batch | configured | min / 10 | minimum | steepest | diverged at |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -526,7 +526,7 @@ class PBTiles(Dataset):
     The same objective per centre as :class:`PBPatches` (the class of a 65x65 patch's centre
     pixel, classes weighted equally), with the convolutions shared by the patches cut from
     one tile (:meth:`~vaiseg.models.PatchCNN.forward_centres`). Choices (not in the paper,
-    which trains patch by patch; this switch is off in both configs, README "Convergence"):
+    which trains patch by patch; this switch is off in both configs, docs/results.md "Convergence"):
 
     - the epoch's tiles are anchored at training rows of the PB classes in turn (tile t at
       class t mod 5, :meth:`epoch_batches`), so a batch of 5 tiles holds every class, cars

@@ -15,7 +15,7 @@ Choices where the paper is silent (documented here and in the README):
   fresh permutation per epoch from ``seed`` and the epoch number): for the FCN that is
   every patch in all 8 dihedral transforms (§4.2).
 - PB by loss sampling (``TrainSettings.sampling = "tiles"``, not the paper's recipe; off in
-  both configs: measured and not taken, README "Convergence"): a batch is ``batch_size`` tiles (:class:`~vaiseg.patches.PBTiles`)
+  both configs: measured and not taken, docs/results.md "Convergence"): a batch is ``batch_size`` tiles (:class:`~vaiseg.patches.PBTiles`)
   whose ``batch_size * centres_per_tile`` class-balanced centres share the convolutions
   (:meth:`~vaiseg.models.PatchCNN.forward_centres`); the loss is
   :func:`balanced_cross_entropy` (every class present in the batch weighted equally; with

@@ -86,7 +86,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines += ["", f"{n_yes} of {len(df)} trainings reached their held-out plateau.",
               "The held-out car F1 gain is reported, not judged: cars are ~1 % of the pixels, so OA and loss can",
               "plateau while the car F1 still climbs (on the demo, doubling the epochs still raises some",
-              "validation-area car F1 cells by many points; README, \"Convergence\")."]
+              "validation-area car F1 cells by many points; docs/results.md, \"Convergence\")."]
     return "\n".join(lines) + "\n"
 
 
