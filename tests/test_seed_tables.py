@@ -302,3 +302,52 @@ def test_diff_cells_without_reference_argument(paper):
     assert list(cells.columns) == ["table", "method", "column", "ours", "paper", "paper_printed", "delta",
                                    "reference", "ours_minus_reference", "reference_ci_low", "reference_ci_high"]
     assert np.allclose(cells["delta"], 0.0)
+
+
+def test_seed_means_against_the_reference_judged_by_the_seeds_spread(paper, tmp_path):
+    """Several seeds against the one-draw reference: a cell beyond the tolerance whose
+    reference lies within mean ± 2 std is explained by the seeds' spread (consistent);
+    one outside it is not (not reproduced); a one-seed mean ± std table has no std to
+    judge by."""
+    # shifts 0, 2, 4: mean = paper + 2, sample std 2 -> mean ± 2 std = paper + [-2, +6]
+    tables = _write_tables(paper, tmp_path / "ours", [0.0, 2.0, 4.0])
+    # reference = paper + 1 (car: paper - 1.5): car 3.5 points off, within 2 std (4)
+    ref = _reference(paper, tmp_path / "ref", shift=1.0, car_shift=-2.5)
+    cells = build_paper_diff(tables, paper, tmp_path / "d.md", tmp_path / "d.csv", source="isprs", reference_dir=ref)
+    assert list(cells.columns)[-1] == "reference_within_2std" and cells["reference_within_2std"].all()
+    assert _cell(cells, "FCN", "car_f1")["ours_minus_reference"] == 3.5
+    ok, text = reference_verdict(cells)
+    assert ok is True and text == ("consistent with the reference: 7 of 49 F1/OA cells differ from it by more than "
+                                   "2 points, but the reference lies within the seeds' mean ± 2 std in each of them")
+    md = (tmp_path / "d.md").read_text()
+    section = md.split("## Against the reference run")[1].split("## Table 1")[0]
+    assert "No block intervals: the tables are means over several seeds" in section
+    assert "| table | method | column | ours | reference | ours - reference | ours std | " \
+           "reference within mean ± 2 std |" in section
+    car = [line for line in section.splitlines() if line.startswith("| 1 | PB | car_f1 |")]
+    assert car == ["| 1 | PB | car_f1 | 79.72 | 76.22 | **+3.50** | 2.00 | yes |"]
+    back = pd.read_csv(tmp_path / "d.csv")
+    assert set(back["reference_within_2std"].astype(str)) == {"True"}
+
+    # car 5 points off (reference = paper - 3): outside mean ± 2 std on the seven car cells
+    ref = _reference(paper, tmp_path / "ref_far", shift=1.0, car_shift=-4.0)
+    cells = build_paper_diff(tables, paper, tmp_path / "d.md", tmp_path / "d.csv", source="isprs", reference_dir=ref)
+    car = cells["column"] == "car_f1"
+    assert not cells.loc[car, "reference_within_2std"].any() and cells.loc[~car, "reference_within_2std"].all()
+    ok, text = reference_verdict(cells)
+    assert ok is False and text == ("not reproduced: 7 of 49 F1/OA cells differ from the reference by more than "
+                                    "2 points (7 of them with the reference outside the seeds' mean ± 2 std, "
+                                    "0 within it)")
+    assert "| 1 | PB | car_f1 | 79.72 | 74.72 | **+5.00** | 2.00 | no |" in (tmp_path / "d.md").read_text()
+
+    # one seed in the mean ± std form: no std, so a cell beyond the tolerance is not explained
+    one = _write_tables(paper, tmp_path / "one", [2.0], std="one-seed")
+    ref = _reference(paper, tmp_path / "ref_one", shift=1.0, car_shift=-2.5)
+    cells = build_paper_diff(one, paper, tmp_path / "d.md", tmp_path / "d.csv", source="isprs", reference_dir=ref)
+    assert cells["reference_within_2std"].isna().all()
+    ok, text = reference_verdict(cells)
+    assert ok is False and text.endswith("more than 2 points")
+    # within the tolerance everywhere: reproduced, whatever the std says
+    ref = _reference(paper, tmp_path / "ref_near", shift=1.0)
+    cells = build_paper_diff(tables, paper, tmp_path / "d.md", tmp_path / "d.csv", source="isprs", reference_dir=ref)
+    assert reference_verdict(cells) == (True, "reproduced: every F1/OA cell within 2 points of the reference (49 cells)")

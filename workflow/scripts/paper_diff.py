@@ -3,9 +3,10 @@
 Optional ``params.reference_dir`` (``report.reference_dir``): the default run's committed
 Tables 1-2 (``table1.csv``, ``table2.csv``); every cell is also compared with them (an
 absent folder or files is noted in the md, no error). Tables with ``<col>_std`` columns
-(``seeds``: mean ± std) add ``ours_std`` and ``within_2std`` per cell. With one seed and
-the reference's ``block_confusions.csv``, ``input.blocks`` (this run's) gives every cell
-its paired bootstrap interval against the reference.
+(``seeds``: mean ± std) add ``ours_std`` and ``within_2std`` per cell, and
+``reference_within_2std``, by which the reference verdict judges the means. With one
+seed and the reference's ``block_confusions.csv``, ``input.blocks`` (this run's) gives
+every cell its paired bootstrap interval against the reference.
 """
 
 from vaiseg.reporting.paper_diff import build_paper_diff

@@ -42,6 +42,14 @@ every F1/OA cell (the class F1s, ``avg_f1``, ``overall_acc``) is within
 :data:`REFERENCE_TOLERANCE` points of the reference. Without a reference the columns
 are empty and the section says so (no error).
 
+Several seeds against the reference: the reference is one draw and the seeds measure
+how far one draw strays from their mean, so every cell also gets
+``reference_within_2std`` (the reference's value lies within our mean ± 2 std, the
+criterion ``within_2std`` applies to the paper's). A cell beyond the tolerance whose
+reference lies within mean ± 2 std is a difference the seeds' own spread explains; the
+verdict counts those apart, as it counts the unresolved cells of one seed's run below
+("consistent with the reference" when every cell beyond the tolerance is one of them).
+
 Intervals against the reference: when the reference folder also holds the reference
 run's per-block confusion matrices (:data:`REFERENCE_BLOCKS`, written by the comparisons
 rule) and this run is a single-seed run whose own ``block_confusions.csv`` is given,
@@ -88,6 +96,9 @@ F1_OA_COLUMNS = F1_COLUMNS + ["avg_f1", "overall_acc"]
 CELL_COLUMNS = ["table", "method", "column", "ours", "paper", "paper_printed", "delta"]
 SEED_COLUMNS = ["ours_std", "within_2std"]
 REFERENCE_COLUMNS = ["reference", "ours_minus_reference", "reference_ci_low", "reference_ci_high"]
+#: last column of the cell diff when our tables have std columns: the reference's value
+#: lies within our mean ± :data:`WITHIN_STD_FACTOR` std
+REFERENCE_SEED_COLUMN = "reference_within_2std"
 #: the reference tables' file names in ``reference_dir``
 REFERENCE_FILES = ("table1.csv", "table2.csv")
 #: the reference run's per-block confusion matrices in ``reference_dir`` (optional)
@@ -225,8 +236,9 @@ def reference_intervals(
     if reference is None:
         return None, ""
     if has_std(ours):
-        return None, ("No intervals: the tables are means over several seeds; compare one seed's run "
-                      "with `python -m vaiseg.reporting.run_diff`.")
+        return None, ("No block intervals: the tables are means over several seeds, judged by the seeds' "
+                      f"spread instead (`{REFERENCE_SEED_COLUMN}`); compare one seed's run with the reference by "
+                      "`python -m vaiseg.reporting.run_diff`.")
     ref_path = Path(reference_dir) / REFERENCE_BLOCKS
     if not ref_path.is_file():
         return None, f"No intervals: the reference has no `{REFERENCE_BLOCKS}` (per-block confusion matrices)."
@@ -267,13 +279,15 @@ def diff_cells(
     ``ours_std, within_2std`` when ``ours`` has std columns (several seeds), then
     ``reference, ours_minus_reference`` (NaN without ``reference``) and
     ``reference_ci_low, reference_ci_high`` (from ``intervals``, :func:`reference_intervals`;
-    NaN without).
+    NaN without), then ``reference_within_2std`` when ``ours`` has std columns.
 
     ``ours``: our table rows indexed by method (contract columns, optionally with
     ``<col>_std``); ``paper``: from :func:`read_paper_results`; ``reference``: the
     reference run's rows indexed by method (:func:`read_reference`) or None.
     7 methods x 12 value columns = 84 cells. ``within_2std`` is a nullable boolean:
-    ``|ours - paper| <= 2 ours_std``, NA where ours or its std is undefined.
+    ``|ours - paper| <= 2 ours_std``, NA where ours or its std is undefined;
+    ``reference_within_2std`` likewise with the reference's value in place of the paper's
+    (NA without a reference value).
     """
     seeded = has_std(ours)
     rows = []
@@ -285,21 +299,32 @@ def diff_cells(
             printed = float(p["avg_f1_printed"]) if col == "avg_f1" else pv
             row = dict(table=int(p["table"]), method=method, column=col, ours=o, paper=pv,
                        paper_printed=printed, delta=round(o - pv, 2) if np.isfinite(o) else math.nan)
+            sd = math.nan
             if seeded:
                 sd = float(ours.loc[method, col + STD_SUFFIX]) if method in ours.index else math.nan
-                ok = (abs(o - pv) <= WITHIN_STD_FACTOR * sd + 1e-9) if np.isfinite(o) and np.isfinite(sd) else pd.NA
-                row.update(ours_std=sd, within_2std=ok)  # float slack: 2-decimal values
+                row.update(ours_std=sd, within_2std=_within_std(o, pv, sd))
             r = float(reference.loc[method, col]) if reference is not None and method in reference.index else math.nan
             row.update(reference=r, ours_minus_reference=round(o - r, 2) if np.isfinite(o) and np.isfinite(r) else math.nan)
+            if seeded:
+                row[REFERENCE_SEED_COLUMN] = _within_std(o, r, sd)
             ci = intervals.loc[(method, col)] if intervals is not None and (method, col) in intervals.index else None
             row.update(reference_ci_low=float(ci["ci_low"]) if ci is not None else math.nan,
                        reference_ci_high=float(ci["ci_high"]) if ci is not None else math.nan)
             rows.append(row)
-    cols = CELL_COLUMNS + (SEED_COLUMNS if seeded else []) + REFERENCE_COLUMNS
+    cols = CELL_COLUMNS + (SEED_COLUMNS if seeded else []) + REFERENCE_COLUMNS + ([REFERENCE_SEED_COLUMN] if seeded else [])
     df = pd.DataFrame(rows, columns=cols)
     if seeded:
-        df["within_2std"] = df["within_2std"].astype("boolean")
+        for c in ("within_2std", REFERENCE_SEED_COLUMN):
+            df[c] = df[c].astype("boolean")
     return df
+
+
+def _within_std(mean: float, value: float, sd: float):
+    """Whether ``value`` lies within ``mean`` ± :data:`WITHIN_STD_FACTOR` ``sd`` (NA where
+    any of them is undefined); float slack for the two-decimal values."""
+    if not (np.isfinite(mean) and np.isfinite(value) and np.isfinite(sd)):
+        return pd.NA
+    return bool(abs(mean - value) <= WITHIN_STD_FACTOR * sd + 1e-9)
 
 
 def _beyond_tolerance(diff):
@@ -309,7 +334,11 @@ def _beyond_tolerance(diff):
 
 
 def _resolved(cells: pd.DataFrame) -> pd.Series:
-    """Whether a cell's interval against the reference excludes 0 (NA without one)."""
+    """Whether a cell's difference from the reference is one the data resolve (NA where
+    they cannot say): one seed's run, its interval against the reference excludes 0;
+    several seeds' means, the reference lies outside mean ± 2 std."""
+    if REFERENCE_SEED_COLUMN in cells.columns:
+        return (~cells[REFERENCE_SEED_COLUMN].astype("boolean")).astype("boolean")
     lo, hi = cells["reference_ci_low"], cells["reference_ci_high"]
     has = np.isfinite(lo) & np.isfinite(hi)
     return ((lo > 0) | (hi < 0)).where(has).astype("boolean")
@@ -322,9 +351,12 @@ def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
     - *reproduced* (ok): every F1/OA cell within :data:`REFERENCE_TOLERANCE` points;
     - *consistent with the reference* (ok): some cells are beyond the tolerance, but
       every one of them has an interval against the reference that includes 0 — the
-      validation blocks cannot tell the two runs apart on any of them;
+      validation blocks cannot tell the two runs apart on any of them; for the means of
+      several seeds: the reference's value lies within mean ± 2 std in every one of them
+      (``reference_within_2std``) — the seeds' own spread covers the difference;
     - *not reproduced*: a cell beyond the tolerance whose interval excludes 0 (the blocks
-      resolve the difference), or one without an interval. The sentence counts both."""
+      resolve the difference; several seeds: the reference lies outside mean ± 2 std),
+      or one without an interval or std. The sentence counts both."""
     g = cells[cells["column"].isin(F1_OA_COLUMNS)]
     has_o, has_r = np.isfinite(g["ours"]), np.isfinite(g["reference"])
     if not has_r.any():
@@ -340,11 +372,17 @@ def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
     resolved = _resolved(g)[off]
     n_res, n_unres = int(resolved.fillna(False).sum()), int((~resolved).fillna(False).sum())
     n_none = n_off - n_res - n_unres
+    seeded = REFERENCE_SEED_COLUMN in g.columns
+    k = f"{WITHIN_STD_FACTOR:g}"
     if one_sided == 0 and n_unres == n_off:
-        return True, (f"consistent with the reference: {n_off} of {n} F1/OA cells differ from it by more than {tol}, "
-                      "but the validation blocks resolve none of these differences (each interval includes 0)")
+        why = (f"but the reference lies within the seeds' mean ± {k} std in each of them" if seeded else
+               "but the validation blocks resolve none of these differences (each interval includes 0)")
+        return True, f"consistent with the reference: {n_off} of {n} F1/OA cells differ from it by more than {tol}, {why}"
     text = f"not reproduced: {n_off} of {n} F1/OA cells differ from the reference by more than {tol}"
-    if n_res or n_unres:
+    if (n_res or n_unres) and seeded:
+        text += (f" ({n_res} of them with the reference outside the seeds' mean ± {k} std, {n_unres} within it"
+                 + (f", {n_none} without a std" if n_none else "") + ")")
+    elif n_res or n_unres:
         text += (f" ({n_res} of them by a difference the validation blocks resolve, {n_unres} by one they do not"
                  + (f", {n_none} without an interval" if n_none else "") + ")")
     if one_sided:
@@ -372,6 +410,8 @@ def _reference_section(
         return md
     ok, verdict = reference_verdict(cells)
     with_ci = bool(np.isfinite(cells["reference_ci_low"]).any())
+    with_sd = REFERENCE_SEED_COLUMN in cells.columns and bool(cells[REFERENCE_SEED_COLUMN].notna().any())
+    k = f"{WITHIN_STD_FACTOR:g}"
     md += ["", f"Verdict: **{verdict}**.", "",
            f"Criterion: |ours - reference| <= {REFERENCE_TOLERANCE:g} points for every class F1, Avg F1 and "
            "overall accuracy of Tables 1-2 (`ours_minus_reference` in the cell tables below)."]
@@ -383,6 +423,12 @@ def _reference_section(
                "runs' networks may differ there, but the data do not show it. Blocks of one area are not "
                "independent, so the intervals are optimistic (too narrow): a cell they do not resolve would "
                "not be resolved by honest ones either."]
+    if with_sd:
+        md += ["", f"The reference is one draw: a cell beyond the tolerance whose reference value lies within the "
+               f"seeds' mean ± {k} std (`{REFERENCE_SEED_COLUMN}` in `paper_diff.csv`) differs from the mean by no "
+               "more than one draw of this config strays from it; the seeds' spread explains the difference. "
+               "Over a few seeds the std is itself uncertain, so this says a difference is not shown, not that "
+               "there is none."]
     # the judged cells only (a recall column can move most without touching the verdict):
     # every cell beyond the tolerance, and at least the REFERENCE_TOP largest
     d = cells[np.isfinite(cells["ours_minus_reference"]) & cells["column"].isin(F1_OA_COLUMNS)]
@@ -391,8 +437,9 @@ def _reference_section(
         top = d.head(max(REFERENCE_TOP, int(_beyond_tolerance(d["_a"]).sum())))
         md += ["", f"Largest differences among the judged F1/OA cells (beyond {REFERENCE_TOLERANCE:g} points in bold; "
                "the `_acc` recall columns are listed in the cell tables, not judged):", "",
-               "| table | method | column | ours | reference | ours - reference |" + (" interval |" if with_ci else ""),
-               "|---|---|---|---:|---:|---:|" + ("---|" if with_ci else "")]
+               "| table | method | column | ours | reference | ours - reference |" + (" interval |" if with_ci else "")
+               + (f" ours std | reference within mean ± {k} std |" if with_sd else ""),
+               "|---|---|---|---:|---:|---:|" + ("---|" if with_ci else "") + ("---:|---|" if with_sd else "")]
         for _, r in top.iterrows():
             diff = f"{r['ours_minus_reference']:+.2f}"
             if _beyond_tolerance(r["_a"]):
@@ -401,6 +448,9 @@ def _reference_section(
             if with_ci:
                 lo, hi = r["reference_ci_low"], r["reference_ci_high"]
                 line += f" [{lo:+.2f}, {hi:+.2f}] |" if np.isfinite(lo) and np.isfinite(hi) else " n/a |"
+            if with_sd:
+                w = r[REFERENCE_SEED_COLUMN]
+                line += f" {r['ours_std']:.2f} | {'n/a' if pd.isna(w) else ('yes' if w else 'no')} |"
             md.append(line)
     return md
 
