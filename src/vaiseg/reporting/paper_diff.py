@@ -44,8 +44,8 @@ are empty and the section says so (no error).
 
 Several seeds against the reference: the reference is one draw and the seeds measure
 how far one draw strays from their mean, so every cell also gets
-``reference_within_2std`` (the reference's value lies within our mean ± 2 std, the
-criterion ``within_2std`` applies to the paper's). A cell beyond the tolerance whose
+``reference_within_2std`` (the reference's value lies within our mean ± 2 std, as
+``within_2std`` says of the paper's). A cell beyond the tolerance whose
 reference lies within mean ± 2 std is a difference the seeds' own spread explains; the
 verdict counts those apart, as it counts the unresolved cells of one seed's run below
 ("consistent with the reference" when every cell beyond the tolerance is one of them).
@@ -379,7 +379,7 @@ def reference_verdict(cells: pd.DataFrame) -> tuple[bool | None, str]:
                "but the validation blocks resolve none of these differences (each interval includes 0)")
         return True, f"consistent with the reference: {n_off} of {n} F1/OA cells differ from it by more than {tol}, {why}"
     text = f"not reproduced: {n_off} of {n} F1/OA cells differ from the reference by more than {tol}"
-    if (n_res or n_unres) and seeded:
+    if seeded and n_off:
         text += (f" ({n_res} of them with the reference outside the seeds' mean ± {k} std, {n_unres} within it"
                  + (f", {n_none} without a std" if n_none else "") + ")")
     elif n_res or n_unres:
