@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from scipy import ndimage
 from skimage.draw import polygon
 
 from vaiseg.classes import CAR, IGNORE
+from vaiseg.data.erosion import erode_boundaries
 from vaiseg.errors import DataError
 from vaiseg.realism import measures as M
 from vaiseg.realism.reference import Sample, load_isprs_areas, load_mmseg_crop, sample_from_arrays
@@ -184,6 +186,44 @@ def test_boundary_fraction_at_mix_renormalises_over_classes_with_a_rate():
     assert np.isnan(M.boundary_fraction_at_mix(np.full(6, np.nan), mix))
 
 
+def test_refill_gives_the_band_back_to_the_classes_it_lay_between():
+    # class 1 on columns 0-89, class 3 on 90-179; eroded: columns 87-92 ignored
+    full = np.full((90, 180), 1, np.uint8)
+    full[:, 90:] = 3
+    eroded = erode_boundaries(full, 3)
+    assert (eroded == IGNORE).sum(axis=1).tolist() == [6] * 90
+    assert np.array_equal(M.refill_ignored(eroded), full)
+    assert np.array_equal(M.refill_ignored(full), full)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        M.refill_ignored(np.full((4, 4), IGNORE, np.uint8))
+
+
+def test_boundary_fraction_at_another_pixel_size():
+    """A straight boundary across 180 px of 5 cm: its 6-px band is 6/180 of the image at 5
+    cm, and 6/100 at 9 cm (the image 100 px wide there, the band still 6 px)."""
+    full = np.full((90, 180), 1, np.uint8)
+    full[:, 90:] = 3
+    eroded = erode_boundaries(full, 3)
+    assert M.boundary_fraction_at_pixel_size(eroded, 0.05, 0.05) == pytest.approx(6 / 180)
+    assert M.boundary_fraction_at_pixel_size(eroded, 0.05) == pytest.approx(6 / 100)  # target: 0.09 m
+    # a 20 x 20 px square of 5 cm: the refill gives it back but for its convex corners
+    # (2 px each, nearer to the background's rounded band), and at 9 cm it is 11 x 11 px,
+    # eroded to its central 5 x 5 px
+    sq = np.zeros((90, 90), np.uint8)
+    sq[36:56, 36:56] = 4
+    refilled = M.refill_ignored(erode_boundaries(sq, 3))
+    ys, xs = np.nonzero(refilled != sq)
+    assert len(ys) == 8 and all(min(abs(y - cy) + abs(x - cx) for cy in (36, 55) for cx in (36, 55)) <= 1
+                                for y, x in zip(ys, xs))
+    resampled = ndimage.zoom(refilled, 5 / 9, order=0, grid_mode=True, mode="nearest")
+    assert resampled.shape == (50, 50) and 11 * 11 - 4 <= (resampled == 4).sum() <= 11 * 11
+    assert (erode_boundaries(resampled, 3) == 4).sum() == 5 * 5
+    at9 = M.boundary_fraction_at_pixel_size(erode_boundaries(sq, 3), 0.05)
+    assert at9 == pytest.approx((erode_boundaries(resampled, 3) == IGNORE).mean())
+    with pytest.raises(ValueError, match="positive"):
+        M.boundary_fraction_at_pixel_size(eroded, 0.0)
+
+
 def rotated_rect(shape, cy, cx, length, width, angle_deg):
     a = math.radians(angle_deg)
     u = np.array([math.cos(a), math.sin(a)])  # (x, y) along the length
@@ -351,3 +391,33 @@ def test_real_crop_loads_and_measures():
     df, summary = M.compare([real], [real], cap=20_000)
     assert (rows_of(df, "band_w1").distance.dropna() == 0).all()
     assert 0 < summary["shadow_fraction_real"] < 1
+
+
+def _run_tool(*args):
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "real_boundary_fraction.py"
+    return subprocess.run([sys.executable, str(tool), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not all((REAL_DIR / n).exists() for n in (
+    "vaihingen_area1_0_0_512_irrg.png", "vaihingen_area1_0_0_512_label.png",
+    "potsdam_2_10_0_0_512_rgb.png", "potsdam_2_10_0_0_512_label.png")),
+    reason=f"the real ISPRS crops are absent ({REAL_DIR})")
+def test_the_real_crops_boundary_fractions_at_9_cm():
+    """tools/real_boundary_fraction.py on both crops: the published fractions, and this
+    project's rule at 9 cm (docs/realism.md, "The boundary gap")."""
+    r = _run_tool("--dir", str(REAL_DIR))
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[-4:-1]]
+            for line in r.stdout.splitlines() if line.startswith("| Vaihingen") or line.startswith("| Potsdam")}
+    assert rows == {"Vaihingen area 1": ["0.081", "0.089", "0.089"], "Potsdam 2_10": ["0.094", "0.079", "0.143"]}
+
+
+def test_the_boundary_tool_names_a_missing_folder(tmp_path):
+    r = _run_tool("--dir", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "nowhere: no such folder" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = _run_tool("--dir", str(tmp_path / "empty"))
+    assert r.returncode == 2 and "vaihingen_area1_0_0_512_irrg.png" in r.stderr
