@@ -328,6 +328,8 @@ def test_seed_means_against_the_reference_judged_by_the_seeds_spread(paper, tmp_
     assert car == ["| 1 | PB | car_f1 | 79.72 | 76.22 | **+3.50** | 2.00 | yes |"]
     back = pd.read_csv(tmp_path / "d.csv")
     assert set(back["reference_within_2std"].astype(str)) == {"True"}
+    # the cell tables print it as within_2std is printed: yes / no / n/a
+    assert "| PB | car_f1 | 79.72 | 77.72 | 77.72 | +2.00 | 2.00 | yes | 76.22 | +3.50 | NaN | NaN | yes |" in md
 
     # car 5 points off (reference = paper - 3): outside mean ± 2 std on the seven car cells
     ref = _reference(paper, tmp_path / "ref_far", shift=1.0, car_shift=-4.0)

@@ -449,8 +449,7 @@ def _reference_section(
                 lo, hi = r["reference_ci_low"], r["reference_ci_high"]
                 line += f" [{lo:+.2f}, {hi:+.2f}] |" if np.isfinite(lo) and np.isfinite(hi) else " n/a |"
             if with_sd:
-                w = r[REFERENCE_SEED_COLUMN]
-                line += f" {r['ours_std']:.2f} | {'n/a' if pd.isna(w) else ('yes' if w else 'no')} |"
+                line += f" {r['ours_std']:.2f} | {_md_cell(REFERENCE_SEED_COLUMN, r[REFERENCE_SEED_COLUMN])} |"
             md.append(line)
     return md
 
@@ -559,7 +558,7 @@ def qualitative_findings(ours: pd.DataFrame, curve: pd.DataFrame | None, summary
 
 
 def _md_cell(col: str, v) -> str:
-    if col == "within_2std":
+    if col in ("within_2std", REFERENCE_SEED_COLUMN):
         return "n/a" if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)) else ("yes" if v else "no")
     if isinstance(v, (float, np.floating)):
         return "NaN" if not np.isfinite(v) else f"{v:+.2f}" if col in ("delta", "ours_minus_reference", "reference_ci_low", "reference_ci_high") else f"{v:.2f}"
