@@ -299,14 +299,12 @@ def diff_cells(
             printed = float(p["avg_f1_printed"]) if col == "avg_f1" else pv
             row = dict(table=int(p["table"]), method=method, column=col, ours=o, paper=pv,
                        paper_printed=printed, delta=round(o - pv, 2) if np.isfinite(o) else math.nan)
-            sd = math.nan
-            if seeded:
-                sd = float(ours.loc[method, col + STD_SUFFIX]) if method in ours.index else math.nan
-                row.update(ours_std=sd, within_2std=_within_std(o, pv, sd))
             r = float(reference.loc[method, col]) if reference is not None and method in reference.index else math.nan
             row.update(reference=r, ours_minus_reference=round(o - r, 2) if np.isfinite(o) and np.isfinite(r) else math.nan)
-            if seeded:
-                row[REFERENCE_SEED_COLUMN] = _within_std(o, r, sd)
+            if seeded:  # the paper's value and the reference's against our mean ± 2 std
+                sd = float(ours.loc[method, col + STD_SUFFIX]) if method in ours.index else math.nan
+                row.update({"ours_std": sd, "within_2std": _within_std(o, pv, sd),
+                            REFERENCE_SEED_COLUMN: _within_std(o, r, sd)})
             ci = intervals.loc[(method, col)] if intervals is not None and (method, col) in intervals.index else None
             row.update(reference_ci_low=float(ci["ci_low"]) if ci is not None else math.nan,
                        reference_ci_high=float(ci["ci_high"]) if ci is not None else math.nan)
@@ -338,7 +336,7 @@ def _resolved(cells: pd.DataFrame) -> pd.Series:
     they cannot say): one seed's run, its interval against the reference excludes 0;
     several seeds' means, the reference lies outside mean ± 2 std."""
     if REFERENCE_SEED_COLUMN in cells.columns:
-        return (~cells[REFERENCE_SEED_COLUMN].astype("boolean")).astype("boolean")
+        return ~cells[REFERENCE_SEED_COLUMN].astype("boolean")
     lo, hi = cells["reference_ci_low"], cells["reference_ci_high"]
     has = np.isfinite(lo) & np.isfinite(hi)
     return ((lo > 0) | (hi < 0)).where(has).astype("boolean")
