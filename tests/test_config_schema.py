@@ -208,3 +208,33 @@ def test_the_budget_overlay_is_four_times_the_demo():
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "results/x4/models/PB/model.pt" in out, out[-2000:]
+
+
+def test_the_wide_evaluation_overlay_keeps_the_demos_training():
+    """config/eval_wide.yaml over config.yaml: the CNNs and the SVMs train on the paper's
+    eleven training areas, as in the demo (so they are the demo's networks), and the tables
+    are scored on the paper's five validation areas plus the seventeen ISPRS test areas;
+    nothing else changes but the run's name and reference. Snakemake plans it under
+    results/wide/ and infers the test areas there."""
+    from snakemake.utils import update_config
+
+    from vaiseg.config import SPLITS, TEST_AREAS, fusion_split
+
+    demo, overlay = load("config.yaml"), load("config/eval_wide.yaml")
+    merged = copy.deepcopy(demo)
+    update_config(merged, overlay)
+    validate(merged, schema=SCHEMA)
+    validate(demo, schema=SCHEMA)
+    train, val = split_areas(merged)
+    assert train == SPLITS["paper"]["train"] == split_areas(demo)[0]
+    assert fusion_split(merged) == fusion_split(demo)
+    assert val[:5] == SPLITS["paper"]["val"] and sorted(val[5:]) == sorted(TEST_AREAS)
+    changed = {".".join(p) for p in _leaves(overlay)}
+    assert changed == {"run_name", "report.reference_dir", "data.areas.train", "data.areas.val"}
+    ref = ROOT / merged["report"]["reference_dir"]
+    assert {p.name for p in ref.iterdir()} >= {"table1.csv", "table2.csv", "block_confusions.csv"}
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml", "config/eval_wide.yaml",
+                        "--", "results/wide/predictions/PB/38/labels.tif"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "results/wide/predictions/PB/38/labels.tif" in out, out[-2000:]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from vaiseg.classes import CAR, KEYS, N_CLASSES
-from vaiseg.config import ALL_MODELS
+from vaiseg.config import ALL_MODELS, SPLITS, TEST_AREAS
 from vaiseg.errors import DataError
 from vaiseg.reporting.comparisons import (
     BLOCK_COLUMNS,
@@ -210,17 +210,22 @@ def test_reference_blocks_of_other_data_or_tables(paper, tmp_path):
     assert REFERENCE_BLOCKS in str(e.value)
 
 
-@pytest.mark.parametrize("folder", ["docs/reference", "docs/reference/x4"])
-def test_the_committed_reference_is_one_run(repo_root, folder):
-    """docs/reference (the demo) and docs/reference/x4 (config/budget_x4.yaml): the block
-    matrices give every F1/OA cell of the committed tables (what the paper diff checks
-    before it computes intervals), over the demo's 20 validation blocks of 256 px in areas
-    11, 15, 28, 30, 34."""
+@pytest.mark.parametrize("folder, areas, n_blocks", [
+    ("docs/reference", SPLITS["paper"]["val"], 20),
+    ("docs/reference/x4", SPLITS["paper"]["val"], 20),
+    ("docs/reference/wide", SPLITS["paper"]["val"] + TEST_AREAS, 88),
+])
+def test_the_committed_reference_is_one_run(repo_root, folder, areas, n_blocks):
+    """docs/reference (the demo), docs/reference/x4 (config/budget_x4.yaml) and
+    docs/reference/wide (config/eval_wide.yaml): the block matrices give every F1/OA cell of
+    the committed tables (what the paper diff checks before it computes intervals), over
+    the validation blocks of 256 px of the config's areas: the demo's 20 in areas 11, 15,
+    28, 30, 34, and with the 17 test areas 88."""
     from vaiseg.reporting.comparisons import CELL_METRICS, point_estimate
 
     ref = repo_root / folder
     conf, index, block = read_block_confusions(ref / REFERENCE_BLOCKS)
-    assert block == 256 and len(index) == 20 and sorted({a for a, _, _ in index}) == [11, 15, 28, 30, 34]
+    assert block == 256 and len(index) == n_blocks and sorted({a for a, _, _ in index}) == sorted(areas)
     assert list(conf) == list(ALL_MODELS)
     tables = pd.concat([pd.read_csv(ref / f"table{t}.csv") for t in (1, 2)]).set_index("method")
     for m in ALL_MODELS:
