@@ -9,12 +9,14 @@ and fusion SVM as trained, nothing retrained) are scored
 - ``orig``: on the runs' own five validation areas (their prediction rasters: the cells of
   their tables, so the first pair's figures reproduce ``run_diff`` on the same runs);
 - ``wide``: on those five and the same town's 17 ISPRS test areas (what
-  ``config/eval_wide.yaml`` scores), when ``--test-areas`` is given;
-- ``towns``: on every labelled area of other towns of the same generator
-  (``data.synthetic.seed`` = each ``--town``; 16 areas a town), which no network saw.
+  ``config/eval_wide.yaml`` scores), when ``--test-areas`` is given (with area numbers:
+  those test areas only);
+- ``towns``: on the labelled areas of other towns of the same generator
+  (``data.synthetic.seed`` = each ``--town``; the 16 of the paper's split, or
+  ``--town-areas``), which no network saw.
 
-The extra areas are synthesized by the pipeline's own data stage (``snakemake`` with a
-run name per town), normalised with the first run's training statistics (the networks'
+The extra areas are synthesized by the pipeline's own data stage (``snakemake`` on this
+project's Snakefile, working in ``--work``, a run name per town), normalised with the first run's training statistics (the networks'
 own), inferred with each run's inference settings and seed, and fused with each run's
 SVMs. Every pair of runs then gets the cell table of ``vaiseg.reporting.run_diff`` (a − b,
 95 % paired block bootstrap) per set of areas.
@@ -41,8 +43,10 @@ import pandas as pd
 import torch
 import yaml
 
-from vaiseg.config import ALL_MODELS, FUSIONS, MODELS, TEST_AREAS, all_areas
+from vaiseg.atomic import atomic_path
+from vaiseg.config import ALL_AREAS, ALL_MODELS, FUSIONS, MODELS, TEST_AREAS, all_areas
 from vaiseg.data.normalize import normalize_from_manifest
+from vaiseg.errors import ConfigError, DataError
 from vaiseg.fusion import fuse_areas
 from vaiseg.mc_dropout import infer_areas
 from vaiseg.reporting.comparisons import CELL_METRICS, compare, load_block_confusions
@@ -58,27 +62,31 @@ def run_seed(pred: Path, config: dict) -> int:
     return int(pred.name) if pred.parent.name == "seeds" else int(config["seed"])
 
 
-def synthesize(town: int, config: dict, areas, tag: str) -> Path:
-    """The extraction manifest of ``areas`` of town ``town``, made by the pipeline's data stage."""
+def synthesize(town: int, config: dict, areas, tag: str, work: Path) -> Path:
+    """The extraction manifest of ``areas`` of town ``town``, made by the pipeline's data
+    stage in the folder ``work`` (its ``resources/<tag>/``)."""
     cfg = copy.deepcopy(config)
     cfg["run_name"] = tag
     cfg["seeds"] = None
     cfg["data"]["synthetic"]["seed"] = town
-    cfg["data"]["areas"] = {"train": [a for a in areas if a != max(areas)] or [min(areas)], "val": [max(areas)]}
-    path = ROOT / "resources" / tag / "more_validation.yaml"
+    # the config needs a training area besides them (synthesized too, not scored)
+    cfg["data"]["areas"] = {"train": [a for a in ALL_AREAS if a not in areas][:1], "val": list(areas)}
+    path = work / f"{tag}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg))
     target = f"resources/{tag}/extracted/manifest.json"
-    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(path), "--cores", "1", "--quiet", "all", "--", target],
-                   cwd=ROOT, check=True)
-    return ROOT / target
+    subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+                    "--configfile", str(path), "--cores", "1", "--quiet", "all", "--", target], check=True)
+    return work / target
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", action="append", required=True, help="NAME=results folder (or .../seeds/<s>), two or more")
-    ap.add_argument("--town", action="append", type=int, default=[], help="another generator seed; its 16 labelled areas are scored")
-    ap.add_argument("--test-areas", action="store_true", help="also score the runs' own town's 17 test areas (the 'wide' set)")
+    ap.add_argument("--town", action="append", type=int, default=[], help="another generator seed; its labelled areas are scored")
+    ap.add_argument("--town-areas", nargs="+", type=int, help="the areas scored of each --town (default: the 16 labelled areas)")
+    ap.add_argument("--test-areas", nargs="*", type=int,
+                    help="also score the runs' own town's test areas (the 'wide' set): all 17, or those given")
     ap.add_argument("--work", required=True, type=Path, help="folder for the areas and the predictions (a cache)")
     ap.add_argument("--out", required=True, type=Path, help="CSV of every pair's cells per set of areas")
     ap.add_argument("--threads", type=int, default=2)
@@ -92,13 +100,18 @@ def main(argv=None) -> int:
     config = run_config(first_results)
     val = validation_areas(first_results)
     stats = first_results / "data" / "stats.json"
-    labelled = all_areas({"data": {"split": "paper"}})
+    town_areas = tuple(args.town_areas or all_areas({"data": {"split": "paper"}}))
+    if config["data"]["source"] != "synthetic":
+        ap.error(f"{first_results}: a run on {config['data']['source']} data; other towns are synthetic")
 
     # the extra areas: key "<town>_<area>" (int() reads it as one number: block indices)
-    sources = {t: (synthesize(t, config, labelled, f"more_validation_{t}"), labelled) for t in args.town}
-    if args.test_areas:
-        town = int(config["data"]["synthetic"]["seed"])
-        sources[town] = (synthesize(town, config, TEST_AREAS, f"more_validation_{town}"), TEST_AREAS)
+    work = args.work.resolve()
+    sources = {t: (synthesize(t, config, town_areas, f"more_validation_{t}", work), town_areas) for t in args.town}
+    if args.test_areas is not None:
+        town, test_areas = int(config["data"]["synthetic"]["seed"]), tuple(args.test_areas or TEST_AREAS)
+        if town in sources:
+            ap.error(f"--town {town} is the runs' own town; its test areas come with --test-areas")
+        sources[town] = (synthesize(town, config, test_areas, f"more_validation_{town}", work), test_areas)
     keys = [(t, a) for t, (_, areas) in sources.items() for a in areas]
     data = {f"{t}_{a}": args.work / "data" / f"{t}_{a}" for t, a in keys}
     for (t, a), d in zip(keys, data.values()):
@@ -162,9 +175,14 @@ def main(argv=None) -> int:
                   f"{beyond.sum()} of {len(g)} cells beyond 2 points, {resolved.sum()} resolved", flush=True)
     out = pd.concat(frames)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    with atomic_path(args.out) as tmp:
+        out.to_csv(tmp, index=False)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (DataError, ConfigError, subprocess.CalledProcessError) as e:
+        print(f"more_validation: {e}", file=sys.stderr)
+        sys.exit(2)
