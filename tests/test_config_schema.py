@@ -191,23 +191,33 @@ def test_the_budget_overlay_is_four_times_the_demo():
     """config/budget_x4.yaml over config.yaml: every CNN's epochs x4 and nothing else of
     the demo changed but the run's name and reference (whose tables, from a run of this
     budget, are committed beside the demo's); Snakemake plans it under results/x4/."""
+    demo, merged = _overlay("config/budget_x4.yaml",
+                            {"run_name", "report.reference_dir", "train.PB.epochs", "train.FCN.epochs", "train.FCN-MFB.epochs"},
+                            "results/x4/models/PB/model.pt")
+    for m in ("PB", "FCN", "FCN-MFB"):
+        assert merged["train"][m]["epochs"] == 4 * demo["train"][m]["epochs"], m
+
+
+def _overlay(name: str, changed: set[str], target: str) -> tuple[dict, dict]:
+    """(config.yaml, config.yaml with the overlay ``name``) after checking that the merged
+    config validates, that the overlay sets exactly the keys ``changed``, that its
+    reference folder holds a reference run's three files, and that Snakemake plans
+    ``target`` with it."""
     from snakemake.utils import update_config
 
-    demo, overlay = load("config.yaml"), load("config/budget_x4.yaml")
+    demo, overlay = load("config.yaml"), load(name)
     merged = copy.deepcopy(demo)
     update_config(merged, overlay)
     validate(merged, schema=SCHEMA)
-    for m in ("PB", "FCN", "FCN-MFB"):
-        assert merged["train"][m]["epochs"] == 4 * demo["train"][m]["epochs"], m
-    changed = {".".join(p) for p in _leaves(overlay)}
-    assert changed == {"run_name", "report.reference_dir", "train.PB.epochs", "train.FCN.epochs", "train.FCN-MFB.epochs"}
+    validate(demo, schema=SCHEMA)
+    assert {".".join(p) for p in _leaves(overlay)} == changed
     ref = ROOT / merged["report"]["reference_dir"]
     assert {p.name for p in ref.iterdir()} >= {"table1.csv", "table2.csv", "block_confusions.csv"}
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml", "config/budget_x4.yaml",
-                        "--", "results/x4/models/PB/model.pt"],
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml", name, "--", target],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
-    assert r.returncode == 0 and "results/x4/models/PB/model.pt" in out, out[-2000:]
+    assert r.returncode == 0 and target in out, out[-2000:]
+    return demo, merged
 
 
 def test_the_wide_evaluation_overlay_keeps_the_demos_training():
@@ -216,25 +226,11 @@ def test_the_wide_evaluation_overlay_keeps_the_demos_training():
     are scored on the paper's five validation areas plus the seventeen ISPRS test areas;
     nothing else changes but the run's name and reference. Snakemake plans it under
     results/wide/ and infers the test areas there."""
-    from snakemake.utils import update_config
-
     from vaiseg.config import SPLITS, TEST_AREAS, fusion_split
 
-    demo, overlay = load("config.yaml"), load("config/eval_wide.yaml")
-    merged = copy.deepcopy(demo)
-    update_config(merged, overlay)
-    validate(merged, schema=SCHEMA)
-    validate(demo, schema=SCHEMA)
+    demo, merged = _overlay("config/eval_wide.yaml", {"run_name", "report.reference_dir", "data.areas.train", "data.areas.val"},
+                            "results/wide/predictions/PB/38/labels.tif")
     train, val = split_areas(merged)
     assert train == SPLITS["paper"]["train"] == split_areas(demo)[0]
     assert fusion_split(merged) == fusion_split(demo)
     assert val[:5] == SPLITS["paper"]["val"] and sorted(val[5:]) == sorted(TEST_AREAS)
-    changed = {".".join(p) for p in _leaves(overlay)}
-    assert changed == {"run_name", "report.reference_dir", "data.areas.train", "data.areas.val"}
-    ref = ROOT / merged["report"]["reference_dir"]
-    assert {p.name for p in ref.iterdir()} >= {"table1.csv", "table2.csv", "block_confusions.csv"}
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml", "config/eval_wide.yaml",
-                        "--", "results/wide/predictions/PB/38/labels.tif"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0 and "results/wide/predictions/PB/38/labels.tif" in out, out[-2000:]
