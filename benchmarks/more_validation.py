@@ -15,10 +15,11 @@ and fusion SVM as trained, nothing retrained) are scored
   (``data.synthetic.seed`` = each ``--town``; the 16 of the paper's split, or
   ``--town-areas``), which no network saw.
 
-The extra areas are synthesized by the pipeline's own data stage (``snakemake`` on this
-project's Snakefile, working in ``--work``, a run name per town), normalised with the first run's training statistics (the networks'
-own), inferred with each run's inference settings and seed, and fused with each run's
-SVMs. Every pair of runs then gets the cell table of ``vaiseg.reporting.run_diff`` (a − b,
+The runs must hold the same validation areas and eroded ground truth (checked). The extra
+areas are synthesized by the pipeline's own data stage (``snakemake`` on this project's
+Snakefile, working in ``--work``, a run name per town), normalised with the first run's
+training statistics (the networks' own), inferred with each run's inference settings and
+seed, and fused with each run's SVMs. Every pair of runs then gets the cell table of ``vaiseg.reporting.run_diff`` (a − b,
 95 % paired block bootstrap) per set of areas.
 
     .venv/bin/python benchmarks/more_validation.py --work /tmp/mv \\
@@ -44,17 +45,17 @@ import torch
 import yaml
 
 from vaiseg.atomic import atomic_path
+from vaiseg.classes import CAR
 from vaiseg.config import ALL_AREAS, ALL_MODELS, FUSIONS, MODELS, TEST_AREAS, all_areas
 from vaiseg.data.normalize import normalize_from_manifest
 from vaiseg.errors import ConfigError, DataError
 from vaiseg.fusion import fuse_areas
 from vaiseg.mc_dropout import infer_areas
 from vaiseg.reporting.comparisons import CELL_METRICS, compare, load_block_confusions
-from vaiseg.reporting.run_diff import run_config, run_folders, validation_areas
+from vaiseg.reporting.run_diff import run_config, run_folders, same_ground_truth, validation_areas
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 256
-CAR = 4
 
 
 def run_seed(pred: Path, config: dict) -> int:
@@ -99,6 +100,10 @@ def main(argv=None) -> int:
     first_results, _ = next(iter(folders.values()))
     config = run_config(first_results)
     val = validation_areas(first_results)
+    for res, _ in folders.values():
+        if validation_areas(res) != val:
+            raise DataError(res / "provenance.json", f"validation areas {validation_areas(res)} differ from {val} of {first_results}")
+        own_gt = same_ground_truth(first_results, res, val)
     stats = first_results / "data" / "stats.json"
     town_areas = tuple(args.town_areas or all_areas({"data": {"split": "paper"}}))
     if config["data"]["source"] != "synthetic":
@@ -106,6 +111,8 @@ def main(argv=None) -> int:
 
     # the extra areas: key "<town>_<area>" (int() reads it as one number: block indices)
     work = args.work.resolve()
+    if work.exists() and not work.is_dir():
+        ap.error(f"--work {work}: not a folder")
     sources = {t: (synthesize(t, config, town_areas, f"more_validation_{t}", work), town_areas) for t in args.town}
     if args.test_areas is not None:
         town, test_areas = int(config["data"]["synthetic"]["seed"]), tuple(args.test_areas or TEST_AREAS)
@@ -113,7 +120,7 @@ def main(argv=None) -> int:
             ap.error(f"--town {town} is the runs' own town; its test areas come with --test-areas")
         sources[town] = (synthesize(town, config, test_areas, f"more_validation_{town}", work), test_areas)
     keys = [(t, a) for t, (_, areas) in sources.items() for a in areas]
-    data = {f"{t}_{a}": args.work / "data" / f"{t}_{a}" for t, a in keys}
+    data = {f"{t}_{a}": work / "data" / f"{t}_{a}" for t, a in keys}
     for (t, a), d in zip(keys, data.values()):
         if not (d / "labels_eroded.tif").is_file():
             d.mkdir(parents=True, exist_ok=True)
@@ -127,7 +134,7 @@ def main(argv=None) -> int:
         infer = run_config(res)["infer"]
         for cnn in MODELS:
             t0 = time.time()
-            outs = {k: args.work / "pred" / name / cnn / k for k in data}
+            outs = {k: work / "pred" / name / cnn / k for k in data}
             todo = {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
             if todo:
                 infer_areas(pred / "models" / cnn / "model.pt", {k: data[k] / "image.tif" for k in todo}, todo,
@@ -136,19 +143,18 @@ def main(argv=None) -> int:
                             pb_fft_block=infer["pb_fft_block"])
             print(f"{name} {cnn}: {len(todo)} areas inferred in {time.time() - t0:.0f} s", flush=True)
         for fusion, members in FUSIONS.items():
-            outs = {k: args.work / "pred" / name / fusion / k for k in data}
+            outs = {k: work / "pred" / name / fusion / k for k in data}
             todo = {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
             if todo:
                 fuse_areas(pred / "fusion" / fusion / "svm.json",
-                           {k: [args.work / "pred" / name / m / k / "probs.tif" for m in members] for k in todo}, todo)
+                           {k: [work / "pred" / name / m / k / "probs.tif" for m in members] for k in todo}, todo)
 
     def own(name):
         return {m: {a: folders[name][1] / "predictions" / m / str(a) / "labels.tif" for a in val} for m in ALL_MODELS}
 
     def extra(name, ks):
-        return {m: {k: args.work / "pred" / name / m / k / "labels.tif" for k in ks} for m in ALL_MODELS}
+        return {m: {k: work / "pred" / name / m / k / "labels.tif" for k in ks} for m in ALL_MODELS}
 
-    own_gt = {a: first_results / "data" / str(a) / "labels_eroded.tif" for a in val}
     town_keys = [f"{t}_{a}" for t, a in keys if t in args.town]
     test_keys = [f"{t}_{a}" for t, a in keys if t not in args.town]
     sets = {"orig": (own, own_gt)}

@@ -106,7 +106,7 @@ def bootstrap_settings(results: Path) -> dict:
     return {k: given.get(k, v) for k, v in BOOTSTRAP_DEFAULTS.items()}
 
 
-def _same_ground_truth(a: Path, b: Path, areas) -> dict[int, Path]:
+def same_ground_truth(a: Path, b: Path, areas) -> dict[int, Path]:
     """Area -> run a's eroded GT path, after checking run b holds the same labels."""
     out = {}
     for area in areas:
@@ -202,7 +202,7 @@ def run_diff(
         areas, areas_b = validation_areas(res_a), validation_areas(res_b)
         if areas_b != areas:
             raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
-        eroded = _same_ground_truth(res_a, res_b, areas)
+        eroded = same_ground_truth(res_a, res_b, areas)
         labels = {**_tagged("a", _run_labels(pred_a, "a", methods, areas)),
                   **_tagged("b", _run_labels(pred_b, "b", methods, areas))}
         conf = load_block_confusions(labels, eroded, block)
