@@ -101,9 +101,10 @@ def main(argv=None) -> int:
     config = run_config(first_results)
     val = validation_areas(first_results)
     for res, _ in folders.values():
-        if validation_areas(res) != val:
-            raise DataError(res / "provenance.json", f"validation areas {validation_areas(res)} differ from {val} of {first_results}")
-        own_gt = same_ground_truth(first_results, res, val)
+        if (areas := validation_areas(res)) != val:
+            raise DataError(res / "provenance.json", f"validation areas {areas} differ from {val} of {first_results}")
+        same_ground_truth(first_results, res, val)
+    own_gt = {a: first_results / "data" / str(a) / "labels_eroded.tif" for a in val}
     stats = first_results / "data" / "stats.json"
     town_areas = tuple(args.town_areas or all_areas({"data": {"split": "paper"}}))
     if config["data"]["source"] != "synthetic":
@@ -121,24 +122,25 @@ def main(argv=None) -> int:
         sources[town] = (synthesize(town, config, test_areas, f"more_validation_{town}", work), test_areas)
     keys = [(t, a) for t, (_, areas) in sources.items() for a in areas]
     data = {f"{t}_{a}": work / "data" / f"{t}_{a}" for t, a in keys}
+    ndsm = config["data"]["ndsm"]
     for (t, a), d in zip(keys, data.values()):
         if not (d / "labels_eroded.tif").is_file():
             d.mkdir(parents=True, exist_ok=True)
-            ndsm = config["data"]["ndsm"]
             normalize_from_manifest(sources[t][0], a, stats, d / "image.tif", d / "labels.tif", d / "labels_eroded.tif",
                                     max_nodata_fraction=config["data"]["max_nodata_fraction"],
                                     opening_size_px=ndsm["opening_size_px"], smooth_sigma_px=ndsm["smooth_sigma_px"])
 
     # every run's CNNs and fusions on every extra area
     for name, (res, pred) in folders.items():
-        infer = run_config(res)["infer"]
+        run_cfg = run_config(res)
+        infer = run_cfg["infer"]
         for cnn in MODELS:
             t0 = time.time()
             outs = {k: work / "pred" / name / cnn / k for k in data}
             todo = {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
             if todo:
                 infer_areas(pred / "models" / cnn / "model.pt", {k: data[k] / "image.tif" for k in todo}, todo,
-                            T=infer["mc_samples"], seed=run_seed(pred, run_config(res)), tile_size=infer["tile_size"],
+                            T=infer["mc_samples"], seed=run_seed(pred, run_cfg), tile_size=infer["tile_size"],
                             device="cpu", pb_border=infer["pb_border"], shared_trunk=infer["shared_trunk"],
                             pb_fft_block=infer["pb_fft_block"])
             print(f"{name} {cnn}: {len(todo)} areas inferred in {time.time() - t0:.0f} s", flush=True)
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
     test_keys = [f"{t}_{a}" for t, a in keys if t not in args.town]
     sets = {"orig": (own, own_gt)}
     if test_keys:
-        sets["wide"] = (lambda n: {m: {**own(n)[m], **extra(n, test_keys)[m]} for m in ALL_MODELS},
+        sets["wide"] = (lambda n: {m: {**o, **e} for (m, o), e in zip(own(n).items(), extra(n, test_keys).values())},
                         {**own_gt, **{k: data[k] / "labels_eroded.tif" for k in test_keys}})
     if town_keys:
         sets["towns"] = (lambda n: extra(n, town_keys), {k: data[k] / "labels_eroded.tif" for k in town_keys})
