@@ -237,6 +237,40 @@ def test_crowns_are_lower_and_holed_and_shadows_are_noisier():
     assert np.std(dsm[:, 110:]) > 2 * np.std(dsm[:, :90])
 
 
+def test_the_hole_and_blunder_thresholds_are_live(monkeypatch):
+    """heights.CROWN_HOLE_Z and BLUNDER_Z set the holes and blunders (a generator variant
+    that overrides them must change the DSM, not silently nothing)."""
+    import vaiseg.data.synthetic.heights as heights
+
+    cv = _canvas(200, 200)
+    yy, xx = np.mgrid[:200, :200]
+    q = np.hypot(yy - 100, xx - 100) / 70.0
+    cv.label[q < 1] = TREE
+    cv.material[q < 1] = M_TREE
+    cv.height[q < 1] = 10.0
+    terrain = np.full((200, 200), 250.0, np.float32)
+    inner = q < 0.7
+
+    def holed(z):
+        monkeypatch.setattr(heights, "CROWN_HOLE_Z", z)
+        dsm, _ = _surface_models(cv, terrain, np.zeros((200, 200), np.float32), np.random.default_rng(1))
+        return float(np.mean((dsm - 250.0)[inner] < 6.0))
+
+    assert holed(1.175) == pytest.approx(0.12, abs=0.08)
+    assert holed(np.inf) < 0.01 < 0.3 < holed(0.0)
+
+    flat = _canvas(200, 200)
+    shadow = np.ones((200, 200), np.float32)
+
+    def blundered(z):
+        monkeypatch.setattr(heights, "BLUNDER_Z", z)
+        dsm, _ = _surface_models(flat, terrain, shadow, np.random.default_rng(2))
+        return float(np.mean(np.abs(dsm - 250.0) > 1.0))
+
+    assert blundered(np.inf) < 0.01 < blundered(1.88) < 0.06  # 1 m is ~3 sigma of the shadows' noise
+    assert blundered(-np.inf) > 0.3
+
+
 def test_ndsm_subtracts_an_estimated_terrain():
     s = generate_scene(3, 256, 256, seed=2016)
     ground = np.isin(s.labels, (IMP, LOW_VEG))
