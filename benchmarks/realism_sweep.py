@@ -70,6 +70,17 @@ _URBAN = {"town:KIND_P": _DENSER}
 _BLUR_MORE = {"render:BLUR_SIGMA": (1.3, 2.0)}
 _SHRUBS = {"town:SHRUB_BEDS": 8.0}  # shrub beds on lawns: crown-like low vegetation 4 % -> 33 % of its pixels
 _FINE_HALF = {"render:TEXTURE": TEXTURE * np.array([0.5, 1.0, 1.0], np.float32)}  # ~1-px texture halved
+
+
+def _no_heights(cv, rng):
+    """``heights._matched_heights`` of a matcher that sees no object at all: the DSM is the
+    terrain plus matching noise and blunders, the nDSM only that and the terrain estimate's
+    errors (images and labels are drawn from their own streams and do not change)."""
+    return np.zeros((cv.h, cv.w), np.float32)
+
+
+_DSM_FLAT = {"heights:_matched_heights": _no_heights}
+_NO_CROWNS = {"heights:CROWN_MATCHED": (0.0, 0.0), "heights:CROWN_HOLE_HEIGHT": (0.0, 0.0)}
 #: name -> {"module:CONSTANT": value} under vaiseg.data.synthetic; why each:
 #: sun_low - the crop lies 47 % in shadow (synthetic 31 %), its street 61 % (42 %): the
 #:   sim-to-real FCN's largest error is the shaded street called roof;
@@ -79,6 +90,11 @@ _FINE_HALF = {"render:TEXTURE": TEXTURE * np.array([0.5, 1.0, 1.0], np.float32)}
 #: shrubs - the crop's low vegetation is mostly shrubbery that looks like its trees (image-only
 #:   separability of low vegetation and tree: AUC 0.85 real, 0.98 synthetic, where 4 % of the
 #:   low vegetation is crown-like).
+#: dsm_flat, no_crowns - not realism variants but bounds for the in-domain goal (FCN OA <= 95 %):
+#:   what the default run's FCN scores when the nDSM shows nothing, or no trees and hedges;
+#:   dsm_flat_shrubs - the image alone with the shrub beds' harder vegetation;
+#:   shrubs_no_crowns - the shrub beds with an nDSM that shows the buildings but no crowns
+#:   (docs/measurements.md, "How much of the in-domain accuracy is the nDSM's?").
 #: The values are those the sweep tried. `blur` became the generator's default in commit
 #: e7ffdec, so since then `blur` is `base` and the others are relative to the blurred scenes
 #: where they leave the blur alone (benchmarks/results/realism_sweep_h200.json was measured
@@ -96,6 +112,11 @@ VARIANTS: dict[str, dict] = {
     "blur_more_urban": {**_BLUR_MORE, **_URBAN},
     # third round (CPU, README "How realistic the default data are")
     "shrubs": _SHRUBS,
+    # in-domain bounds (the nDSM only; images and labels unchanged)
+    "dsm_flat": _DSM_FLAT,
+    "no_crowns": _NO_CROWNS,
+    "dsm_flat_shrubs": {**_DSM_FLAT, **_SHRUBS},
+    "shrubs_no_crowns": {**_SHRUBS, **_NO_CROWNS},
 }
 
 
@@ -131,8 +152,15 @@ def applied(name: str) -> list[str]:
     """The constants of variant ``name`` that do NOT hold its values in this process
     (empty: applied; the sweep checks a fresh process before each run, because Python
     only prints a warning when a sitecustomize module fails)."""
-    return [key for key, mod, const, value in _constants(name)
-            if not np.array_equal(np.asarray(getattr(mod, const)), np.asarray(value))]
+    return [key for key, mod, const, value in _constants(name) if not _same(getattr(mod, const), value)]
+
+
+def _same(current, value) -> bool:
+    """Whether a module attribute holds a variant's value: arrays and numbers by value, a
+    function by its name (the hook's copy of this module is not ``__main__``)."""
+    if callable(value):
+        return getattr(current, "__qualname__", None) == value.__qualname__
+    return np.array_equal(np.asarray(current), np.asarray(value))
 
 
 def write_hook(directory) -> Path:

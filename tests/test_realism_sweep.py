@@ -56,6 +56,29 @@ def test_every_variant_names_real_constants_of_the_same_shape(restore):
     assert (rs._DENSER[:, 0] >= town.KIND_P[:, 0]).all()  # more old-town centre at every density
 
 
+def test_the_in_domain_bounds_change_the_ndsm_and_nothing_else(monkeypatch):
+    """dsm_flat and no_crowns (bounds for issue 11's in-domain goal, not realism variants):
+    the same images and labels, an nDSM without any object or without the crowns; the
+    hook's check finds a replaced function applied."""
+    from vaiseg.data.synthetic.labels import BUILDING, TREE
+
+    base = generate_scene(3, 256, 256, 2016)
+    building, tree = base.labels == BUILDING, base.labels == TREE
+    assert np.median(base.ndsm[building]) > 3 and np.median(base.ndsm[tree]) > 3
+    got = {}
+    for name in ("dsm_flat", "no_crowns"):
+        assert rs.applied(name)  # the defaults are in force
+        for key, mod, const, value in rs._constants(name):
+            monkeypatch.setattr(mod, const, value)
+        assert rs.applied(name) == []
+        got[name] = generate_scene(3, 256, 256, 2016)
+        monkeypatch.undo()
+        assert np.array_equal(got[name].irrg, base.irrg) and np.array_equal(got[name].labels, base.labels)
+    assert np.median(got["dsm_flat"].ndsm[building]) < 0.5 and np.median(got["dsm_flat"].ndsm[tree]) < 0.5
+    assert np.median(got["no_crowns"].ndsm[tree]) < 0.5
+    assert np.median(got["no_crowns"].ndsm[building]) == pytest.approx(np.median(base.ndsm[building]), abs=0.5)
+
+
 def test_the_hook_applies_the_variant_in_a_new_process(tmp_path):
     rs.write_hook(tmp_path / "hook")
     code = ("from vaiseg.data.synthetic import render, scene, generate_scene; import hashlib;"
@@ -299,3 +322,7 @@ def test_check_fails_where_the_hook_is_missing(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "benchmarks"), str(ROOT / "src")])
     assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
     assert rs.applied("base") == []
+    # a replaced function: the hook's copy of the module is not the script's __main__
+    env[rs.ENV] = "dsm_flat"
+    r = subprocess.run(cmd[:-1] + ["dsm_flat"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
