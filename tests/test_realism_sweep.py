@@ -58,8 +58,8 @@ def test_every_variant_names_real_constants_of_the_same_shape(restore):
 
 def test_the_in_domain_bounds_change_the_ndsm_and_nothing_else(monkeypatch):
     """dsm_flat and no_crowns (bounds for issue 11's in-domain goal, not realism variants):
-    the same images and labels, an nDSM without any object or without the crowns; the
-    hook's check finds a replaced function applied."""
+    the same images and labels, an nDSM without any object or without the crowns;
+    ``applied`` sees a replaced function set (across processes: the check test below)."""
     from vaiseg.data.synthetic.labels import BUILDING, TREE
 
     base = generate_scene(3, 256, 256, 2016)
