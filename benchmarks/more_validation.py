@@ -52,7 +52,7 @@ from vaiseg.errors import ConfigError, DataError
 from vaiseg.fusion import fuse_areas
 from vaiseg.mc_dropout import infer_areas
 from vaiseg.reporting.comparisons import CELL_METRICS, compare, load_block_confusions
-from vaiseg.reporting.run_diff import run_config, run_folders, same_ground_truth, validation_areas
+from vaiseg.reporting.run_diff import run_config, run_folders, run_labels, same_ground_truth, validation_areas
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 256
@@ -130,47 +130,52 @@ def main(argv=None) -> int:
                                     max_nodata_fraction=config["data"]["max_nodata_fraction"],
                                     opening_size_px=ndsm["opening_size_px"], smooth_sigma_px=ndsm["smooth_sigma_px"])
 
+    def missing(name, model):
+        """Extra area -> output folder of ``model`` of run ``name``, where not yet made (the cache)."""
+        outs = {k: work / "pred" / name / model / k for k in data}
+        return {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
+
     # every run's CNNs and fusions on every extra area
     for name, (res, pred) in folders.items():
         run_cfg = run_config(res)
         infer = run_cfg["infer"]
         for cnn in MODELS:
             t0 = time.time()
-            outs = {k: work / "pred" / name / cnn / k for k in data}
-            todo = {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
-            if todo:
+            if todo := missing(name, cnn):
                 infer_areas(pred / "models" / cnn / "model.pt", {k: data[k] / "image.tif" for k in todo}, todo,
                             T=infer["mc_samples"], seed=run_seed(pred, run_cfg), tile_size=infer["tile_size"],
                             device="cpu", pb_border=infer["pb_border"], shared_trunk=infer["shared_trunk"],
                             pb_fft_block=infer["pb_fft_block"])
             print(f"{name} {cnn}: {len(todo)} areas inferred in {time.time() - t0:.0f} s", flush=True)
         for fusion, members in FUSIONS.items():
-            outs = {k: work / "pred" / name / fusion / k for k in data}
-            todo = {k: v for k, v in outs.items() if not (v / "labels.tif").is_file()}
-            if todo:
+            if todo := missing(name, fusion):
                 fuse_areas(pred / "fusion" / fusion / "svm.json",
                            {k: [work / "pred" / name / m / k / "probs.tif" for m in members] for k in todo}, todo)
 
     def own(name):
-        return {m: {a: folders[name][1] / "predictions" / m / str(a) / "labels.tif" for a in val} for m in ALL_MODELS}
+        return run_labels(folders[name][1], name, ALL_MODELS, val)
 
     def extra(name, ks):
         return {m: {k: work / "pred" / name / m / k / "labels.tif" for k in ks} for m in ALL_MODELS}
 
     town_keys = [f"{t}_{a}" for t, a in keys if t in args.town]
     test_keys = [f"{t}_{a}" for t, a in keys if t not in args.town]
+
+    def wide(name):
+        o, e = own(name), extra(name, test_keys)
+        return {m: {**o[m], **e[m]} for m in ALL_MODELS}
+
     sets = {"orig": (own, own_gt)}
     if test_keys:
-        sets["wide"] = (lambda n: {m: {**o, **e} for (m, o), e in zip(own(n).items(), extra(n, test_keys).values())},
-                        {**own_gt, **{k: data[k] / "labels_eroded.tif" for k in test_keys}})
+        sets["wide"] = (wide, {**own_gt, **{k: data[k] / "labels_eroded.tif" for k in test_keys}})
     if town_keys:
         sets["towns"] = (lambda n: extra(n, town_keys), {k: data[k] / "labels_eroded.tif" for k in town_keys})
 
     pairs = list(itertools.combinations(runs, 2))
+    specs = [(f"{a}-{b}", metric, f"{a}:{m}", (f"{b}:{m}",)) for a, b in pairs for m in ALL_MODELS for metric in CELL_METRICS]
     frames = []
     for where, (labels, gt) in sets.items():
         conf = {f"{n}:{m}": c for n in runs for m, c in load_block_confusions(labels(n), gt, BLOCK).items()}
-        specs = [(f"{a}-{b}", metric, f"{a}:{m}", (f"{b}:{m}",)) for a, b in pairs for m in ALL_MODELS for metric in CELL_METRICS]
         df = compare(conf, samples=2000, seed=0, specs=specs).rename(columns={"claim": "pair"})
         any_matrix = next(iter(conf.values()))
         df.insert(0, "areas", where)

@@ -126,7 +126,7 @@ def is_reference(path: str | Path) -> bool:
     return (p / BLOCKS_FILE).is_file() and not (p / "provenance.json").is_file()
 
 
-def _run_labels(pred: Path, tag: str, methods, areas) -> dict[str, dict[int, Path]]:
+def run_labels(pred: Path, tag: str, methods, areas) -> dict[str, dict[int, Path]]:
     """Method -> {area: prediction raster} of run ``tag``; DataError naming a missing one."""
     labels = {}
     for m in methods:
@@ -161,7 +161,7 @@ def _run_blocks(path: Path, tag: str, methods, block: int):
     for p in eroded.values():
         if not p.is_file():
             raise DataError(p, "missing: the eroded ground truth of a validation area")
-    conf, index = load_blocks(_run_labels(pred, tag, methods, areas), eroded, block)
+    conf, index = load_blocks(run_labels(pred, tag, methods, areas), eroded, block)
     return conf, index, block, res
 
 
@@ -203,8 +203,8 @@ def run_diff(
         if areas_b != areas:
             raise DataError(res_b / "provenance.json", f"validation areas {areas_b} differ from {areas} of {res_a}")
         eroded = same_ground_truth(res_a, res_b, areas)
-        labels = {**_tagged("a", _run_labels(pred_a, "a", methods, areas)),
-                  **_tagged("b", _run_labels(pred_b, "b", methods, areas))}
+        labels = {**_tagged("a", run_labels(pred_a, "a", methods, areas)),
+                  **_tagged("b", run_labels(pred_b, "b", methods, areas))}
         conf = load_block_confusions(labels, eroded, block)
     specs = [(m, metric, f"a:{m}", (f"b:{m}",)) for m in methods for metric in CELL_METRICS]
     df = compare(conf, samples=samples, confidence=confidence, seed=seed, specs=specs)
