@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import ROOT, snakemake_log_tail, snakemake_tiny
@@ -47,8 +48,14 @@ def test_realism_target_on_the_real_crop(tiny_local_run):
     assert 0.07 < summary["boundary_fraction_real"] < 0.09  # the crop: 8 % ignored
     pred, _ = read_raster(out / "real_crop_pred.tif")
     assert pred.shape == (1, 512, 512) and pred.dtype == np.uint8 and pred.max() < N_CLASSES
-    for name in ("realism.csv", "realism.md", "realism.png"):
+    for name in ("realism.csv", "realism.md", "realism.png", "real_cars.csv"):
         assert (out / name).stat().st_size > 0
+    # the crop's cars, one row each; three are black cars in the building's shadow, within
+    # 3 DN of the asphalt around them and without structure (docs/realism.md)
+    cars = pd.read_csv(out / "real_cars.csv")
+    assert len(cars) == summary["sim_to_real_cars_n"] == 12
+    assert ((cars.contrast.abs() < 3) & (cars.brightness_std < 2.5)).sum() == 3
+    assert list(cars.columns[-4:]) == ["recall_seed0", "recall_seed1", "recall", "found"]
     assert "band rate syn / real" in (out / "realism.md").read_text()  # the boundary split by class
     # class separability of the real crop (image only): its low vegetation and trees look alike
     assert 0.75 < summary["separability_low_veg_vs_tree_real"] < 0.95

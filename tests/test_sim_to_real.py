@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import torch
@@ -27,7 +28,9 @@ from vaiseg.models import FCN, SubpixelConvTranspose2d, load_model, save_model
 from vaiseg.patches import extract_fcn
 from vaiseg.raster import read_raster, write_raster
 from vaiseg.realism.sim_to_real import (
+    CAR_RING,
     DEMO_SETTINGS,
+    car_objects,
     predict_crop,
     read_real_crop,
     sim_to_real,
@@ -322,10 +325,61 @@ def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
     first, _ = read_raster(tmp_path / "own0.tif")
     assert np.array_equal(written, first) and sorted(p.name for p in out.glob("*.tif")) == ["real_crop_pred.tif"]
     assert "seed 5: OA" in (out / "realism.md").read_text()
+    # the reference's cars (the fake crop's random labels: many small ones), recall per seed
+    # from each seed's own prediction, in the seeds' order
+    cars = pd.read_csv(out / "real_cars.csv")
+    sample = load_mmseg_crop(crop["irrg"], crop["labels"])
+    second, _ = read_raster(tmp_path / "own1.tif")
+    expect = car_objects(sample.labels, sample.irrg, [first[0], second[0]], [3, 5])
+    assert list(cars.columns) == run.car_columns([3, 5])
+    assert len(cars) == len(expect) == summary["sim_to_real_cars_n"] > 1
+    for key in ("pixels", "brightness", "recall_seed3", "recall_seed5", "found"):
+        np.testing.assert_allclose(cars[key], [c[key] for c in expect], rtol=1e-3, err_msg=key)
+    assert summary["sim_to_real_cars_found"] == pytest.approx(100 * np.mean([c["found"] for c in expect]))
+    assert "| real crop | 1 |" in (out / "realism.md").read_text()
     assert json.loads((out / "summary.json").read_text())["sim_to_real_oa_std"] == pytest.approx(summary["sim_to_real_oa_std"])
     with pytest.raises(ValueError, match="one model per seed"):
         run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt"], stats=tmp_path / "stats.json",
                            out_dir=out, crop=crop, seeds=[3, 5])
+
+
+def test_car_objects_by_hand():
+    """Two cars on a 40-px scene: a bright one on grey asphalt and a black one on black
+    asphalt (the near-invisible kind), each inside a 3-px ignored band painted white, which
+    must not count as surroundings; two seeds' predictions."""
+    truth = np.zeros((40, 60), np.uint8)  # impervious
+    irrg = np.full((3, 40, 60), 100, np.uint8)
+    irrg[:, :, 30:] = 40
+    for c0 in (8, 38):  # cars at rows 10-19, cols c0..c0+11; the ignored band 3 px around
+        truth[7:23, c0 - 3 : c0 + 15] = IGNORE
+        irrg[:, 7:23, c0 - 3 : c0 + 15] = 255
+        truth[10:20, c0 : c0 + 12] = 4
+    irrg[:, 10:20, 8:20] = 200
+    irrg[:, 10:20, 38:50] = 40
+    irrg[0, 10:15, 8:20] = 170  # IR darker on the car's upper half: a known std
+    seed0 = np.zeros_like(truth)
+    seed0[10:20, 8:20] = 4  # the bright car whole
+    seed0[10:15, 38:50] = 4  # half of the black one: found at exactly CAR_FOUND
+    seed1 = np.zeros_like(truth)
+    seed1[10:12, 8:20] = 4  # a fifth of the bright car
+    c = car_objects(truth, irrg, [seed0, seed1], [0, 1])
+    assert [x["car"] for x in c] == [1, 2] and [x["pixels"] for x in c] == [120, 120]
+    assert (c[0]["row"], c[0]["col"]) == (14.5, 13.5) and c[1]["col"] == 43.5
+    assert c[0]["brightness"] == pytest.approx((170 + 400) / 3 / 2 + 200 / 2)  # 195
+    assert c[0]["brightness_std"] == pytest.approx(5.0)  # 190 and 200, half each
+    assert c[0]["surroundings"] == 100 and c[0]["contrast"] == pytest.approx(95.0)  # the white band left out
+    assert c[1]["surroundings"] == 40 and c[1]["contrast"] == 0 and c[1]["brightness_std"] == 0
+    assert (c[0]["recall_seed0"], c[0]["recall_seed1"], c[0]["recall"], c[0]["found"]) == (1.0, 0.2, 0.6, 0.5)
+    assert (c[1]["recall_seed0"], c[1]["recall_seed1"], c[1]["found"]) == (0.5, 0.0, 0.5)
+    # a car without scored pixels around it (all ignored within CAR_RING): no surroundings
+    lone = np.full((30, 30), IGNORE, np.uint8)
+    lone[10:20, 10:20] = 4
+    (x,) = car_objects(lone, np.zeros((3, 30, 30), np.uint8), [lone], [0])
+    assert x["surroundings"] is None and x["contrast"] is None and x["found"] == 1.0
+    assert CAR_RING[0] >= 3  # beyond the ISPRS erosion band
+    assert car_objects(np.zeros((8, 8), np.uint8), np.zeros((3, 8, 8), np.uint8), [np.zeros((8, 8))], [0]) == []
+    with pytest.raises(ValueError, match="one \\(40, 60\\) prediction per seed"):
+        car_objects(truth, irrg, [seed0], [0, 1])
 
 
 def test_label_shift_worked_by_hand():

@@ -80,6 +80,7 @@ rule realism:
         csv=res("realism/realism.csv"),
         md=res("realism/realism.md"),
         figure=res("realism/realism.png"),
+        cars=res("realism/real_cars.csv"),
         **REALISM_PREDS,
     params:
         synthetic_areas=REALISM_AREAS,

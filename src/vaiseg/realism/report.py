@@ -238,16 +238,43 @@ def markdown(rows: pd.DataFrame, summary: dict) -> str:
                       _f(dk.real)])
     out += [_table(["class", "fraction syn", "fraction real", "darkness syn", "darkness real"], trows), ""]
 
+    out += _sim_to_real_md(s)
+    return "\n".join(out)
+
+
+def _sim_to_real_md(s: dict) -> list[str]:
+    """realism.md's section on the sim-to-real numbers of ``s`` (none: no section): the
+    scalar ``sim_to_real*`` numbers (each seed's are in the headline) and, with
+    ``sim_to_real_cars``, a row per car of the reference."""
     extra = {k: v for k, v in s.items() if k.startswith("sim_to_real")}
-    if extra:
+    if not extra:
+        return []
+    scalars = {k: v for k, v in extra.items() if not isinstance(v, (dict, list, tuple))}
+    out = [
+        "## Sim-to-real",
+        "",
+        "A network trained on the synthetic scenes, scored on the real reference (computed by the caller): "
+        + ", ".join(f"{k} {_f(v)}" for k, v in scalars.items()) + ".",
+        "",
+    ]
+    cars = extra.get("sim_to_real_cars") or []
+    if cars:
+        recalls = [k for k in cars[0] if k.startswith("recall_seed")]
         out += [
-            "## Sim-to-real",
+            "Each car of the reference (a connected component of its eroded car label): its brightness (mean of IR, "
+            "R, G, DN) and the std of it over the car, the mean brightness of its surroundings (the scored non-car "
+            "pixels 3-8 px from its label), and the share of its pixels each seed's model calls car; found = the "
+            "share of the seeds with at least half of it. A dark car within a few DN of its surroundings and "
+            "without structure is near-invisible in IR-R-G.",
             "",
-            "A network trained on the synthetic scenes, scored on the real reference (computed by the caller): "
-            + ", ".join(f"{k} {_f(v)}" for k, v in extra.items()) + ".",
+            _table(["reference", "car", "row, col", "pixels", "brightness ± std", "surroundings", "contrast"]
+                   + [k.replace("recall_", "recall ") for k in recalls] + ["found"],
+                   [[c["reference"], c["car"], f"{c['row']:.0f}, {c['col']:.0f}", c["pixels"],
+                     f"{_f(c['brightness'], 1)} ± {_f(c['brightness_std'], 1)}", _f(c["surroundings"], 1),
+                     _f(c["contrast"], 1)] + [_f(c[k], 2) for k in recalls] + [_f(c["found"], 2)] for c in cars]),
             "",
         ]
-    return "\n".join(out)
+    return out
 
 
 def _same_size(samples: Sequence[Sample], shape: tuple[int, int]) -> Sample:

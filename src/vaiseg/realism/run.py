@@ -18,14 +18,22 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
+from ..atomic import atomic_path
 from ..errors import DataError
-from ..raster import write_label_raster
+from ..raster import read_raster, write_label_raster
 from .reference import load_isprs_areas, load_mmseg_crop
 from .report import realism_report
-from .sim_to_real import crop_scores, predict_crop, sim_to_real, standardise_real
+from .sim_to_real import car_objects, crop_scores, predict_crop, sim_to_real, standardise_real
 
 log = logging.getLogger(__name__)
+
+def car_columns(seeds) -> list[str]:
+    """The columns of ``real_cars.csv`` (:func:`car_table`'s rows) for ``seeds``."""
+    return (["reference", "car", "row", "col", "pixels", "brightness", "brightness_std", "surroundings", "contrast"]
+            + [f"recall_seed{int(s)}" for s in seeds] + ["recall", "found"])
+
 
 HEADLINE = ("sim_to_real_oa", "sim_to_real_avg_f1", "sim_to_real_car_f1")
 MISSING_REFERENCE = (
@@ -48,6 +56,25 @@ def seed_summary(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
             out[f"{k}_std"] = float(v.std(ddof=1))
     out["sim_to_real_seeds"] = [{"seed": int(sd), **{k: r.get(k) for k in HEADLINE}} for sd, r in zip(seeds, per_seed)]
     return out
+
+
+def car_table(real, preds, seeds, names=None) -> tuple[list[dict], dict]:
+    """The cars of every reference sample (:func:`car_objects`) and their summary.
+
+    ``real``: the reference samples; ``preds[i][j]``: sample ``j``'s prediction by the
+    model of ``seeds[i]``; ``names``: the samples' names in the table (default their
+    ``name``). Returns (rows, summary): rows are car_objects' dicts with ``reference`` (the
+    sample's name) first; summary has ``sim_to_real_cars_n`` (cars) and
+    ``sim_to_real_cars_found`` (the share of them found, in percent, mean over the seeds;
+    None without cars).
+    """
+    names = [s.name for s in real] if names is None else list(names)
+    rows = []
+    for j, (sample, name) in enumerate(zip(real, names)):
+        cars = car_objects(sample.labels, sample.irrg, [p[j] for p in preds], seeds)
+        rows += [{"reference": name, **c} for c in cars]
+    found = [100.0 * float(r["found"]) for r in rows]
+    return rows, {"sim_to_real_cars_n": len(rows), "sim_to_real_cars_found": float(np.mean(found)) if found else None}
 
 
 def realism_target(
@@ -73,7 +100,9 @@ def realism_target(
     ``model``/``stats``: the IR-R-G FCN and the synthetic training statistics. Reference:
     ``crop`` ({irrg, labels} paths; prediction -> ``real_crop_pred.tif``) or
     ``reference_manifest`` + ``reference_areas`` (real ISPRS areas; predictions ->
-    ``real_area{N}_pred.tif``, scores pooled over the areas).
+    ``real_area{N}_pred.tif``, scores pooled over the areas). ``real_cars.csv``: each car of
+    the reference, how bright it is against its surroundings and how much of it each
+    seed's model calls car (:func:`car_table`).
 
     Seeds: ``model`` is one path, or one path per seed of ``seeds`` (default ``[seed]``;
     each model's MC-dropout masks use its seed). The headline ``sim_to_real_*`` numbers are
@@ -101,24 +130,33 @@ def realism_target(
     )
     # real ISPRS areas: standardised once, predicted by every seed's model
     images = [] if reference_manifest is None else [standardise_real(s.irrg, stats) for s in real]
-    per_seed = []
+    per_seed, preds = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for i, (m, sd) in enumerate(zip(models, seeds)):
             pred_dir = out_dir if i == 0 else Path(scratch)  # the rasters: the first seed's
             if reference_manifest is None:
                 per_seed.append(sim_to_real(m, stats, crop["irrg"], crop["labels"], pred_dir / "real_crop_pred.tif",
                                             T=T, seed=sd, tile_size=tile_size, device=device))
+                preds.append([read_raster(pred_dir / "real_crop_pred.tif")[0][0]])
                 continue
-            truths, preds = [], []
+            truths, preds_i = [], []
             for area, s, image in zip(reference_areas, real, images):
                 pred = predict_crop(m, image, T=T, seed=sd, tile_size=tile_size, device=device)
                 write_label_raster(pred_dir / f"real_area{int(area)}_pred.tif", pred, None)
-                truths.append(s.labels.ravel())
-                preds.append(pred.ravel())
-            per_seed.append(crop_scores(np.concatenate(truths), np.concatenate(preds), path=reference_manifest))
+                truths.append(s.labels)
+                preds_i.append(pred)
+            preds.append(preds_i)
+            per_seed.append(crop_scores(np.concatenate([t.ravel() for t in truths]),
+                                        np.concatenate([p.ravel() for p in preds_i]), path=reference_manifest))
     s2r = per_seed[0]
     extra = seed_summary(per_seed, seeds)
     extra["sim_to_real"] = {k: v for k, v in s2r.items() if k not in HEADLINE}
+    cars, car_summary = car_table(real, preds, seeds,
+                                  None if reference_manifest is None else [f"area{int(a)}" for a in reference_areas])
+    extra.update(car_summary)
+    extra["sim_to_real_cars"] = cars
+    with atomic_path(out_dir / "real_cars.csv") as tmp:
+        pd.DataFrame(cars, columns=car_columns(seeds)).to_csv(tmp, index=False, float_format="%.4g")
     summary = realism_report(synthetic, real, out_dir, extra_summary=extra)
     log.info("realism: sim-to-real OA %.1f %%, avg F1 %s, car F1 %s; boundary fraction synthetic %s / real %s "
              "(real at the synthetic class mix %s)",

@@ -18,7 +18,8 @@ ISPRS data: it is read from where the user keeps it and never copied into the pr
 
 Functions: :func:`read_real_crop`, :func:`standardise_real`, :func:`predict_crop`,
 :func:`sim_to_real` (prediction GeoTIFF + scores), :func:`train_sim_to_real`, and
-:func:`label_shift` (how much of a score is the training class mix).
+:func:`label_shift` (how much of a score is the training class mix), :func:`car_objects`
+(which of the reference's cars a model finds).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import IGNORE, KEYS, N_CLASSES
+from ..classes import CAR, IGNORE, KEYS, N_CLASSES
 from ..errors import ConfigError, DataError
 from ..training import TrainSettings
 
@@ -194,6 +195,70 @@ def crop_scores(truth: np.ndarray, pred: np.ndarray, path=None) -> dict:
         "n_pixels": n,
         "ignored_pixels": int((truth == IGNORE).sum()),
     }
+
+
+#: a car of the reference counts as found when at least this share of its scored pixels
+#: is called car (the usual 50 % rule of object-level detection rates)
+CAR_FOUND = 0.5
+#: its surroundings: the scored, non-car pixels more than CAR_RING[0] and at most
+#: CAR_RING[1] px from its eroded label (the ISPRS erosion, a disk of radius 3, leaves a
+#: band of about 3 px around the label that holds the car's own edge)
+CAR_RING = (3.0, 8.0)
+
+
+def car_objects(truth: np.ndarray, irrg: np.ndarray, preds, seeds) -> list[dict]:
+    """Each car of a reference and whether the models find it: one dict per car.
+
+    A car is a 4-connected component of the eroded car label of ``truth`` ((H, W) uint8,
+    ``IGNORE`` on the eroded boundaries; two cars whose labels touch count as one).
+    ``irrg``: the reference's (3, H, W) uint8 IR-R-G digital numbers; ``preds``: one (H, W)
+    prediction per seed of ``seeds``. Keys: ``car`` (1..n in label order), ``row``/``col``
+    (centroid, px), ``pixels`` (scored), ``brightness`` (mean of IR, R, G over the car,
+    DN), ``brightness_std`` (std of that mean over its pixels: how much structure the car
+    shows), ``surroundings`` (mean brightness of the scored non-car pixels of its
+    :data:`CAR_RING`; None where there are none), ``contrast`` (brightness −
+    surroundings), ``recall_seed{s}`` (share of its pixels called car) per seed,
+    ``recall`` (their mean) and ``found`` (share of the seeds whose recall is at least
+    :data:`CAR_FOUND`). A dark car in shadow, within a few DN of the asphalt around it
+    and without structure, is near-invisible in IR-R-G: ``contrast`` and
+    ``brightness_std`` say which missed cars are such (docs/realism.md).
+    """
+    from scipy import ndimage
+
+    preds = [np.asarray(p) for p in preds]
+    seeds = [int(s) for s in seeds]
+    if len(preds) != len(seeds) or any(p.shape != truth.shape for p in preds) or irrg.shape[1:] != truth.shape:
+        raise ValueError(f"car_objects: one {truth.shape} prediction per seed and a (3, {truth.shape}) image "
+                         f"(got {[p.shape for p in preds]} for seeds {seeds}, image {irrg.shape})")
+    bright = irrg.astype(np.float64).mean(axis=0)
+    comp, n = ndimage.label(truth == CAR)
+    lo, hi = CAR_RING
+    pad = int(np.ceil(hi)) + 1
+    scored_other = (truth != CAR) & (truth != IGNORE)
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(comp), start=1):
+        box = tuple(slice(max(s.start - pad, 0), s.stop + pad) for s in sl)
+        car = comp[box] == i
+        dist = ndimage.distance_transform_edt(~car)
+        ring = (dist > lo) & (dist <= hi) & scored_other[box]
+        b = bright[box][car]
+        ys, xs = np.nonzero(car)
+        rec = {f"recall_seed{s}": float((p[box][car] == CAR).mean()) for s, p in zip(seeds, preds)}
+        sur = float(bright[box][ring].mean()) if ring.any() else None
+        out.append({
+            "car": i,
+            "row": float(ys.mean() + box[0].start),
+            "col": float(xs.mean() + box[1].start),
+            "pixels": int(car.sum()),
+            "brightness": float(b.mean()),
+            "brightness_std": float(b.std()),
+            "surroundings": sur,
+            "contrast": None if sur is None else float(b.mean()) - sur,
+            **rec,
+            "recall": float(np.mean(list(rec.values()))) if rec else None,
+            "found": float(np.mean([v >= CAR_FOUND for v in rec.values()])) if rec else None,
+        })
+    return out
 
 
 def sim_to_real(
