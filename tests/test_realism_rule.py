@@ -56,6 +56,9 @@ def test_realism_target_on_the_real_crop(tiny_local_run):
     assert len(cars) == summary["sim_to_real_cars_n"] == 12
     assert ((cars.contrast.abs() < 3) & (cars.brightness_std < 2.5)).sum() == 3
     assert list(cars.columns[-4:]) == ["recall_seed0", "recall_seed1", "recall", "found"]
+    # the same FCNs on the tiny run's validation areas, and the gap to the crop in realism.md
+    assert 0 <= summary["sim_to_real_in_domain_oa"] <= 100 and "sim_to_real_in_domain_oa_std" in summary
+    assert summary["sim_to_real_in_domain_areas"] and "| car F1 |" in (out / "realism.md").read_text()
     assert "band rate syn / real" in (out / "realism.md").read_text()  # the boundary split by class
     # class separability of the real crop (image only): its low vegetation and trees look alike
     assert 0.75 < summary["separability_low_veg_vs_tree_real"] < 0.95

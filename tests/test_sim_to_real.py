@@ -28,6 +28,7 @@ from vaiseg.models import FCN, SubpixelConvTranspose2d, load_model, save_model
 from vaiseg.patches import extract_fcn
 from vaiseg.raster import read_raster, write_raster
 from vaiseg.realism.sim_to_real import (
+    CAR_MIN_PIXELS,
     CAR_RING,
     DEMO_SETTINGS,
     car_objects,
@@ -302,7 +303,9 @@ def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
     import vaiseg.realism.run as run
     from vaiseg.realism.reference import load_mmseg_crop
 
-    _fake_crop(tmp_path)
+    _, mm = _fake_crop(tmp_path)
+    mm[20:30, 20:32] = 5  # one car of at least 120 px among the random labels' slivers
+    _png(tmp_path / "label.png", mm)
     (tmp_path / "stats.json").write_text(json.dumps(STATS))
     crop = {"irrg": str(tmp_path / "irrg.png"), "labels": str(tmp_path / "label.png")}
     for i in (0, 1):
@@ -315,7 +318,7 @@ def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
     out = tmp_path / "out"
     summary = run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt", tmp_path / "m1.pt"],
                                  stats=tmp_path / "stats.json", out_dir=out, crop=crop, T=3, seeds=[3, 5],
-                                 tile_size=32, device="cpu")
+                                 tile_size=32, device="cpu", validation_areas=[7])
     oas = [r["sim_to_real_oa"] for r in own]
     assert summary["sim_to_real_oa"] == pytest.approx(np.mean(oas))
     assert summary["sim_to_real_oa_std"] == pytest.approx(np.std(oas, ddof=1))
@@ -325,22 +328,67 @@ def test_realism_target_scores_one_model_per_seed(tmp_path, monkeypatch):
     first, _ = read_raster(tmp_path / "own0.tif")
     assert np.array_equal(written, first) and sorted(p.name for p in out.glob("*.tif")) == ["real_crop_pred.tif"]
     assert "seed 5: OA" in (out / "realism.md").read_text()
-    # the reference's cars (the fake crop's random labels: many small ones), recall per seed
+    # the reference's cars (the one car and the random labels' slivers), recall per seed
     # from each seed's own prediction, in the seeds' order
     cars = pd.read_csv(out / "real_cars.csv")
     sample = load_mmseg_crop(crop["irrg"], crop["labels"])
     second, _ = read_raster(tmp_path / "own1.tif")
     expect = car_objects(sample.labels, sample.irrg, [first[0], second[0]], [3, 5])
     assert list(cars.columns) == run.car_columns([3, 5])
-    assert len(cars) == len(expect) == summary["sim_to_real_cars_n"] > 1
+    assert len(cars) == len(expect) > 1
     for key in ("pixels", "brightness", "recall_seed3", "recall_seed5", "found"):
         np.testing.assert_allclose(cars[key], [c[key] for c in expect], rtol=1e-3, err_msg=key)
-    assert summary["sim_to_real_cars_found"] == pytest.approx(100 * np.mean([c["found"] for c in expect]))
+    big = [c["found"] for c in expect if c["pixels"] >= CAR_MIN_PIXELS]
+    assert len(big) == summary["sim_to_real_cars_n"] == 1  # the fake crop's slivers not counted
+    assert summary["sim_to_real_cars_found"] == pytest.approx(100 * np.mean(big))
+    # in-domain: the "validation area" is the crop itself here, so the same models with the
+    # same seeds give the sim-to-real scores again, seed by seed, and a gap of 0
+    for key in ("oa", "avg_f1", "car_f1", "cars_found"):
+        assert summary[f"sim_to_real_in_domain_{key}"] == pytest.approx(summary[f"sim_to_real_{key}"]), key
+    assert summary["sim_to_real_in_domain_oa_std"] == pytest.approx(summary["sim_to_real_oa_std"])
+    assert [r["seed"] for r in summary["sim_to_real_in_domain_seeds"]] == [3, 5]
+    assert summary["sim_to_real_in_domain_areas"] == [7]
+    md = (out / "realism.md").read_text()
+    assert f"| OA | {summary['sim_to_real_oa']:.2f} | {summary['sim_to_real_oa']:.2f} | 0.00 |" in md
     assert "| real crop | 1 |" in (out / "realism.md").read_text()
     assert json.loads((out / "summary.json").read_text())["sim_to_real_oa_std"] == pytest.approx(summary["sim_to_real_oa_std"])
     with pytest.raises(ValueError, match="one model per seed"):
         run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt"], stats=tmp_path / "stats.json",
                            out_dir=out, crop=crop, seeds=[3, 5])
+
+
+def test_realism_target_on_real_isprs_areas(tmp_path, monkeypatch):
+    """The ISPRS-archive reference: every seed's model predicts every real area, the
+    scores pooled over the areas, the rasters the first seed's, the cars named by area.
+    Both real areas are the fake crop here, so the pooled scores are the crop's own."""
+    import vaiseg.realism.run as run
+    from vaiseg.realism.reference import load_mmseg_crop
+
+    _, mm = _fake_crop(tmp_path)
+    mm[20:30, 20:32] = 5
+    _png(tmp_path / "label.png", mm)
+    (tmp_path / "stats.json").write_text(json.dumps(STATS))
+    for i in (0, 1):
+        _tiny_model(tmp_path / f"m{i}.pt", seed=i)
+    crop = load_mmseg_crop(tmp_path / "irrg.png", tmp_path / "label.png")
+    monkeypatch.setattr(run, "load_isprs_areas",
+                        lambda manifest, areas, prefix="area": [dataclasses.replace(crop, name=f"{prefix}{a}") for a in areas])
+    own = [sim_to_real(tmp_path / f"m{i}.pt", tmp_path / "stats.json", tmp_path / "irrg.png", tmp_path / "label.png",
+                       tmp_path / f"own{i}.tif", T=3, seed=s, tile_size=32, device="cpu") for i, s in ((0, 3), (1, 5))]
+    out = tmp_path / "out"
+    summary = run.realism_target(manifest=None, synthetic_areas=[1], model=[tmp_path / "m0.pt", tmp_path / "m1.pt"],
+                                 stats=tmp_path / "stats.json", out_dir=out, reference_manifest=tmp_path / "ref.json",
+                                 reference_areas=[11, 15], T=3, seeds=[3, 5], tile_size=32, device="cpu")
+    for r, o in zip(summary["sim_to_real_seeds"], own):
+        assert r["sim_to_real_oa"] == pytest.approx(o["sim_to_real_oa"]) and r["sim_to_real_car_f1"] == pytest.approx(o["sim_to_real_car_f1"])
+    assert sorted(p.name for p in out.glob("*.tif")) == ["real_area11_pred.tif", "real_area15_pred.tif"]
+    first, _ = read_raster(tmp_path / "own0.tif")
+    for area in (11, 15):
+        assert np.array_equal(read_raster(out / f"real_area{area}_pred.tif")[0], first)
+    cars = pd.read_csv(out / "real_cars.csv")
+    n = len(car_objects(crop.labels, crop.irrg, [first[0]], [3]))
+    assert cars.reference.value_counts().to_dict() == {"real area11": n, "real area15": n}
+    assert summary["sim_to_real_cars_n"] == 2 and "sim_to_real_in_domain_oa" not in summary
 
 
 def test_car_objects_by_hand():

@@ -84,6 +84,7 @@ rule realism:
         **REALISM_PREDS,
     params:
         synthetic_areas=REALISM_AREAS,
+        validation_areas=VAL_AREAS,
         crop=None if REALISM_ISPRS else REALISM_CROP,
         reference_areas=REALISM_ISPRS["areas"] if REALISM_ISPRS else [],
         T=INFER["mc_samples"],

@@ -14,6 +14,7 @@ p, i = snakemake.params, snakemake.input
 realism_target(
     manifest=i.manifest,
     synthetic_areas=p.synthetic_areas,
+    validation_areas=p.validation_areas,
     model=list(i.models),
     stats=i.stats,
     out_dir=Path(snakemake.output.summary).parent,

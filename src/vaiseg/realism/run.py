@@ -24,10 +24,11 @@ from ..atomic import atomic_path
 from ..errors import DataError
 from ..raster import read_raster, write_label_raster
 from .reference import load_isprs_areas, load_mmseg_crop
-from .report import realism_report
-from .sim_to_real import car_objects, crop_scores, predict_crop, sim_to_real, standardise_real
+from .report import IN_DOMAIN, realism_report
+from .sim_to_real import CAR_MIN_PIXELS, car_objects, crop_scores, predict_crop, sim_to_real, standardise_real
 
 log = logging.getLogger(__name__)
+
 
 def car_columns(seeds) -> list[str]:
     """The columns of ``real_cars.csv`` (:func:`car_table`'s rows) for ``seeds``."""
@@ -58,23 +59,55 @@ def seed_summary(per_seed: Sequence[dict], seeds: Sequence[int]) -> dict:
     return out
 
 
-def car_table(real, preds, seeds, names=None) -> tuple[list[dict], dict]:
-    """The cars of every reference sample (:func:`car_objects`) and their summary.
+def score_areas(models, seeds, samples, stats, *, T: int = 10, tile_size: int = 512, device: str = "auto",
+                out_paths=None, path=None) -> tuple[list[dict], list[list[np.ndarray]]]:
+    """Every model of ``models`` (one per seed of ``seeds``) on ``samples``, their IR-R-G
+    standardised once with ``stats``: (per seed, :func:`crop_scores` pooled over the
+    samples; per seed, each sample's prediction). ``out_paths``: a label raster path per
+    sample, written with the first seed's predictions; ``path``: what a bad-label
+    DataError names."""
+    images = [standardise_real(s.irrg, stats) for s in samples]
+    per_seed, preds = [], []
+    for i, (m, sd) in enumerate(zip(models, seeds)):
+        p = [predict_crop(m, image, T=T, seed=sd, tile_size=tile_size, device=device) for image in images]
+        if i == 0 and out_paths is not None:
+            for out, pred in zip(out_paths, p):
+                write_label_raster(out, pred, None)
+        preds.append(p)
+        per_seed.append(crop_scores(np.concatenate([s.labels.ravel() for s in samples]),
+                                    np.concatenate([x.ravel() for x in p]), path=path))
+    return per_seed, preds
 
-    ``real``: the reference samples; ``preds[i][j]``: sample ``j``'s prediction by the
-    model of ``seeds[i]``; ``names``: the samples' names in the table (default their
-    ``name``). Returns (rows, summary): rows are car_objects' dicts with ``reference`` (the
-    sample's name) first; summary has ``sim_to_real_cars_n`` (cars) and
-    ``sim_to_real_cars_found`` (the share of them found, in percent, mean over the seeds;
-    None without cars).
+
+def car_table(samples, preds, seeds) -> tuple[list[dict], dict]:
+    """The cars of every sample (:func:`car_objects`) and their summary.
+
+    ``samples``: e.g. the reference's; ``preds[i][j]``: sample ``j``'s prediction by the
+    model of ``seeds[i]``. Returns (rows, summary): rows are car_objects' dicts with
+    ``reference`` (the sample's name) first; summary has ``sim_to_real_cars_n`` (the cars
+    of at least :data:`CAR_MIN_PIXELS` scored pixels; the rows list every car) and
+    ``sim_to_real_cars_found`` (the share of those found, in percent, mean over the
+    seeds; None without any).
     """
-    names = [s.name for s in real] if names is None else list(names)
     rows = []
-    for j, (sample, name) in enumerate(zip(real, names)):
+    for j, sample in enumerate(samples):
         cars = car_objects(sample.labels, sample.irrg, [p[j] for p in preds], seeds)
-        rows += [{"reference": name, **c} for c in cars]
-    found = [100.0 * float(r["found"]) for r in rows]
-    return rows, {"sim_to_real_cars_n": len(rows), "sim_to_real_cars_found": float(np.mean(found)) if found else None}
+        rows += [{"reference": sample.name, **c} for c in cars]
+    found = [100.0 * float(r["found"]) for r in rows if r["pixels"] >= CAR_MIN_PIXELS]
+    return rows, {"sim_to_real_cars_n": len(found), "sim_to_real_cars_found": float(np.mean(found)) if found else None}
+
+
+def in_domain_summary(per_seed, preds, samples, seeds, areas) -> dict:
+    """The sim-to-real FCNs on the run's own validation areas: ``per_seed`` their
+    :func:`crop_scores` (pooled over ``samples``), ``preds`` their predictions
+    (:func:`score_areas`). :func:`seed_summary`'s keys with ``sim_to_real`` replaced by
+    ``sim_to_real_in_domain`` (``_oa``, ``_avg_f1``, ``_car_f1``, their ``_std``, ``_seeds``),
+    ``sim_to_real_in_domain_cars_found`` (:func:`car_table`) and ``..._areas``."""
+    out = {k.replace("sim_to_real", IN_DOMAIN, 1): v for k, v in seed_summary(per_seed, seeds).items()}
+    _, cars = car_table(samples, preds, seeds)
+    out[f"{IN_DOMAIN}_cars_found"] = cars["sim_to_real_cars_found"]
+    out[f"{IN_DOMAIN}_areas"] = [int(a) for a in areas]
+    return out
 
 
 def realism_target(
@@ -92,6 +125,7 @@ def realism_target(
     seeds: Sequence[int] | None = None,
     tile_size: int = 512,
     device: str = "auto",
+    validation_areas: Sequence[int] = (),
 ) -> dict:
     """Write summary.json, realism.csv, realism.md, realism.png and the real prediction(s)
     into ``out_dir``; returns the summary.
@@ -102,7 +136,10 @@ def realism_target(
     ``reference_manifest`` + ``reference_areas`` (real ISPRS areas; predictions ->
     ``real_area{N}_pred.tif``, scores pooled over the areas). ``real_cars.csv``: each car of
     the reference, how bright it is against its surroundings and how much of it each
-    seed's model calls car (:func:`car_table`).
+    seed's model calls car (:func:`car_table`). ``validation_areas``: the run's validation
+    areas (in ``manifest``), on which the same FCNs are scored too
+    (:func:`in_domain_summary`): what they reach on the scenes they were made for, so the
+    sim-to-real score reads as that minus the domain gap.
 
     Seeds: ``model`` is one path, or one path per seed of ``seeds`` (default ``[seed]``;
     each model's MC-dropout masks use its seed). The headline ``sim_to_real_*`` numbers are
@@ -128,33 +165,29 @@ def realism_target(
         if reference_manifest is None
         else load_isprs_areas(reference_manifest, reference_areas, prefix="real area")
     )
-    # real ISPRS areas: standardised once, predicted by every seed's model
-    images = [] if reference_manifest is None else [standardise_real(s.irrg, stats) for s in real]
-    per_seed, preds = [], []
-    with tempfile.TemporaryDirectory() as scratch:
-        for i, (m, sd) in enumerate(zip(models, seeds)):
-            pred_dir = out_dir if i == 0 else Path(scratch)  # the rasters: the first seed's
-            if reference_manifest is None:
-                per_seed.append(sim_to_real(m, stats, crop["irrg"], crop["labels"], pred_dir / "real_crop_pred.tif",
-                                            T=T, seed=sd, tile_size=tile_size, device=device))
-                preds.append([read_raster(pred_dir / "real_crop_pred.tif")[0][0]])
-                continue
-            truths, preds_i = [], []
-            for area, s, image in zip(reference_areas, real, images):
-                pred = predict_crop(m, image, T=T, seed=sd, tile_size=tile_size, device=device)
-                write_label_raster(pred_dir / f"real_area{int(area)}_pred.tif", pred, None)
-                truths.append(s.labels)
-                preds_i.append(pred)
-            preds.append(preds_i)
-            per_seed.append(crop_scores(np.concatenate([t.ravel() for t in truths]),
-                                        np.concatenate([p.ravel() for p in preds_i]), path=reference_manifest))
+    if reference_manifest is None:
+        per_seed, preds = [], []
+        with tempfile.TemporaryDirectory() as scratch:
+            for i, (m, sd) in enumerate(zip(models, seeds)):
+                out = (out_dir if i == 0 else Path(scratch)) / "real_crop_pred.tif"  # the first seed's raster
+                per_seed.append(sim_to_real(m, stats, crop["irrg"], crop["labels"], out, T=T, seed=sd,
+                                            tile_size=tile_size, device=device))
+                preds.append([read_raster(out)[0][0]])
+    else:
+        per_seed, preds = score_areas(models, seeds, real, stats, T=T, tile_size=tile_size, device=device,
+                                      out_paths=[out_dir / f"real_area{int(a)}_pred.tif" for a in reference_areas],
+                                      path=reference_manifest)
     s2r = per_seed[0]
     extra = seed_summary(per_seed, seeds)
     extra["sim_to_real"] = {k: v for k, v in s2r.items() if k not in HEADLINE}
-    cars, car_summary = car_table(real, preds, seeds,
-                                  None if reference_manifest is None else [f"area{int(a)}" for a in reference_areas])
+    cars, car_summary = car_table(real, preds, seeds)
     extra.update(car_summary)
     extra["sim_to_real_cars"] = cars
+    if validation_areas:
+        # the same FCNs on the run's own validation areas (IR-R-G): what they reach in-domain
+        val = load_isprs_areas(manifest, validation_areas, prefix="validation area")
+        own, own_preds = score_areas(models, seeds, val, stats, T=T, tile_size=tile_size, device=device, path=manifest)
+        extra.update(in_domain_summary(own, own_preds, val, seeds, validation_areas))
     with atomic_path(out_dir / "real_cars.csv") as tmp:
         pd.DataFrame(cars, columns=car_columns(seeds)).to_csv(tmp, index=False, float_format="%.4g")
     summary = realism_report(synthetic, real, out_dir, extra_summary=extra)
