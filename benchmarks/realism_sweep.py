@@ -55,6 +55,10 @@ YARDSTICK = (
     ("shadow_fraction_synthetic", "shadow_fraction_real"),
     ("gradient_median_synthetic", "gradient_median_real"),
     ("separability_low_veg_vs_tree_synthetic", "separability_low_veg_vs_tree_real"),
+    # the same FCNs on the run's own validation areas: a variant that makes the scenes
+    # harder lowers these, and the gap to the sim-to-real columns is the domain's cost
+    ("sim_to_real_in_domain_oa", None),
+    ("sim_to_real_in_domain_car_f1", None),
 )
 
 _DENSER = np.array(  # town.KIND_P with every density's mix moved half a step toward the old-town core

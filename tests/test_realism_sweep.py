@@ -265,10 +265,13 @@ def test_the_script_on_the_tiny_config(tmp_path):
     assert y1["gradient_median_synthetic"] < y0["gradient_median_synthetic"]
     assert y1["boundary_fraction_synthetic"] == y0["boundary_fraction_synthetic"]
     assert y0["gradient_median_real"] == y1["gradient_median_real"]
+    # the same FCNs on the run's validation areas, a column of the report
+    assert 0 <= y0["sim_to_real_in_domain_oa"] <= 100 and 0 <= y1["sim_to_real_in_domain_oa"] <= 100
     for v in ("base", "blur_more"):  # each variant's run in its own run_name
         assert (project / "results" / f"sweep_{v}" / "realism" / "real_crop_pred.tif").is_file()
         assert yaml.safe_load((project / "results" / f"sweep_{v}" / "realism" / "summary.json").read_text())
-    assert "| blur_more |" in (tmp_path / "out" / "realism_sweep.md").read_text()
+    md = (tmp_path / "out" / "realism_sweep.md").read_text()
+    assert "| blur_more |" in md and "sim_to_real_in_domain_oa" in md.splitlines()[0]
     assert (tmp_path / "out" / "realism_sweep_logs.tar.gz").is_file()
 
 
