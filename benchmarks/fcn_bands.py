@@ -54,31 +54,51 @@ def parse_bands(text: str) -> tuple[int, ...]:
     return bands
 
 
-def band_row(run, bands: tuple[int, ...], work: Path) -> dict:
-    """Train (or reuse) the run's FCN on ``bands`` under ``work`` and score it."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished run as this script needs it: its folders, config and seed, and its
+    validation areas' normalised images and eroded ground truth (read once)."""
+
+    results: Path
+    own: Path
+    config: dict
+    seed: int
+    areas: list  # [(image (5, H, W), eroded GT (H, W), its path)]
+
+
+def load_run(run) -> Run:
+    """The run at ``run`` (a results folder or ``.../seeds/<seed>``) with its validation areas."""
     results, own = run_folders(run)
     config = run_config(results)
     seed = int(own.name) if own != results else int(config["seed"])
-    settings = dataclasses.replace(TrainSettings.from_config(config, "FCN"), seed=seed, bands=bands)
-    out = work / f"bands{''.join(map(str, bands))}_seed{seed}"
+    areas = []
+    for area in validation_areas(results):
+        truth_path = results / "data" / str(area) / "labels_eroded.tif"
+        areas.append((read_raster(results / "data" / str(area) / "image.tif")[0], read_label_raster(truth_path),
+                      truth_path))
+    return Run(results, own, config, seed, areas)
+
+
+def band_row(run: Run, bands: tuple[int, ...], work: Path) -> dict:
+    """Train (or reuse) the run's FCN on ``bands`` under ``work`` and score it."""
+    settings = dataclasses.replace(TrainSettings.from_config(run.config, "FCN"), seed=run.seed, bands=bands)
+    out = work / f"bands{''.join(map(str, bands))}_seed{run.seed}"
     train_s = None  # a model kept in --work from an earlier call: not timed
     if not (out / "model.pt").is_file():
         t0 = time.time()
-        train("FCN", own / "patches" / "fcn.npz", results / "data", out / "model.pt", out / "history.csv",
-              out / "checkpoint", settings, cache_dir=out / "cache", stats=str(results / "data" / "stats.json"),
-              device="cpu")
+        train("FCN", run.own / "patches" / "fcn.npz", run.results / "data", out / "model.pt", out / "history.csv",
+              out / "checkpoint", settings, cache_dir=out / "cache",
+              stats=str(run.results / "data" / "stats.json"), device="cpu")
         train_s = round(time.time() - t0, 1)
-    infer = config.get("infer", {})
+    infer = run.config.get("infer", {})
     cm = np.zeros((N_CLASSES, N_CLASSES), np.int64)
-    for area in validation_areas(results):
-        image, _ = read_raster(results / "data" / str(area) / "image.tif")
-        truth_path = results / "data" / str(area) / "labels_eroded.tif"
-        pred = predict_crop(out / "model.pt", image, T=int(infer.get("mc_samples", 10)), seed=seed,
+    for image, truth, truth_path in run.areas:
+        pred = predict_crop(out / "model.pt", image, T=int(infer.get("mc_samples", 10)), seed=run.seed,
                             tile_size=int(infer.get("tile_size", 512)), device="cpu")
-        cm += confusion_matrix(read_label_raster(truth_path), pred, N_CLASSES, path=truth_path)
+        cm += confusion_matrix(truth, pred, N_CLASSES, path=truth_path)
     sc = scores(cm)
     pct = {k: None if v is None else 100.0 * float(v) for k, v in sc.items()}
-    return {"bands": "+".join(BANDS[b] for b in bands), "seed": seed, "threads": torch.get_num_threads(),
+    return {"bands": "+".join(BANDS[b] for b in bands), "seed": run.seed, "threads": torch.get_num_threads(),
             "overall_acc": pct["overall_acc"], "avg_f1": pct["avg_f1"],
             **{f"{k}_f1": pct[f"{k}_f1"] for k in KEYS[:5]},
             "car_precision": pct["car_precision"], "car_recall": pct["car_recall"], "train_s": train_s}
@@ -93,7 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the run's, to retrain its FCN exactly)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [band_row(args.run, b, args.work) for b in args.bands]
+    run = load_run(args.run)
+    rows = [band_row(run, b, args.work) for b in args.bands]
     for r in rows:
         print(f"{r['bands']:<20} OA {r['overall_acc']:.2f}  avg F1 {r['avg_f1']:.2f}  car F1 {r['car_f1']:.2f} "
               f"(P {r['car_precision']:.1f}, R {r['car_recall']:.1f})", flush=True)

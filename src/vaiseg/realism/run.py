@@ -67,6 +67,7 @@ def score_areas(models, seeds, samples, stats, *, T: int = 10, tile_size: int = 
     sample, written with the first seed's predictions; ``path``: what a bad-label
     DataError names."""
     images = [standardise_real(s.irrg, stats) for s in samples]
+    truth = np.concatenate([s.labels.ravel() for s in samples])
     per_seed, preds = [], []
     for i, (m, sd) in enumerate(zip(models, seeds)):
         p = [predict_crop(m, image, T=T, seed=sd, tile_size=tile_size, device=device) for image in images]
@@ -74,8 +75,7 @@ def score_areas(models, seeds, samples, stats, *, T: int = 10, tile_size: int = 
             for out, pred in zip(out_paths, p):
                 write_label_raster(out, pred, None)
         preds.append(p)
-        per_seed.append(crop_scores(np.concatenate([s.labels.ravel() for s in samples]),
-                                    np.concatenate([x.ravel() for x in p]), path=path))
+        per_seed.append(crop_scores(truth, np.concatenate([x.ravel() for x in p]), path=path))
     return per_seed, preds
 
 

@@ -228,12 +228,14 @@ def car_objects(truth: np.ndarray, irrg: np.ndarray, preds, seeds) -> list[dict]
     """
     from scipy import ndimage
 
+    from .measures import brightness
+
     preds = [np.asarray(p) for p in preds]
     seeds = [int(s) for s in seeds]
     if len(preds) != len(seeds) or any(p.shape != truth.shape for p in preds) or irrg.shape[1:] != truth.shape:
         raise ValueError(f"car_objects: one {truth.shape} prediction per seed and a (3, {truth.shape}) image "
                          f"(got {[p.shape for p in preds]} for seeds {seeds}, image {irrg.shape})")
-    bright = irrg.astype(np.float64).mean(axis=0)
+    bright = brightness(irrg)
     comp, n = ndimage.label(truth == CAR)
     lo, hi = CAR_RING
     pad = int(np.ceil(hi)) + 1
@@ -244,10 +246,10 @@ def car_objects(truth: np.ndarray, irrg: np.ndarray, preds, seeds) -> list[dict]
         car = comp[box] == i
         dist = ndimage.distance_transform_edt(~car)
         ring = (dist > lo) & (dist <= hi) & scored_other[box]
-        b = bright[box][car]
+        b = bright[box][car].astype(np.float64)
         ys, xs = np.nonzero(car)
         rec = {f"recall_seed{s}": float((p[box][car] == CAR).mean()) for s, p in zip(seeds, preds)}
-        sur = float(bright[box][ring].mean()) if ring.any() else None
+        sur = float(bright[box][ring].mean(dtype=np.float64)) if ring.any() else None
         out.append({
             "car": i,
             "row": float(ys.mean() + box[0].start),
